@@ -1,0 +1,90 @@
+"""aiblog: a fast, observable Flask blog with AI writing."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Application factory.
+
+    ``config`` overrides values read from the environment (tests use it).
+    """
+    from . import config as settings
+    from .extensions import csrf, db, limiter, login_manager, migrate
+    from .services import Services
+
+    app = Flask(__name__, instance_relative_config=False)
+    values = settings.load(overrides=config)
+    app.config.update(values)
+    app.config.update(
+        SECRET_KEY=values["SECRET_KEY"],
+        SQLALCHEMY_DATABASE_URI=_database_uri(values["DATABASE_URL"]),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(values),
+        MAX_CONTENT_LENGTH=values["MAX_CONTENT_LENGTH"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=values["BLOG_ENV"] == "production"
+        and os.environ.get("SESSION_COOKIE_SECURE", "1") != "0",
+        WTF_CSRF_TIME_LIMIT=None,  # token lives as long as the session
+        RATELIMIT_STORAGE_URI=values["REDIS_URL"] or "memory://",
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_HEADERS_ENABLED=True,
+        JSON_SORT_KEYS=False,
+    )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    Services.init_app(app)
+
+    from . import errors, monitoring
+    from .admin import bp as admin_bp
+    from .ai import bp as ai_bp
+    from .api import bp as api_bp
+    from .auth import bp as auth_bp
+    from .health import bp as health_bp
+    from .posts import bp as posts_bp
+
+    for blueprint in (health_bp, auth_bp, posts_bp, admin_bp, ai_bp, api_bp):
+        app.register_blueprint(blueprint)
+    errors.init_app(app)
+    monitoring.init_app(app)
+
+    from .cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _database_uri(url: str) -> str:
+    # Heroku-style URLs and a relative SQLite path that works from any cwd.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            path = os.path.abspath(path)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            url = "sqlite:///" + path
+    return url
+
+
+def _engine_options(values: dict[str, Any]) -> dict[str, Any]:
+    if values["DATABASE_URL"].startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_size": values["DB_POOL_SIZE"],
+        "max_overflow": values["DB_POOL_SIZE"] * 2,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "pool_timeout": 10,
+    }

@@ -1,0 +1,98 @@
+"""Helpers shared by the API views: JSON bodies, errors and authentication."""
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from flask import abort, current_app, g, jsonify, request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import db
+from ..models import User
+
+
+class ApiError(HTTPException):
+    def __init__(self, code: int, message: str):
+        super().__init__(description=message)
+        self.code = code
+
+
+def fail(code: int, message: str):
+    raise ApiError(code, message)
+
+
+def json_body() -> dict:
+    """The request body as a JSON object, or a 400 that says what is wrong."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        fail(400, "request body must be a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(400, "request body is not valid UTF-8")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        fail(400, f"malformed JSON: {getattr(exc, 'msg', 'too deeply nested')}")
+    if not isinstance(data, dict):
+        fail(400, "request body must be a JSON object")
+    return data
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="aiblog-api-token")
+
+
+def issue_token(user: User) -> str:
+    # The password hash's tail is part of the token: changing the password
+    # revokes every token issued before.
+    return _serializer().dumps({"uid": user.id, "pw": user.password_hash[-12:]})
+
+
+def user_from_token(token: str) -> User | None:
+    try:
+        data = _serializer().loads(token, max_age=current_app.config["API_TOKEN_TTL"])
+    except (SignatureExpired, BadSignature):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
+        return None
+    user = db.session.get(User, data["uid"])
+    if user is None or user.password_hash[-12:] != data.get("pw"):
+        return None
+    return user
+
+
+def token_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            fail(401, "send 'Authorization: Bearer <token>'; get a token from POST /api/v1/tokens")
+        user = user_from_token(token.strip())
+        if user is None:
+            fail(401, "the token is invalid or expired; get a new one from POST /api/v1/tokens")
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def page_arg(name: str = "page", default: int = 1, maximum: int = 100_000) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        fail(400, f"'{name}' must be an integer between 1 and {maximum}")
+    return int(raw)
+
+
+def created(payload: dict, location: str):
+    response = jsonify(payload)
+    response.status_code = 201
+    response.headers["Location"] = location
+    return response
+
+
+__all__ = ["ApiError", "fail", "json_body", "issue_token", "token_required", "page_arg", "created", "abort"]

@@ -1,0 +1,146 @@
+"""The OpenAPI 3 document of /api/v1. A test checks it against the URL map."""
+from flask import jsonify
+
+from ..models import BODY_MAX, TITLE_MAX
+from . import bp
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+_JSON_ONLY = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+ERRORS = {
+    "400": _error("Invalid input; `message` says what is wrong."),
+    "401": _error("Missing, invalid or expired token."),
+    "403": _error("Authenticated but not allowed."),
+    "404": _error("No such object."),
+    "413": _error("Request body larger than 1 MiB."),
+    "429": _error("Rate limit or LLM capacity exceeded; see `Retry-After`."),
+}
+BEARER = [{"bearerAuth": []}]
+POST_ID = {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+PAGE = {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}}
+PER_PAGE = {"name": "per_page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+
+
+def _json(schema_ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def _pick(*codes: str) -> dict:
+    return {code: ERRORS[code] for code in codes}
+
+
+def document() -> dict:
+    post_input = {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
+            "body": {"type": "string", "minLength": 1, "maxLength": BODY_MAX},
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "aiblog API", "version": "1.0.0",
+                 "description": "Posts and AI generation. Get a token with HTTP Basic at POST /tokens, "
+                                "then send `Authorization: Bearer <token>`."},
+        "servers": [{"url": "/api/v1"}],
+        "paths": {
+            "/tokens": {"post": {
+                "summary": "Exchange username and password (HTTP Basic) for a token",
+                "security": [{"basicAuth": []}],
+                "responses": {"200": _json("Token", "A bearer token"), **_pick("401", "429")},
+            }},
+            "/posts": {
+                "get": {
+                    "summary": "Posts, newest first", "parameters": [PAGE, PER_PAGE],
+                    "responses": {"200": _json("PostPage", "One page of posts"), **_pick("400")},
+                },
+                "post": {
+                    "summary": "Create a post", "security": BEARER,
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        **post_input, "required": ["title", "body"]}}}},
+                    "responses": {"201": _json("Post", "The new post"), **_pick("400", "401", "403", "413")},
+                },
+            },
+            "/posts/{post_id}": {
+                "get": {"summary": "One post", "parameters": [POST_ID],
+                        "responses": {"200": _json("Post", "The post"), **_pick("404")}},
+                "patch": {
+                    "summary": "Change a post (author or admin)", "security": BEARER, "parameters": [POST_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {**post_input, "minProperties": 1}}}},
+                    "responses": {"200": _json("Post", "The changed post"), **_pick("400", "401", "403", "404", "413")},
+                },
+                "delete": {
+                    "summary": "Delete a post (author or admin)", "security": BEARER, "parameters": [POST_ID],
+                    "responses": {"204": {"description": "Deleted"}, **_pick("401", "403", "404")},
+                },
+            },
+            "/generate": {"post": {
+                "summary": "Generate a blog post from a title with the LLM",
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["title"], "additionalProperties": False,
+                    "properties": {
+                        "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
+                        "mode": {"type": "string", "enum": ["sync", "stream", "background"], "default": "sync"},
+                    }}}}},
+                "responses": {
+                    "200": {"description": "sync: the generated text; stream: Server-Sent Events",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Generation"}},
+                                        "text/event-stream": {"schema": {"type": "string"}}}},
+                    "202": _json("JobAccepted", "background: the job was queued"),
+                    **_pick("400", "401", "413", "429"),
+                    "502": _error("The LLM answered badly or cut the stream."),
+                    "503": _error("The LLM is unavailable (circuit open or unreachable)."),
+                    "504": _error("The LLM did not answer in time."),
+                },
+            }},
+            "/jobs/{job_id}": {"get": {
+                "summary": "State of a background generation", "security": BEARER,
+                "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 64}}],
+                "responses": {"200": _json("Job", "The job"), **_pick("401", "404")},
+            }},
+        },
+        "components": {
+            "securitySchemes": {
+                "basicAuth": {"type": "http", "scheme": "basic"},
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "message", "status"], "properties": {
+                    "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}},
+                "Token": {"type": "object", "required": ["token"], "properties": {
+                    "token": {"type": "string"}, "expires_in": {"type": "integer"}, "username": {"type": "string"}}},
+                "Post": {"type": "object", "required": ["id", "title", "body", "html", "author", "created_at"], "properties": {
+                    "id": {"type": "integer"}, "title": {"type": "string"}, "body": {"type": "string"},
+                    "html": {"type": "string"}, "author": {"type": "string"}, "author_id": {"type": "integer"},
+                    "ai_generated": {"type": "boolean"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"}}},
+                "PostPage": {"type": "object", "required": ["items", "page", "pages", "total"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
+                    "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                    "pages": {"type": "integer"}, "total": {"type": "integer"}}},
+                "Generation": {"type": "object", "required": ["title", "content", "cached"], "properties": {
+                    "title": {"type": "string"}, "content": {"type": "string"}, "html": {"type": "string"},
+                    "cached": {"type": "boolean"}, "deduplicated": {"type": "boolean"},
+                    "model": {"type": "string"}, "prompt_version": {"type": "string"},
+                    "simulated": {"type": "boolean"}, "generation_seconds": {"type": "number"}}},
+                "JobAccepted": {"type": "object", "required": ["id", "status"], "properties": {
+                    "id": {"type": "string"}, "status": {"type": "string"}, "url": {"type": "string"}}},
+                "Job": {"type": "object", "required": ["id", "status"], "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                    "result": {"$ref": "#/components/schemas/Generation"},
+                    "error": {"type": "string"}}},
+            },
+        },
+    }
+
+
+@bp.route("/openapi.json")
+def openapi():
+    return jsonify(document())

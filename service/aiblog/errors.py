@@ -1,0 +1,64 @@
+"""Error pages: HTML for the site, JSON under /api/. Never a bare traceback."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    401: "You need to log in for that.",
+    403: "You are not allowed to do that.",
+    404: "There is nothing here. The page may have been moved or deleted.",
+    405: "That method is not allowed here.",
+    413: "That is too large. Requests may be at most 1 MiB.",
+    429: "Too many requests. Please wait a moment and try again.",
+    500: "Something went wrong on our side. It has been logged.",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def error_response(code: int, name: str, message: str, headers=None):
+    if wants_json():
+        response = jsonify(error=name, message=message, status=code)
+    else:
+        response = render_template("errors/error.html", code=code, name=name, message=message)
+    return response, code, headers or {}
+
+
+def _http_error(exc: HTTPException):
+    code = exc.code or 500
+    # A description given by abort(code, "...") is meant for the user.
+    default = type(exc).description
+    message = exc.description if exc.description and exc.description != default else MESSAGES.get(code, exc.description)
+    headers = {}
+    if code == 429:
+        retry_after = getattr(exc, "retry_after", None)
+        headers["Retry-After"] = str(retry_after or 60)
+    if code == 405 and exc.valid_methods:
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    if code == 401 and request.path.startswith("/api/"):
+        headers["WWW-Authenticate"] = 'Bearer realm="aiblog"'
+    return error_response(code, exc.name, message, headers)
+
+
+def _csrf_error(exc: CSRFError):
+    return error_response(400, "Bad Request", f"The form has expired or is missing its CSRF token ({exc.description}). Reload the page and try again.")
+
+
+def _unhandled(exc: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, InternalServerError.name, MESSAGES[500])
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unhandled)

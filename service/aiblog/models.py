@@ -1,0 +1,98 @@
+"""The blog's data: users and posts. Schema changes go through Alembic."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, Boolean
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+TITLE_MAX = 200
+BODY_MAX = 100_000
+USERNAME_MAX = 40
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Role(str, enum.Enum):
+    READER = "reader"
+    AUTHOR = "author"
+    ADMIN = "admin"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False, default=Role.AUTHOR.value)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    posts: Mapped[list["Post"]] = relationship(back_populates="author", passive_deletes=True)
+
+    def set_password(self, password: str) -> None:
+        # scrypt: memory-hard, Werkzeug's default since 3.0.
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN.value
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (Role.AUTHOR.value, Role.ADMIN.value)
+
+    def can_edit(self, post: "Post") -> bool:
+        return self.is_admin or post.author_id == self.id
+
+
+class Post(db.Model):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    # Sanitized HTML rendered once at write time, so reads never parse Markdown.
+    html: Mapped[str] = mapped_column(Text, nullable=False)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    ai_generated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+    author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
+
+    __table_args__ = (
+        # Home page: newest first; id breaks ties between equal timestamps.
+        Index("ix_posts_created_at_id", "created_at", "id"),
+        # Author pages: one author's posts, newest first.
+        Index("ix_posts_author_id_created_at", "author_id", "created_at"),
+    )
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "html": self.html,
+            "author": self.author.username,
+            "author_id": self.author_id,
+            "ai_generated": self.ai_generated,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:  # SQLite drops the zone; values are stored in UTC.
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()

@@ -1,0 +1,182 @@
+"""Rendered-page cache with generation-based invalidation.
+
+Every cached page belongs to a *scope*: ``lists`` (home and author pages) or
+``post:<id>``. A scope has a generation number; the cache key contains it.
+A write bumps the generations of the scopes it changed *after* its commit and
+before its response, so the next read from any worker computes a new key,
+misses and renders from the database. A reader that raced with the write can
+only have stored its page under the old key, which is never read again — so
+there is no stale-after-own-write window, with Redis or without it.
+
+Backends:
+- Redis (``REDIS_URL`` set): generations and pages in Redis, one round trip per
+  lookup (a Lua script reads the generation and the page together). If a bump
+  fails because Redis is down, an epoch shared by all keys is bumped the
+  moment Redis answers again, before anything is read from it.
+- Local (no ``REDIS_URL``): pages in a per-process LRU; generations in a small
+  memory-mapped file shared by every worker on the machine, so a write in one
+  gunicorn worker invalidates the pages held by all the others.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+import tempfile
+import threading
+import zlib
+from collections import OrderedDict
+from typing import Callable
+
+from .redis_store import RedisStore
+
+LISTS = "lists"
+
+
+def post_scope(post_id: int) -> str:
+    return f"post:{post_id}"
+
+
+_LOOKUP_LUA = """
+local e = redis.call('GET', KEYS[1]) or '0'
+local g = redis.call('GET', KEYS[2]) or '0'
+local k = ARGV[1] .. ':' .. e .. '.' .. g
+return {k, redis.call('GET', k)}
+"""
+
+
+class RedisPageCache:
+    prefix = "aiblog:page"
+
+    def __init__(self, store: RedisStore, ttl: int, on_result: Callable[[bool], None] | None = None):
+        self.store = store
+        self.ttl = ttl
+        self.on_result = on_result or (lambda hit: None)
+        self._epoch_key = f"{self.prefix}:epoch"
+        self._lookup = store.client.register_script(_LOOKUP_LUA)
+        self._bump_pending = False
+        store.on_recover(self._after_outage)
+
+    def _gen_key(self, scope: str) -> str:
+        return f"{self.prefix}:gen:{scope}"
+
+    def get(self, scope: str, name: str) -> tuple[str | None, bytes | None]:
+        result = self.store.call(lambda r: self._lookup(
+            keys=[self._epoch_key, self._gen_key(scope)], args=[f"{self.prefix}:{name}"]))
+        if result is None:
+            return None, None
+        key, value = result
+        self.on_result(value is not None)
+        return key.decode(), value
+
+    def set(self, key: str | None, value: bytes) -> None:
+        if key is not None:
+            self.store.call(lambda r: r.set(key, value, ex=self.ttl))
+
+    def invalidate(self, *scopes: str) -> None:
+        def bump(r):
+            pipe = r.pipeline(transaction=False)
+            for scope in scopes:
+                pipe.incr(self._gen_key(scope))
+                pipe.expire(self._gen_key(scope), max(self.ttl * 2, 3600))
+            pipe.execute()
+            return True
+
+        if not self.store.call(bump, default=False):
+            # Pages cached before the outage may be stale now: drop them all
+            # when Redis answers again (see _after_outage).
+            self._bump_pending = True
+
+    def _after_outage(self, client) -> None:
+        # Another process may have written during the outage without being
+        # able to invalidate; a new epoch makes every old key unreachable.
+        client.incr(self._epoch_key)
+        self._bump_pending = False
+
+
+class SharedGenerations:
+    """Generation counters in a memory-mapped file shared by local processes.
+
+    Scopes hash into a fixed number of slots; a collision only causes an
+    extra invalidation, never a stale page.
+    """
+
+    SLOTS = 4096
+    _FMT = struct.Struct("<Q")
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            size = self.SLOTS * self._FMT.size
+            if os.fstat(fd).st_size < size:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_size < size:
+                    os.ftruncate(fd, size)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        self._lock_fd = os.open(path, os.O_RDWR)
+
+    def _slot(self, scope: str) -> int:
+        return (zlib.crc32(scope.encode()) % self.SLOTS) * self._FMT.size
+
+    def get(self, scope: str) -> int:
+        return self._FMT.unpack_from(self._map, self._slot(scope))[0]
+
+    def bump(self, *scopes: str) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            for scope in scopes:
+                offset = self._slot(scope)
+                value = self._FMT.unpack_from(self._map, offset)[0]
+                self._FMT.pack_into(self._map, offset, value + 1)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def default_generations_path(database_url: str) -> str:
+    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), "aiblog-cache", f"generations-{digest}.bin")
+
+
+class LocalPageCache:
+    def __init__(self, generations: SharedGenerations, ttl: int, max_entries: int = 2000,
+                 on_result: Callable[[bool], None] | None = None):
+        self.generations = generations
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.on_result = on_result or (lambda hit: None)
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, scope: str, name: str) -> tuple[str, bytes | None]:
+        import time
+
+        key = f"{name}:{self.generations.get(scope)}"
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > time.monotonic():
+                self._entries.move_to_end(key)
+                self.on_result(True)
+                return key, entry[1]
+        self.on_result(False)
+        return key, None
+
+    def set(self, key: str | None, value: bytes) -> None:
+        import time
+
+        if key is None:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self.ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, *scopes: str) -> None:
+        self.generations.bump(*scopes)

@@ -1,0 +1,117 @@
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import User
+from ..page_cache import LISTS, post_scope
+from ..pages import Fragment, serve_page
+from . import bp
+from .forms import DeleteForm, PostForm
+from .store import PostValidationError, create_post, delete_post, get_post, newest_posts, update_post
+
+
+def _page_number() -> int:
+    page = request.args.get("page", 1, type=int)
+    if page is None or page < 1 or page > 100_000:
+        abort(404)
+    return page
+
+
+@bp.route("/")
+def index():
+    page = _page_number()
+
+    def build() -> Fragment:
+        posts = newest_posts(page, current_app.config["POSTS_PER_PAGE"])
+        if page > 1 and not posts.items:
+            abort(404)
+        html = render_template("posts/_list.html", posts=posts, heading="Latest posts", endpoint="posts.index", endpoint_args={})
+        return Fragment("Home" if page == 1 else f"Home – page {page}", html)
+
+    return serve_page(LISTS, f"home:{page}", build)
+
+
+@bp.route("/author/<username>")
+def author(username: str):
+    page = _page_number()
+
+    def build() -> Fragment:
+        user = db.session.scalar(select(User).where(User.username == username))
+        if user is None:
+            abort(404)
+        posts = newest_posts(page, current_app.config["POSTS_PER_PAGE"], author_id=user.id)
+        if page > 1 and not posts.items:
+            abort(404)
+        html = render_template("posts/_list.html", posts=posts, heading=f"Posts by {user.username}",
+                               endpoint="posts.author", endpoint_args={"username": user.username}, author=user)
+        return Fragment(f"Posts by {user.username}", html)
+
+    return serve_page(LISTS, f"author:{username}:{page}", build)
+
+
+@bp.route("/post/<int:post_id>")
+def show(post_id: int):
+    def build() -> Fragment:
+        post = get_post(post_id)
+        if post is None:
+            abort(404)
+        return Fragment(post.title, render_template("posts/_post.html", post=post), owner_id=post.author_id)
+
+    return serve_page(post_scope(post_id), f"post:{post_id}", build,
+                      post_id=post_id, delete_form=DeleteForm() if current_user.is_authenticated else None)
+
+
+@bp.route("/create", methods=["GET", "POST"])
+@login_required
+def create():
+    if not current_user.can_write:
+        abort(403, "Readers cannot write posts. Ask an admin for the author role.")
+    form = PostForm()
+    if form.validate_on_submit():
+        try:
+            post = create_post(current_user, form.title.data, form.body.data)
+        except PostValidationError as exc:
+            form.title.errors.append(str(exc))
+        else:
+            flash("Your post is published.", "success")
+            return redirect(url_for("posts.show", post_id=post.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("posts/edit.html", form=form, heading="Write a post"), status
+
+
+def _editable_post(post_id: int):
+    post = get_post(post_id)
+    if post is None:
+        abort(404)
+    if not current_user.can_edit(post):
+        abort(403, "Only the author or an admin may change this post.")
+    return post
+
+
+@bp.route("/post/<int:post_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(post_id: int):
+    post = _editable_post(post_id)
+    form = PostForm(obj=post)
+    if form.validate_on_submit():
+        try:
+            update_post(post, form.title.data, form.body.data)
+        except PostValidationError as exc:
+            form.title.errors.append(str(exc))
+        else:
+            flash("Your changes are saved.", "success")
+            return redirect(url_for("posts.show", post_id=post.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("posts/edit.html", form=form, heading="Edit post", post=post), status
+
+
+@bp.route("/post/<int:post_id>/delete", methods=["POST"])
+@login_required
+def delete(post_id: int):
+    post = _editable_post(post_id)
+    if not DeleteForm().validate_on_submit():
+        abort(400)
+    delete_post(post)
+    flash("The post was deleted.", "info")
+    return redirect(url_for("posts.index"))
