@@ -36,3 +36,52 @@ def post_fork(server, worker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+    if _metrics_server is not None:
+        # The worker inherited the master's metrics socket; it must never answer on it.
+        _metrics_server.socket.close()
+
+
+# --- metrics (see aiblog/metrics_server.py) ---------------------------------
+# Workers write metric files into PROMETHEUS_MULTIPROC_DIR; the master serves
+# their sum on METRICS_PORT. The hooks import prometheus_client only after the
+# dir is exported, since it chooses its multiprocess mode when first imported.
+
+_metrics_enabled = _settings["METRICS_ENABLED"]
+_metrics_server = None
+_metrics_dir_created = None
+
+
+def on_starting(server):
+    global _metrics_dir_created
+    if _metrics_enabled:
+        from aiblog import metrics_server
+
+        directory, created = metrics_server.prepare_multiproc_dir(_settings["PROMETHEUS_MULTIPROC_DIR"])
+        _metrics_dir_created = directory if created else None
+    else:
+        # An inherited value would switch prometheus_client to file mode for nothing.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+def when_ready(server):
+    global _metrics_server
+    if _metrics_enabled:
+        from aiblog import metrics_server
+
+        _metrics_server = metrics_server.start(_settings, os.getpid(), lambda: list(server.WORKERS))
+
+
+def child_exit(server, worker):
+    if _metrics_enabled:
+        from aiblog import metrics_server
+
+        metrics_server.mark_worker_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_server is not None:
+        _metrics_server.shutdown()
+    if _metrics_dir_created:
+        import shutil
+
+        shutil.rmtree(_metrics_dir_created, ignore_errors=True)

@@ -56,6 +56,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for blueprint in (health_bp, auth_bp, posts_bp, admin_bp, ai_bp, api_bp):
         app.register_blueprint(blueprint)
+    from .ai import generation
+
+    generation.init_app(app)
     errors.init_app(app)
     monitoring.init_app(app)
 

@@ -87,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_PORT", 9100, _positive_int,
             "Port of the separate `/metrics` endpoint (never on the public port).",
             "monitoring"),
+    Setting("METRICS_BIND", "", str,
+            "Address the metrics server binds (default: `BIND_HOST`).", "monitoring"),
     Setting("METRICS_ENABLED", True, _bool, "Turn Prometheus instrumentation off.",
             "monitoring"),
     Setting("PROMETHEUS_MULTIPROC_DIR", "", str,

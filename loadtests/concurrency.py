@@ -1,0 +1,315 @@
+"""Concurrency tester: for each endpoint and each level N, N clients send
+requests back to back for a few seconds; latency percentiles, throughput and
+error rate per level.
+
+Every failed request is counted with its kind (timeout, connection,
+status:NNN) — nothing is dropped. With ``client_processes > 1`` the clients
+are spread over several processes, because one Python process cannot
+generate more than a few thousand requests per second.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from . import blog_api, blog_client, stats
+from .progress import Progress, bar
+from .results import now_iso
+
+DEFAULT_LEVELS = (1, 5, 10, 20, 50, 100, 200, 500)
+ENDPOINTS = ("home", "post", "ai")
+
+
+@dataclass
+class RequestSpec:
+    """One endpoint to hit. ``paths`` are used round-robin (several post ids)."""
+    name: str
+    label: str
+    method: str
+    route: str          # the route template, e.g. /post/[id]
+    paths: list[str]
+    json: dict | None = None
+    headers: dict = field(default_factory=dict)
+    ok_statuses: tuple[int, ...] = (200,)
+
+
+@dataclass
+class Samples:
+    """Raw results of one level, filled while it runs (so Ctrl-C keeps them)."""
+    latencies_ms: list[float] = field(default_factory=list)
+    error_kinds: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+    def merge(self, other: "Samples") -> None:
+        self.latencies_ms.extend(other.latencies_ms)
+        self.error_kinds.extend(other.error_kinds)
+        self.started = min(self.started, other.started) if self.started else other.started
+        self.finished = max(self.finished, other.finished)
+
+
+async def _client(session: aiohttp.ClientSession, spec: RequestSpec, offset: int, deadline: float,
+                  samples: Samples, stop) -> None:
+    index = offset
+    while True:
+        path = spec.paths[index % len(spec.paths)]
+        index += 1
+        began = time.perf_counter()
+        try:
+            async with session.request(spec.method, path, json=spec.json, headers=spec.headers,
+                                       allow_redirects=False) as response:
+                await response.read()
+                status = response.status
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every failure is an error sample, by kind
+            samples.error_kinds.append(stats.error_kind(exc))
+        else:
+            if status in spec.ok_statuses:
+                samples.latencies_ms.append(round((time.perf_counter() - began) * 1000, 3))
+            else:
+                samples.error_kinds.append(stats.error_kind(status=status))
+        samples.finished = time.time()
+        # Each client sends at least one request, then stops at the deadline.
+        if time.time() >= deadline or stop():
+            return
+
+
+async def _run_clients(target: str, spec: RequestSpec, clients: int, offset: int, duration: float,
+                       timeout: float, start_at: float, samples: Samples, stop) -> Samples:
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    samples.started = time.time()
+    deadline = samples.started + duration
+    # A fresh pool per level: connection setup at this concurrency is part of the measurement.
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(base_url=target, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        await asyncio.gather(*(_client(session, spec, offset + i, deadline, samples, stop)
+                               for i in range(clients)))
+    return samples
+
+
+# --- worker processes (client_processes > 1) ---------------------------------
+_stop_event = None
+
+
+def _init_worker(event) -> None:
+    global _stop_event
+    _stop_event = event
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+
+
+def _worker_level(target: str, spec: RequestSpec, clients: int, offset: int, duration: float,
+                  timeout: float, start_at: float) -> Samples:
+    samples = Samples()
+    asyncio.run(_run_clients(target, spec, clients, offset, duration, timeout, start_at, samples,
+                             stop=_stop_event.is_set))
+    return samples
+
+
+class ConcurrencyTester:
+    def __init__(self, target: str, levels=DEFAULT_LEVELS, duration: float = 3.0, timeout: float = 30.0,
+                 client_processes: int = 1, progress: Progress | None = None):
+        self.target = target.rstrip("/")
+        self.levels = [int(level) for level in levels]
+        self.duration = duration
+        self.timeout = timeout
+        self.client_processes = max(1, client_processes)
+        self.progress = progress or Progress(quiet=True)
+        self._pool: ProcessPoolExecutor | None = None
+        self._stop_event = None
+
+    def parameters(self) -> dict:
+        return {"levels": self.levels, "duration_s": self.duration, "timeout_s": self.timeout,
+                "client_processes": self.client_processes}
+
+    # --- endpoints -------------------------------------------------------------
+    def specs(self, endpoints=ENDPOINTS, credentials: blog_client.Credentials | None = None,
+              post_ids: list[int] | None = None, ai_title: str | None = None) -> list[RequestSpec | dict]:
+        """Request specs for the named endpoints; an endpoint that cannot be prepared
+        is returned as {"name", "skipped": reason} so the report says why."""
+        result: list[RequestSpec | dict] = []
+        for name in endpoints:
+            if name == "home":
+                result.append(RequestSpec("home", "GET /", "GET", "/", [blog_api.HOME]))
+            elif name == "post":
+                if post_ids:
+                    result.append(RequestSpec("post", "GET /post/[id]", "GET", "/post/[id]",
+                                              [blog_api.POST.format(id=i) for i in post_ids[:50]]))
+                else:
+                    result.append({"name": "post", "label": "GET /post/[id]", "skipped": "no post ids known"})
+            elif name == "ai":
+                if credentials is None:
+                    result.append({"name": "ai", "label": "POST /api/v1/generate", "skipped": "no API token"})
+                else:
+                    result.append(RequestSpec(
+                        "ai", "POST /api/v1/generate (cached title)", "POST", blog_api.API_GENERATE,
+                        [blog_api.API_GENERATE],
+                        json=blog_api.generate_body(ai_title or "Concurrency test title"),
+                        headers={"Authorization": f"Bearer {credentials.token}"}))
+            elif name == "hello":
+                result.append(RequestSpec("hello", "GET / (bare Flask)", "GET", "/", ["/"]))
+            else:
+                raise ValueError(f"unknown endpoint {name!r}; choose from {', '.join(ENDPOINTS)}")
+        return result
+
+    async def prepare(self, endpoints=ENDPOINTS, username=None, password=None) -> tuple[list, list[str]]:
+        """Learn post ids and get a token as needed; problems become notes, not crashes."""
+        notes: list[str] = []
+        credentials = ids = None
+        title = f"Concurrency test {blog_api.run_id()}"
+        if "post" in endpoints:
+            try:
+                ids = await blog_client.post_ids(self.target, limit=50)
+            except (blog_client.SetupError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError) as exc:
+                notes.append(f"post ids: {exc or type(exc).__name__}")
+        if "ai" in endpoints:
+            try:
+                credentials = await blog_client.credentials(self.target, username, password)
+            except (blog_client.SetupError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError) as exc:
+                notes.append(f"AI token: {exc or type(exc).__name__}")
+        return self.specs(endpoints, credentials, ids, title), notes
+
+    # --- running ---------------------------------------------------------------
+    def run(self, specs: list, record: dict) -> dict:
+        """Run every level of every spec, filling ``record`` as it goes."""
+        record.setdefault("parameters", self.parameters())
+        record.setdefault("started_at", now_iso())
+        endpoints = record.setdefault("endpoints", [])
+        if self.client_processes > 1:
+            context = multiprocessing.get_context("fork")
+            self._stop_event = context.Event()
+            self._pool = ProcessPoolExecutor(self.client_processes, mp_context=context,
+                                             initializer=_init_worker, initargs=(self._stop_event,))
+        try:
+            for spec in specs:
+                if isinstance(spec, dict):
+                    endpoints.append({**spec, "levels": []})
+                    self.progress.line(f"{spec['name']}: skipped ({spec['skipped']})")
+                    continue
+                entry = {"name": spec.name, "label": spec.label, "method": spec.method,
+                         "route": spec.route,
+                         "levels": []}
+                endpoints.append(entry)
+                self._warm_up(spec)
+                for level in self.levels:
+                    samples = Samples()
+                    try:
+                        self._run_level(spec, level, samples)
+                    except KeyboardInterrupt:
+                        entry["levels"].append(level_result(level, samples, self.duration, interrupted=True))
+                        raise
+                    result = level_result(level, samples, self.duration)
+                    entry["levels"].append(result)
+                    self.progress.line(_level_line(spec.name, result))
+        finally:
+            record["finished_at"] = now_iso()
+            if self._pool is not None:
+                self._stop_event.set()
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+        return record
+
+    def _warm_up(self, spec: RequestSpec) -> None:
+        # One request first so the level-1 figure is not a cold-cache outlier.
+        samples = Samples()
+        asyncio.run(_run_clients(self.target, spec, 1, 0, 0.0, self.timeout, 0.0, samples, lambda: False))
+
+    def _run_level(self, spec: RequestSpec, level: int, samples: Samples) -> None:
+        label = f"{spec.name} c={level}"
+        if self._pool is None:
+            async def watch():
+                while True:
+                    done = len(samples.latencies_ms) + len(samples.error_kinds)
+                    elapsed = time.time() - samples.started if samples.started else 0.0
+                    self.progress.update(f"{label} {bar(elapsed, self.duration)} {done} requests, "
+                                         f"{len(samples.error_kinds)} errors")
+                    await asyncio.sleep(0.25)
+
+            async def main():
+                watcher = asyncio.create_task(watch())
+                try:
+                    await _run_clients(self.target, spec, level, 0, self.duration, self.timeout, 0.0, samples,
+                                       lambda: False)
+                finally:
+                    watcher.cancel()
+
+            asyncio.run(main())
+            return
+        start_at = time.time() + 0.3  # every process starts its clients at the same moment
+        shares = _split(level, self.client_processes)
+        futures, offset = [], 0
+        for share in shares:
+            futures.append(self._pool.submit(_worker_level, self.target, spec, share, offset, self.duration,
+                                             self.timeout, start_at))
+            offset += share
+        try:
+            while not all(f.done() for f in futures):
+                self.progress.update(f"{label} {bar(time.time() - start_at, self.duration)}")
+                time.sleep(0.25)
+        except KeyboardInterrupt:
+            self._stop_event.set()
+            raise
+        finally:
+            for future in futures:
+                try:
+                    samples.merge(future.result(timeout=self.timeout + 5))
+                except Exception as exc:  # a crashed client process is an error, not a lost level
+                    samples.error_kinds.append(f"client:{type(exc).__name__}")
+
+
+def _split(total: int, parts: int) -> list[int]:
+    parts = min(parts, total)
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def level_result(level: int, samples: Samples, duration: float, interrupted: bool = False) -> dict:
+    ok = len(samples.latencies_ms)
+    errors = len(samples.error_kinds)
+    attempts = ok + errors
+    elapsed = (samples.finished - samples.started) if samples.started and samples.finished else None
+    return {
+        "level": level,
+        "requested_duration_s": duration,
+        "elapsed_s": round(elapsed, 4) if elapsed is not None else None,
+        "attempts": attempts,
+        "ok": ok,
+        "errors": errors,
+        "error_kinds": stats.count_kinds(samples.error_kinds),
+        "error_rate": stats.error_rate(errors, attempts),
+        "throughput_rps": stats.ratio(ok, elapsed),
+        "latency_ms": stats.summarize(samples.latencies_ms),
+        "latencies_ms": samples.latencies_ms,
+        "interrupted": interrupted,
+    }
+
+
+def _level_line(name: str, result: dict) -> str:
+    latency = result["latency_ms"]
+    return (f"  {name:<6} c={result['level']:<4} {result['attempts']:>7} req  "
+            f"{stats.fmt_number(result['throughput_rps'], 0):>7} req/s  "
+            f"p50 {stats.fmt_ms(latency['p50']):>9}  p95 {stats.fmt_ms(latency['p95']):>9}  "
+            f"p99 {stats.fmt_ms(latency['p99']):>9}  errors {result['errors']}"
+            + (f" {result['error_kinds']}" if result["errors"] else ""))
+
+
+def run(target: str, endpoints=ENDPOINTS, levels=DEFAULT_LEVELS, duration: float = 3.0, timeout: float = 30.0,
+        client_processes: int = 1, username=None, password=None, progress: Progress | None = None,
+        record: dict | None = None) -> dict:
+    """Prepare and run the concurrency test; returns (and fills) the record for results.json."""
+    tester = ConcurrencyTester(target, levels, duration, timeout, client_processes, progress)
+    record = {} if record is None else record
+    record["parameters"] = {**tester.parameters(), "endpoints": list(endpoints)}
+    specs, notes = asyncio.run(tester.prepare(endpoints, username, password))
+    record["notes"] = notes
+    for note in notes:
+        tester.progress.line(f"note: {note}")
+    return tester.run(specs, record)
+
+

@@ -1,0 +1,158 @@
+"""Background generation on RQ: the web process enqueues, ``blog-worker`` runs.
+
+A running job keeps a short-lived "alive" key fresh. If the worker dies
+(even by SIGKILL, which RQ itself only notices much later), the key expires
+within seconds and the job is reported — and recorded — as failed, so it is
+never lost silently.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+
+from .. import metrics
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "generate"
+ALIVE_TTL_MS = 3000
+ALIVE_EVERY = 1.0
+STATUS_NAMES = {
+    JobStatus.QUEUED: "queued", JobStatus.DEFERRED: "queued", JobStatus.SCHEDULED: "queued",
+    JobStatus.CREATED: "queued", JobStatus.STARTED: "running", JobStatus.FINISHED: "done",
+}
+WORKER_DIED = "the worker stopped while running this job; submit it again"
+
+
+def _alive_key(job_id: str) -> str:
+    return f"aiblog:ai:job-alive:{job_id}"
+
+
+def queue(connection: Redis) -> Queue:
+    return Queue(QUEUE_NAME, connection=connection)
+
+
+def enqueue(title: str, user_id: int) -> str:
+    client = current_app.extensions["aiblog"].redis.client
+    if client is None:
+        raise RuntimeError("background generation needs Redis (set REDIS_URL)")
+    total = int(current_app.config["LLM_TOTAL_TIMEOUT"] + current_app.config["AI_SINGLE_FLIGHT_WAIT"] + 30)
+    job = queue(client).enqueue(
+        run_generation, title, job_timeout=total, result_ttl=3600, failure_ttl=3600, ttl=3600,
+        meta={"user_id": user_id, "title": title},
+    )
+    metrics.JOBS_QUEUED.set(queue(client).count)
+    return job.id
+
+
+def job_status(job_id: str, user_id: int, is_admin: bool) -> dict[str, Any] | None:
+    """The job as the API shows it, or None when it does not exist for this user."""
+    client = current_app.extensions["aiblog"].redis.client
+    if client is None or len(job_id) > 64:
+        return None
+    try:
+        job = Job.fetch(job_id, connection=client)
+    except NoSuchJobError:
+        return None
+    meta = job.get_meta(refresh=False)
+    if meta.get("user_id") != user_id and not is_admin:
+        return None  # other users' jobs do not exist for you
+    status = job.get_status(refresh=False)
+    body: dict[str, Any] = {"id": job.id, "title": meta.get("title")}
+    if status == JobStatus.STARTED and not client.exists(_alive_key(job.id)) and meta.get("alive_seen"):
+        _record_worker_death(job, client)
+        status = JobStatus.FAILED
+        meta = job.get_meta(refresh=True)
+    if status == JobStatus.FINISHED:
+        body.update(status="done", result=job.return_value())
+    elif status in STATUS_NAMES:
+        body["status"] = STATUS_NAMES[status]
+    else:
+        body.update(status="failed", error=meta.get("error") or _last_error(job) or f"job {status.value}")
+    return body
+
+
+def _last_error(job: Job) -> str | None:
+    result = job.latest_result()
+    if result is not None and result.exc_string:
+        return result.exc_string.strip().splitlines()[-1][:300]
+    return None
+
+
+def _record_worker_death(job: Job, client: Redis) -> None:
+    job.meta["error"] = WORKER_DIED
+    job.save_meta()
+    registry = StartedJobRegistry(QUEUE_NAME, connection=client)
+    try:
+        registry.cleanup()  # RQ's own bookkeeping: moves abandoned jobs to failed
+    except Exception:  # noqa: BLE001 - bookkeeping only; the status below is what counts
+        log.exception("could not clean the started-job registry")
+    if job.get_status(refresh=True) != JobStatus.FAILED:
+        job.set_status(JobStatus.FAILED)
+
+
+# -- in the worker process ---------------------------------------------------
+_worker_app: Flask | None = None
+
+
+def run_generation(title: str) -> dict[str, Any]:
+    """The job body. Runs inside ``blog-worker``."""
+    from rq import get_current_job
+
+    from .generation import GenerationError, generator
+
+    job = get_current_job()
+    app = _worker_app
+    if app is None:  # run in a plain RQ worker: make the app here
+        from .. import create_app
+
+        app = create_app()
+    stop = threading.Event()
+    client = app.extensions["aiblog"].redis.client
+    job.meta["alive_seen"] = True
+    job.save_meta()
+    client.set(_alive_key(job.id), "1", px=ALIVE_TTL_MS)
+    beat = threading.Thread(target=_keep_alive, args=(client, job.id, stop), daemon=True)
+    beat.start()
+    try:
+        with app.app_context():
+            try:
+                return generator().generate(title, mode="background", wait_for_slot=True).to_dict()
+            except GenerationError as exc:
+                job.meta["error"] = exc.message
+                job.save_meta()
+                raise
+    finally:
+        stop.set()
+        client.delete(_alive_key(job.id))
+
+
+def _keep_alive(client: Redis, job_id: str, stop: threading.Event) -> None:
+    while not stop.wait(ALIVE_EVERY):
+        try:
+            client.set(_alive_key(job_id), "1", px=ALIVE_TTL_MS)
+        except Exception:  # noqa: BLE001 - a missed beat only risks a false "failed"
+            log.warning("could not refresh job liveness for %s", job_id)
+
+
+def main() -> None:
+    """``blog-worker``: run background generations from the ``generate`` queue."""
+    global _worker_app
+    from .. import create_app
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper())
+    _worker_app = create_app()
+    client = _worker_app.extensions["aiblog"].redis.client
+    if client is None:
+        raise SystemExit("blog-worker needs Redis: set REDIS_URL (for example redis://127.0.0.1:6379/0)")
+    worker = Worker([queue(client)], connection=client)
+    worker.work(with_scheduler=False)

@@ -1,0 +1,209 @@
+"""The metrics server, run by the gunicorn master (see ``service/gunicorn.conf.py``).
+
+Workers write their metric values to files in ``PROMETHEUS_MULTIPROC_DIR``;
+this server, on its own port (``METRICS_PORT``, path ``/metrics``), sums them
+up and adds values that are computed at scrape time:
+
+- ``blog_active_users``: distinct users seen in the last five minutes, from
+  Redis (all replicas) or from this machine's shared directory;
+- ``blog_jobs_queued``: length of the RQ queue of background generations;
+- ``process_*{pid, role}``: CPU and memory of the master and each live worker,
+  read from /proc (multiprocess mode cannot collect process metrics itself).
+
+Import order matters: prometheus_client picks its multiprocess value class
+when first imported, so ``prepare_multiproc_dir`` must run before anything
+imports it: this module imports it lazily, and never imports ``aiblog.metrics``
+(that would create the worker metrics in the master too).
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from typing import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from .active_users import LocalActiveUsers, RedisActiveUsers, local_directory
+
+log = logging.getLogger(__name__)
+
+# Metric names computed here; workers never set them (aiblog.metrics has the rest).
+ACTIVE_USERS = "blog_active_users"
+JOBS_QUEUED = "blog_jobs_queued"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PATH = "/metrics"
+GENERATE_QUEUE = "generate"  # the RQ queue of background generations (aiblog.ai)
+
+
+def prepare_multiproc_dir(configured: str) -> tuple[str, bool]:
+    """Create and empty the multiprocess dir and export it for the workers.
+
+    Returns the dir and whether we created it (and so may delete it at exit).
+    Only metric files are removed from a configured dir, in case it is shared
+    with something else by mistake.
+    """
+    created = not configured
+    directory = configured or tempfile.mkdtemp(prefix="aiblog-metrics-")
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+    shutil.rmtree(local_directory(directory), ignore_errors=True)
+    os.environ[MULTIPROC_ENV] = directory
+    return directory, created
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a dead worker's ``live*`` gauges (its counters stay: totals must not go down)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+
+
+# --- scrape-time collectors ------------------------------------------------
+
+class ActiveUsersCollector:
+    def __init__(self, count: Callable[[], int]):
+        self.count = count
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            value = self.count()
+        except Exception as exc:  # Redis down: no sample beats a wrong one
+            log.warning("cannot count active users: %s", exc)
+            return
+        yield GaugeMetricFamily(ACTIVE_USERS, "Distinct logged-in users seen in the last 5 minutes.", value=value)
+
+
+class JobsQueuedCollector:
+    def __init__(self, redis_client):
+        from rq import Queue
+
+        self.queue = Queue(GENERATE_QUEUE, connection=redis_client)
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            value = self.queue.count
+        except Exception as exc:
+            log.warning("cannot read the job queue length: %s", exc)
+            return
+        yield GaugeMetricFamily(JOBS_QUEUED, "Background generation jobs waiting in the queue.", value=value)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_BOOT_TIME: float | None = None
+
+
+def _boot_time() -> float:
+    global _BOOT_TIME
+    if _BOOT_TIME is None:
+        with open("/proc/stat") as stat:
+            _BOOT_TIME = float(next(line for line in stat if line.startswith("btime")).split()[1])
+    return _BOOT_TIME
+
+
+def read_process(pid: int) -> dict[str, float] | None:
+    """CPU seconds, memory and start time of ``pid`` from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # The command name may contain spaces; fields start after its ')'.
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return {
+        "cpu": (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,  # utime + stime
+        "rss": int(fields[21]) * _PAGE_SIZE,
+        "vms": int(fields[20]),
+        "start": _boot_time() + int(fields[19]) / _CLOCK_TICKS,
+    }
+
+
+class ProcessCollector:
+    """``process_*`` metrics for the master and every *live* worker, labelled
+    by pid and role; a dead worker's series vanish at the next scrape."""
+
+    def __init__(self, master_pid: int, worker_pids: Callable[[], Iterable[int]]):
+        self.master_pid = master_pid
+        self.worker_pids = worker_pids
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        labels = ["pid", "role"]
+        cpu = CounterMetricFamily("process_cpu_seconds", "User and system CPU time spent, in seconds.", labels=labels)
+        rss = GaugeMetricFamily("process_resident_memory_bytes", "Resident memory size in bytes.", labels=labels)
+        vms = GaugeMetricFamily("process_virtual_memory_bytes", "Virtual memory size in bytes.", labels=labels)
+        start = GaugeMetricFamily("process_start_time_seconds", "Start time of the process since the unix epoch.",
+                                  labels=labels)
+        processes = [(self.master_pid, "master")] + [(pid, "worker") for pid in self.worker_pids()]
+        for pid, role in processes:
+            values = read_process(pid)
+            if values is None:
+                continue
+            key = [str(pid), role]
+            cpu.add_metric(key, values["cpu"])
+            rss.add_metric(key, values["rss"])
+            vms.add_metric(key, values["vms"])
+            start.add_metric(key, values["start"])
+        yield from (cpu, rss, vms, start)
+
+
+# --- the server ------------------------------------------------------------
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # one line per scrape would flood the log
+        pass
+
+
+def _only_metrics_path(metrics_app):
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == METRICS_PATH:
+            return metrics_app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [f"metrics are served at {METRICS_PATH}\n".encode()]
+
+    return app
+
+
+def build_registry(settings: dict, master_pid: int, worker_pids: Callable[[], Iterable[int]]):
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    registry.register(ProcessCollector(master_pid, worker_pids))
+    if settings["REDIS_URL"]:
+        import redis
+
+        client = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=1.0)
+        registry.register(ActiveUsersCollector(RedisActiveUsers(lambda fn: fn(client)).count))
+        registry.register(JobsQueuedCollector(client))
+    else:
+        local = LocalActiveUsers(local_directory(os.environ[MULTIPROC_ENV]))
+        registry.register(ActiveUsersCollector(local.count))
+    return registry
+
+
+def start(settings: dict, master_pid: int, worker_pids: Callable[[], Iterable[int]]):
+    """Serve ``/metrics`` on ``METRICS_BIND`` (default ``BIND_HOST``):``METRICS_PORT``
+    from a daemon thread; returns the server (its socket is closed in workers)."""
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    host = settings["METRICS_BIND"] or settings["BIND_HOST"]
+    port = settings["METRICS_PORT"]
+    if port == settings["PORT"]:
+        raise RuntimeError(f"METRICS_PORT must differ from PORT ({port}): /metrics is never served publicly")
+    registry = build_registry(settings, master_pid, worker_pids)
+    server = make_server(host, port, _only_metrics_path(make_wsgi_app(registry)),
+                         ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
+    log.info("metrics at http://%s:%s%s", host, port, METRICS_PATH)
+    return server

@@ -1,0 +1,148 @@
+"""Shared fixtures, in the spirit of Flask's tutorial: ``app``, ``client``,
+``auth``; plus real Redis and Postgres servers started for the session."""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from aiblog import create_app
+from aiblog.extensions import db, limiter
+from tests.support.processes import PostgresServer, RedisServer
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "page has no csrf_token field"
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    if redis_server.process is None:  # a test stopped it
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema(postgres_server):
+    url = postgres_server.create_database("aiblog_test")
+    app = create_app({"DATABASE_URL": url, "REDIS_URL": ""})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "REDIS_URL": ""})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """A migrated, empty database: SQLite file or real Postgres."""
+    if request.param == "sqlite":
+        path = tmp_path / "blog.sqlite3"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("_postgres_schema")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE posts, users RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, _sqlite_template):
+    path = tmp_path / "blog.sqlite3"
+    shutil.copy(_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def make_app(database_url: str, redis_url: str = "", **overrides):
+    generations = tempfile.mktemp(prefix="aiblog-gen-")
+    app = create_app({
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret-key-0123456789",
+        "TESTING": True, "PAGE_CACHE_GENERATIONS_FILE": generations, **overrides,
+    })
+    with app.app_context():
+        limiter.reset()
+    return app
+
+
+@pytest.fixture
+def app(database_url, redis_url):
+    app = make_app(database_url, redis_url)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class AuthActions:
+    def __init__(self, client):
+        self.client = client
+
+    def form(self, path: str) -> str:
+        response = self.client.get(path)
+        return csrf_token(response.get_data(as_text=True))
+
+    def register(self, username="alice", password="correct horse battery", confirm=None):
+        return self.client.post("/register", data={
+            "username": username, "password": password, "confirm": confirm or password,
+            "csrf_token": self.form("/register")})
+
+    def login(self, username="alice", password="correct horse battery"):
+        return self.client.post("/login", data={
+            "username": username, "password": password, "csrf_token": self.form("/login")})
+
+    def logout(self):
+        token = csrf_token(self.client.get("/").get_data(as_text=True))
+        return self.client.post("/logout", data={"csrf_token": token})
+
+    def write(self, title="Hello", body="Some *Markdown*"):
+        return self.client.post("/create", data={"title": title, "body": body, "csrf_token": self.form("/create")})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
