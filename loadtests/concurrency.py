@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import random
 import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +38,7 @@ class RequestSpec:
     json: dict | None = None
     headers: dict = field(default_factory=dict)
     ok_statuses: tuple[int, ...] = (200,)
+    interval_s: float = 0.0  # 0: back to back; else each client starts one request per interval (paced)
 
 
 @dataclass
@@ -57,7 +59,12 @@ class Samples:
 async def _client(session: aiohttp.ClientSession, spec: RequestSpec, offset: int, deadline: float,
                   samples: Samples, stop) -> None:
     index = offset
+    # Paced clients start at random phases so they do not fire in lockstep.
+    next_due = time.time() + (random.uniform(0, spec.interval_s) if spec.interval_s else 0.0)
     while True:
+        if spec.interval_s:
+            await asyncio.sleep(max(0.0, next_due - time.time()))
+            next_due += spec.interval_s
         path = spec.paths[index % len(spec.paths)]
         index += 1
         began = time.perf_counter()
@@ -77,7 +84,7 @@ async def _client(session: aiohttp.ClientSession, spec: RequestSpec, offset: int
                 samples.error_kinds.append(stats.error_kind(status=status))
         samples.finished = time.time()
         # Each client sends at least one request, then stops at the deadline.
-        if time.time() >= deadline or stop():
+        if time.time() >= deadline or stop() or (spec.interval_s and next_due >= deadline):
             return
 
 

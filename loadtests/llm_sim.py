@@ -494,7 +494,7 @@ class Simulator:
             new = self.config.updated(changes)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        if new.seed != self.config.seed:
+        if "seed" in changes:  # setting a seed restarts its dice sequence
             self._dice = random.Random(new.seed)
         self.config = new
         return web.json_response(dataclasses.asdict(self.config))

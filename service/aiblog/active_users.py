@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import redis
+if TYPE_CHECKING:  # not imported at run time: the gunicorn master imports this module
+    import redis
 
 WINDOW_SECONDS = 300
 KEY = "aiblog:active-users"
@@ -47,15 +48,15 @@ class Throttle:
 
 
 class RedisActiveUsers:
-    def __init__(self, call: Callable[[Callable[[redis.Redis], object]], object]):
-        # ``call`` runs a function with a Redis client, fail-soft
-        # (``RedisStore.call`` in the app, a plain call in the metrics server).
+    def __init__(self, call: Callable[[Callable[["redis.Redis"], object]], object]):
+        # ``call`` runs a function with a redis-py client, fail-soft
+        # (``RedisStore.call``): a Redis outage must not fail the request.
         self.call = call
 
     def record(self, user_id: int) -> None:
         now = time.time()
 
-        def write(client: redis.Redis):
+        def write(client: "redis.Redis"):
             pipe = client.pipeline(transaction=False)
             pipe.zadd(KEY, {str(user_id): now})
             pipe.zremrangebyscore(KEY, "-inf", now - WINDOW_SECONDS)  # keeps the set small
@@ -64,16 +65,13 @@ class RedisActiveUsers:
 
         self.call(write)
 
-    def count(self) -> int:
-        cutoff = time.time() - WINDOW_SECONDS
 
-        def read(client: redis.Redis) -> int:
-            pipe = client.pipeline(transaction=False)
-            pipe.zremrangebyscore(KEY, "-inf", f"({cutoff}")
-            pipe.zcount(KEY, cutoff, "+inf")
-            return pipe.execute()[1]
-
-        return int(self.call(read))
+def count_in_redis(command: Callable[..., object]) -> int:
+    """Users seen within the window; ``command(*args)`` runs one Redis command
+    (``RedisLite.command`` in the metrics server)."""
+    cutoff = time.time() - WINDOW_SECONDS
+    command("ZREMRANGEBYSCORE", KEY, "-inf", f"({cutoff}")
+    return int(command("ZCOUNT", KEY, cutoff, "+inf"))
 
 
 class LocalActiveUsers:

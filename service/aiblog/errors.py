@@ -55,7 +55,7 @@ def _csrf_error(exc: CSRFError):
 
 def _unhandled(exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(500, InternalServerError.name, MESSAGES[500])
+    return error_response(500, InternalServerError().name, MESSAGES[500])
 
 
 def init_app(app: Flask) -> None:

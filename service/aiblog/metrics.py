@@ -10,10 +10,11 @@ the metrics server in the gunicorn master (on ``METRICS_PORT``) sums up.
 Gauges therefore say how to combine processes: ``live*`` modes drop the
 values of dead workers (see ``child_exit`` in ``service/gunicorn.conf.py``).
 
-Two values are not per process and are computed by the metrics server at
-scrape time instead, so they are named in ``metrics_server.py``:
+Two values are not per process: the metrics server computes them at scrape
+time (``metrics_server.py``) and its value replaces whatever a worker set:
 ``blog_active_users`` (from Redis, the same for every worker and replica) and
-``blog_jobs_queued`` (the length of the RQ queue).
+``blog_jobs_queued`` (the length of the RQ queue). The gauges below keep those
+names importable and give a value outside gunicorn.
 """
 from __future__ import annotations
 
@@ -58,6 +59,14 @@ LLM_CIRCUIT_OPEN = Gauge(
 )
 USER_REGISTRATIONS = Counter("blog_user_registrations_total", "Accounts registered.")
 POSTS_CREATED = Counter("blog_posts_created_total", "Posts created.")
+ACTIVE_USERS = Gauge(
+    "blog_active_users", "Distinct logged-in users seen in the last 5 minutes.",
+    multiprocess_mode="mostrecent",
+)
+JOBS_QUEUED = Gauge(
+    "blog_jobs_queued", "Background generation jobs waiting in the queue.",
+    multiprocess_mode="mostrecent",
+)
 DB_QUERY_SECONDS = Histogram(
     "blog_db_query_seconds", "Database statement execution time.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),

@@ -7,8 +7,10 @@ up and adds values that are computed at scrape time:
 - ``blog_active_users``: distinct users seen in the last five minutes, from
   Redis (all replicas) or from this machine's shared directory;
 - ``blog_jobs_queued``: length of the RQ queue of background generations;
-- ``process_*{pid, role}``: CPU and memory of the master and each live worker,
-  read from /proc (multiprocess mode cannot collect process metrics itself).
+- ``blog_process_*{pid, role}``: CPU and memory of the master and each live
+  worker, read from /proc (multiprocess mode cannot collect the standard
+  ``process_*`` metrics; a distinct name keeps dashboards from mixing in
+  other programs' ones).
 
 Import order matters: prometheus_client picks its multiprocess value class
 when first imported, so ``prepare_multiproc_dir`` must run before anything
@@ -26,16 +28,21 @@ import threading
 from typing import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from .active_users import LocalActiveUsers, RedisActiveUsers, local_directory
+from .active_users import LocalActiveUsers, count_in_redis, local_directory
+from .redis_lite import RedisLite
 
 log = logging.getLogger(__name__)
 
-# Metric names computed here; workers never set them (aiblog.metrics has the rest).
+# Computed here at scrape time. aiblog.metrics has gauges of the same names
+# (not imported here, see above); what workers write to them is dropped.
 ACTIVE_USERS = "blog_active_users"
 JOBS_QUEUED = "blog_jobs_queued"
+SCRAPE_TIME_NAMES = frozenset({ACTIVE_USERS, JOBS_QUEUED})
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
 GENERATE_QUEUE = "generate"  # the RQ queue of background generations (aiblog.ai)
+# rq keeps a queue as a list under this key; rq's own Queue.count is its LLEN.
+RQ_QUEUE_KEY = f"rq:queue:{GENERATE_QUEUE}"
 
 
 def prepare_multiproc_dir(configured: str) -> tuple[str, bool]:
@@ -80,16 +87,14 @@ class ActiveUsersCollector:
 
 
 class JobsQueuedCollector:
-    def __init__(self, redis_client):
-        from rq import Queue
-
-        self.queue = Queue(GENERATE_QUEUE, connection=redis_client)
+    def __init__(self, redis: RedisLite):
+        self.redis = redis
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
         try:
-            value = self.queue.count
+            value = self.redis.command("LLEN", RQ_QUEUE_KEY)
         except Exception as exc:
             log.warning("cannot read the job queue length: %s", exc)
             return
@@ -126,7 +131,7 @@ def read_process(pid: int) -> dict[str, float] | None:
 
 
 class ProcessCollector:
-    """``process_*`` metrics for the master and every *live* worker, labelled
+    """``blog_process_*`` metrics for the master and every *live* worker, labelled
     by pid and role; a dead worker's series vanish at the next scrape."""
 
     def __init__(self, master_pid: int, worker_pids: Callable[[], Iterable[int]]):
@@ -137,10 +142,10 @@ class ProcessCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         labels = ["pid", "role"]
-        cpu = CounterMetricFamily("process_cpu_seconds", "User and system CPU time spent, in seconds.", labels=labels)
-        rss = GaugeMetricFamily("process_resident_memory_bytes", "Resident memory size in bytes.", labels=labels)
-        vms = GaugeMetricFamily("process_virtual_memory_bytes", "Virtual memory size in bytes.", labels=labels)
-        start = GaugeMetricFamily("process_start_time_seconds", "Start time of the process since the unix epoch.",
+        cpu = CounterMetricFamily("blog_process_cpu_seconds", "User and system CPU time spent, in seconds.", labels=labels)
+        rss = GaugeMetricFamily("blog_process_resident_memory_bytes", "Resident memory size in bytes.", labels=labels)
+        vms = GaugeMetricFamily("blog_process_virtual_memory_bytes", "Virtual memory size in bytes.", labels=labels)
+        start = GaugeMetricFamily("blog_process_start_time_seconds", "Start time of the process since the unix epoch.",
                                   labels=labels)
         processes = [(self.master_pid, "master")] + [(pid, "worker") for pid in self.worker_pids()]
         for pid, role in processes:
@@ -153,6 +158,20 @@ class ProcessCollector:
             vms.add_metric(key, values["vms"])
             start.add_metric(key, values["start"])
         yield from (cpu, rss, vms, start)
+
+
+class WorkerFilesCollector:
+    """The workers' values summed over processes, minus the names computed at scrape time."""
+
+    def __init__(self, directory: str):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        self.files = MultiProcessCollector(None, directory)
+
+    def collect(self):
+        for family in self.files.collect():
+            if family.name not in SCRAPE_TIME_NAMES:
+                yield family
 
 
 # --- the server ------------------------------------------------------------
@@ -174,16 +193,13 @@ def _only_metrics_path(metrics_app):
 
 def build_registry(settings: dict, master_pid: int, worker_pids: Callable[[], Iterable[int]]):
     from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    registry.register(WorkerFilesCollector(os.environ[MULTIPROC_ENV]))
     registry.register(ProcessCollector(master_pid, worker_pids))
     if settings["REDIS_URL"]:
-        import redis
-
-        client = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=1.0)
-        registry.register(ActiveUsersCollector(RedisActiveUsers(lambda fn: fn(client)).count))
+        client = RedisLite(settings["REDIS_URL"], timeout=1.0)
+        registry.register(ActiveUsersCollector(lambda: count_in_redis(client.command)))
         registry.register(JobsQueuedCollector(client))
     else:
         local = LocalActiveUsers(local_directory(os.environ[MULTIPROC_ENV]))

@@ -14,12 +14,11 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from .. import metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ def enqueue(title: str, user_id: int) -> str:
         run_generation, title, job_timeout=total, result_ttl=3600, failure_ttl=3600, ttl=3600,
         meta={"user_id": user_id, "title": title},
     )
-    metrics.JOBS_QUEUED.set(queue(client).count)
     return job.id
 
 
@@ -154,5 +152,13 @@ def main() -> None:
     client = _worker_app.extensions["aiblog"].redis.client
     if client is None:
         raise SystemExit("blog-worker needs Redis: set REDIS_URL (for example redis://127.0.0.1:6379/0)")
-    worker = Worker([queue(client)], connection=client)
+    metrics_port = int(os.environ.get("WORKER_METRICS_PORT", "9101"))
+    if metrics_port:
+        # The worker's own AI/LLM metrics (background mode), for Prometheus.
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=os.environ.get("BIND_HOST", "127.0.0.1"))
+    # SimpleWorker runs jobs in this process (no fork per job), so the
+    # metrics they record reach this process's /metrics endpoint.
+    worker = SimpleWorker([queue(client)], connection=client)
     worker.work(with_scheduler=False)

@@ -143,9 +143,6 @@ def api_generate():
     user_id = g.api_user.id
     _release_db()
     if mode == "background":
-        known = generator().cached(title)
-        if known is not None:  # nothing to wait for
-            return _generated_json(known)
         try:
             job_id = jobs.enqueue(title, user_id)
         except RuntimeError as exc:

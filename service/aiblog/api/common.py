@@ -37,6 +37,12 @@ def json_body() -> dict:
         fail(400, f"malformed JSON: {getattr(exc, 'msg', 'too deeply nested')}")
     if not isinstance(data, dict):
         fail(400, "request body must be a JSON object")
+    try:
+        # JSON escapes can spell lone surrogates ("\ud800"), which no UTF-8
+        # page, database or sanitizer can hold.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        fail(400, "request body contains an invalid Unicode escape (lone surrogate)")
     return data
 
 

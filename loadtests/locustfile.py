@@ -1,0 +1,345 @@
+"""The blog's Locust scenario. Works with plain Locust too::
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000
+
+Task mix (weights): home 10, post 5, login 1, write 1, AI generate 2, with
+think time between tasks. Requests are named by route template
+("/post/[id]"), only posts that exist are requested, forms carry their CSRF
+token, writers use their own account (registered on first need), and AI
+generation goes through the API with a Bearer token. A 429 from the AI API is
+the blog's deliberate backpressure: it is reported under its own name
+("... [429 backpressure]") as a success, so it never counts as a failure.
+
+With BLOG_PERF_LOCUST_OUT=DIR (set by ``blog-perf locust``) the master also
+writes DIR/history.jsonl (RPS and interval p50/p95 every few seconds) and
+DIR/summary.json (every entry with its response-time histogram) at the end.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import gevent
+from gevent.lock import Semaphore
+from locust import FastHttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
+from loadtests import blog_api  # noqa: E402
+
+AI_NAME = blog_api.API_GENERATE
+BACKPRESSURE_NAME = f"{blog_api.API_GENERATE} [429 backpressure]"
+AI_NAMES = {AI_NAME, BACKPRESSURE_NAME}
+PASSWORD = "locust-password-1234"
+RUN = os.environ.get("BLOG_PERF_RUN_ID") or blog_api.run_id()
+# AI titles: most come from a small popular set (cache hits after the first),
+# some are new (each one reaches the LLM once).
+POPULAR_TITLES = [f"{topic} (load test {RUN})" for topic in blog_api.TITLE_TOPICS]
+FRESH_TITLE_SHARE = float(os.environ.get("BLOG_PERF_FRESH_TITLE_SHARE", "0.3"))
+WAIT_MIN = float(os.environ.get("BLOG_PERF_WAIT_MIN", "1"))
+WAIT_MAX = float(os.environ.get("BLOG_PERF_WAIT_MAX", "3"))
+HISTORY_INTERVAL = float(os.environ.get("BLOG_PERF_HISTORY_INTERVAL", "2"))
+
+_user_numbers = itertools.count(1)
+_fresh_numbers = itertools.count(1)
+
+
+class KnownPosts:
+    """Ids of posts that exist: learned once per process from the JSON API,
+    plus the posts this process's writers create."""
+
+    def __init__(self, sample_pages: int = 10):
+        self.ids: list[int] = []
+        self.sample_pages = sample_pages
+        self._lock = Semaphore()
+        self._loaded = False
+
+    def load(self, host: str) -> None:
+        with self._lock:  # one greenlet fetches, the others wait for it
+            if self._loaded:
+                return
+            import requests  # cooperative under Locust's gevent patching; not counted in the stats
+
+            def page(number: int) -> dict:
+                url = f"{host.rstrip('/')}{blog_api.API_POSTS}?page={number}&per_page=100"
+                response = requests.get(url, timeout=30)
+                response.raise_for_status()
+                return response.json()
+
+            first = page(1)
+            self.ids.extend(item["id"] for item in first["items"])
+            pages = int(first.get("pages") or 1)
+            for number in random.sample(range(2, pages + 1), min(self.sample_pages, pages - 1)):
+                self.ids.extend(item["id"] for item in page(number)["items"])
+            self._loaded = True
+
+    def pick(self) -> int | None:
+        return random.choice(self.ids) if self.ids else None
+
+    def add(self, post_id: int) -> None:
+        self.ids.append(post_id)
+
+
+KNOWN_POSTS = KnownPosts()
+
+
+class BlogUser(FastHttpUser):
+    wait_time = between(WAIT_MIN, WAIT_MAX)
+
+    def on_start(self) -> None:
+        self.username: str | None = None
+        self.logged_in = False
+        self.token: str | None = None
+        KNOWN_POSTS.load(self.host)
+
+    # -- readers --------------------------------------------------------------
+    @task(10)
+    def home(self) -> None:
+        if random.random() < 0.8:
+            self.client.get(blog_api.HOME, name="/")
+        else:
+            self.client.get(f"/?page={random.randint(2, 5)}", name="/?page=[n]")
+
+    @task(5)
+    def read_post(self) -> None:
+        post_id = KNOWN_POSTS.pick()
+        if post_id is not None:
+            self.client.get(blog_api.POST.format(id=post_id), name="/post/[id]")
+
+    # -- writers --------------------------------------------------------------
+    @task(1)
+    def login(self) -> None:
+        """Log out (when logged in) and log in again, as a returning writer does."""
+        if not self._ensure_account():
+            return
+        if self.logged_in:
+            token = self._form_token(blog_api.HOME, "/")
+            if token is None:
+                return
+            self._post_form(blog_api.LOGOUT, {"csrf_token": token}, "/logout")
+            self.logged_in = False
+        token = self._form_token(blog_api.LOGIN, "/login")
+        if token is not None:
+            self.logged_in = self._post_form(blog_api.LOGIN, {
+                "username": self.username, "password": PASSWORD, "csrf_token": token}, "/login")
+
+    @task(1)
+    def write(self) -> None:
+        if not self._ensure_logged_in():
+            return
+        token = self._form_token(blog_api.CREATE, "/create")
+        if token is None:
+            return
+        title = f"Load test post {RUN}-{next(_user_numbers)}"
+        body = "Written by a Locust user.\n\n" + " ".join(random.choice(blog_api.TITLE_TOPICS) for _ in range(20))
+        with self.client.post(blog_api.CREATE, data={"title": title, "body": body, "csrf_token": token},
+                              name="/create", allow_redirects=False, catch_response=True) as response:
+            match = blog_api.POST_ID_RE.search(response.headers.get("Location") or "")
+            if response.status_code in (302, 303) and match:
+                KNOWN_POSTS.add(int(match.group(1)))
+                response.success()
+            else:
+                response.failure(f"expected a redirect to the new post, got {response.status_code}")
+
+    @task(2)
+    def generate(self) -> None:
+        if not self._ensure_token():
+            return
+        if random.random() < FRESH_TITLE_SHARE:
+            title = f"Fresh load-test title {RUN}-{next(_fresh_numbers)}-{random.randint(0, 10**6)}"
+        else:
+            title = random.choice(POPULAR_TITLES)
+        with self.client.post(AI_NAME, json=blog_api.generate_body(title), name=AI_NAME, catch_response=True,
+                              headers={"Authorization": f"Bearer {self.token}"}) as response:
+            if response.status_code == 429:
+                # Deliberate backpressure: counted apart, not as a failure.
+                response.request_meta["name"] = BACKPRESSURE_NAME
+                response.success()
+            elif response.status_code == 200:
+                try:
+                    ok = isinstance(response.json().get("content"), str)
+                except (ValueError, AttributeError):
+                    ok = False
+                response.success() if ok else response.failure("200 without a generated 'content'")
+            else:
+                response.failure(f"status {response.status_code}")
+
+    # -- helpers ----------------------------------------------------------------
+    def _ensure_account(self) -> bool:
+        if self.username is not None:
+            return True
+        username = f"lt-{RUN}-{os.getpid()}-{next(_user_numbers)}"
+        token = self._form_token(blog_api.REGISTER, "/register")
+        if token is None:
+            return False
+        if self._post_form(blog_api.REGISTER, {"username": username, "password": PASSWORD, "confirm": PASSWORD,
+                                               "csrf_token": token}, "/register"):
+            self.username = username
+            self.logged_in = True  # registering logs the new user in
+        return self.username is not None
+
+    def _ensure_logged_in(self) -> bool:
+        if not self._ensure_account():
+            return False
+        if not self.logged_in:
+            self.login()
+        return self.logged_in
+
+    def _ensure_token(self) -> bool:
+        if self.token is not None:
+            return True
+        if not self._ensure_account():
+            return False
+        basic = base64.b64encode(f"{self.username}:{PASSWORD}".encode()).decode()
+        with self.client.post(blog_api.API_TOKENS, name=blog_api.API_TOKENS, catch_response=True,
+                              headers={"Authorization": f"Basic {basic}"}) as response:
+            if response.status_code == 200:
+                self.token = response.json().get("token")
+                response.success()
+            else:
+                response.failure(f"no token: status {response.status_code}")
+        return self.token is not None
+
+    def _form_token(self, path: str, name: str) -> str | None:
+        with self.client.get(path, name=name, catch_response=True) as response:
+            token = blog_api.csrf_token(response.text or "") if response.status_code == 200 else None
+            if token is None:
+                response.failure(f"no csrf_token in the form (status {response.status_code})")
+            return token
+
+    def _post_form(self, path: str, form: dict, name: str) -> bool:
+        """POST a form; success is the redirect the blog answers a valid form with."""
+        with self.client.post(path, data=form, name=name, allow_redirects=False, catch_response=True) as response:
+            if response.status_code in (302, 303):
+                response.success()
+                return True
+            response.failure(f"form rejected: status {response.status_code}")
+            return False
+
+
+# -- recording (master or local runner only) ----------------------------------
+def _out_dir() -> Path | None:
+    value = os.environ.get("BLOG_PERF_LOCUST_OUT")
+    return Path(value) if value else None
+
+
+def _merged(entries, names=None, exclude=()) -> dict[int, int]:
+    histogram: dict[int, int] = {}
+    for entry in entries:
+        if entry.name in exclude or (names is not None and entry.name not in names):
+            continue
+        for value, count in entry.response_times.items():
+            histogram[value] = histogram.get(value, 0) + count
+    return histogram
+
+
+def _delta(now: dict[int, int], before: dict[int, int]) -> dict[int, int]:
+    return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0) > 0}
+
+
+def _percentile(histogram: dict[int, int], pct: float) -> float | None:
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= total * pct / 100:
+            return float(value)
+    return float(max(histogram))
+
+
+def _sample_history(environment, out: Path) -> None:
+    stats = environment.stats
+    started = time.time()
+    before_all: dict[int, int] = {}
+    before_reads: dict[int, int] = {}
+    before = {"requests": 0, "failures": 0, "backpressure": 0, "time": started}
+    with open(out / "history.jsonl", "a", encoding="utf-8") as handle:
+        while True:
+            gevent.sleep(HISTORY_INTERVAL)
+            now = time.time()
+            entries = list(stats.entries.values())
+            all_times = _merged(entries, exclude={BACKPRESSURE_NAME})
+            read_times = _merged(entries, exclude=AI_NAMES)
+            backpressure = sum(e.num_requests for e in entries if e.name == BACKPRESSURE_NAME)
+            requests = stats.total.num_requests
+            failures = stats.total.num_failures
+            span = max(1e-6, now - before["time"])
+            interval_all, interval_reads = _delta(all_times, before_all), _delta(read_times, before_reads)
+            line = {
+                "t": round(now - started, 2), "time": now,
+                "users": environment.runner.user_count if environment.runner else None,
+                "rps": round((requests - before["requests"]) / span, 2),
+                "failures_per_s": round((failures - before["failures"]) / span, 3),
+                "backpressure_per_s": round((backpressure - before["backpressure"]) / span, 3),
+                "p50_ms": _percentile(interval_all, 50), "p95_ms": _percentile(interval_all, 95),
+                "non_ai_p50_ms": _percentile(interval_reads, 50), "non_ai_p95_ms": _percentile(interval_reads, 95),
+                "requests": requests, "failures": failures, "backpressure": backpressure,
+            }
+            handle.write(json.dumps(line) + "\n")
+            handle.flush()
+            before_all, before_reads = all_times, read_times
+            before = {"requests": requests, "failures": failures, "backpressure": backpressure, "time": now}
+
+
+def _entry(entry) -> dict:
+    histogram = {int(k): int(v) for k, v in entry.response_times.items()}
+    return {
+        "method": entry.method, "name": entry.name,
+        "requests": entry.num_requests, "failures": entry.num_failures,
+        "mean_ms": entry.avg_response_time if entry.num_requests else None,
+        "min_ms": entry.min_response_time, "max_ms": entry.max_response_time if entry.num_requests else None,
+        "p50_ms": _percentile(histogram, 50), "p95_ms": _percentile(histogram, 95),
+        "p99_ms": _percentile(histogram, 99),
+        "rps": entry.total_rps, "response_times": {str(k): v for k, v in sorted(histogram.items())},
+    }
+
+
+def write_summary(environment, out: Path) -> None:
+    stats = environment.stats
+    entries = list(stats.entries.values())
+    non_ai = _merged(entries, exclude=AI_NAMES)
+    ai = _merged(entries, names={AI_NAME})
+    backpressure = sum(e.num_requests for e in entries if e.name == BACKPRESSURE_NAME)
+    counted = stats.total.num_requests - backpressure
+    summary = {
+        "start_time": stats.total.start_time, "last_request_time": stats.total.last_request_timestamp,
+        "users": environment.runner.user_count if environment.runner else None,
+        "requests": stats.total.num_requests, "failures": stats.total.num_failures,
+        "backpressure_429": backpressure,
+        "failure_rate": (stats.total.num_failures / counted) if counted > 0 else None,
+        "rps": stats.total.total_rps,
+        "p50_ms": _percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 50),
+        "p95_ms": _percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 95),
+        "non_ai": {"requests": sum(non_ai.values()), "p50_ms": _percentile(non_ai, 50),
+                   "p95_ms": _percentile(non_ai, 95), "p99_ms": _percentile(non_ai, 99)},
+        "ai": {"requests": sum(ai.values()), "p50_ms": _percentile(ai, 50), "p95_ms": _percentile(ai, 95),
+               "p99_ms": _percentile(ai, 99)},
+        "entries": [_entry(e) for e in sorted(entries, key=lambda e: (e.name, e.method))],
+        "errors": [{"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
+                   for e in stats.errors.values()],
+    }
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    os.replace(tmp, out / "summary.json")
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    out = _out_dir()
+    if out is None or isinstance(environment.runner, WorkerRunner):
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    sampler = gevent.spawn(_sample_history, environment, out)
+
+    @events.quitting.add_listener
+    def _on_quitting(environment, **_kw) -> None:
+        sampler.kill(block=False)
+        write_summary(environment, out)
