@@ -42,5 +42,9 @@ test: $(VENV)/.installed-test
 	@$(SYSPKG) $(TEST_PACKAGES)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+monitor: $(VENV)/.installed-run
+	@$(SYSPKG) prometheus:prometheus
+	$(PY) scripts/monitor.py $(MONITOR_ARGS)
+
 clean:
 	rm -rf $(VENV) instance .run build *.egg-info

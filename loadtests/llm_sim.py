@@ -134,24 +134,27 @@ def _sentence(rng: random.Random, words: int) -> str:
     return " ".join(picked).capitalize() + "."
 
 
-def _paragraph(rng: random.Random) -> str:
-    return " ".join(_sentence(rng, rng.randint(6, 11)) for _ in range(rng.randint(2, 4)))
+def _paragraph(rng: random.Random, sentences: int) -> str:
+    return " ".join(_sentence(rng, rng.randint(5, 8)) for _ in range(sentences))
 
 
 @functools.lru_cache(maxsize=1024)
 def answer_pieces(prompt: str, count: int) -> tuple[str, ...]:
-    """``count`` text pieces ("tokens") of a Markdown post; same prompt, same pieces."""
+    """``count`` text pieces ("tokens") of a Markdown post; same prompt, same pieces.
+
+    Short blocks, so even a 60-token answer has a heading, a paragraph, a
+    section and a list.
+    """
     rng = random.Random(hashlib.sha256(prompt.encode()).digest())
-    topic = prompt_topic(prompt)
-    blocks = [f"# {topic}", _paragraph(rng)]
+    blocks = [f"# {prompt_topic(prompt)}", _paragraph(rng, 2)]
     section = 0
     text = "\n\n".join(blocks)
     while len(_TOKEN.findall(text)) < count:
         section += 1
         blocks.append(f"## {rng.choice(_VERBS).capitalize()} the {rng.choice(_WORDS)} ({section})")
-        blocks.append(_paragraph(rng))
-        blocks.append("\n".join(f"- {_sentence(rng, rng.randint(3, 6))}"
-                                for _ in range(rng.randint(2, 4))))
+        blocks.append(_paragraph(rng, rng.randint(1, 2)))
+        blocks.append("\n".join(f"- {_sentence(rng, rng.randint(2, 4))}"
+                                for _ in range(rng.randint(2, 3))))
         text = "\n\n".join(blocks)
     return tuple(_TOKEN.findall(text)[:count])
 

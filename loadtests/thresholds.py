@@ -1,0 +1,66 @@
+"""Pass/fail gates for CI and operators: --max-p95-ms, --max-error-rate, --min-rps.
+
+What each gate looks at:
+- p95: Locust's non-AI p95, and the p95 of every non-AI concurrency endpoint at
+  every level (AI generation is seconds by nature; it has its own targets).
+- error rate: Locust's failure rate (deliberate 429s excluded), every
+  concurrency level of every endpoint, and the cache test's failures.
+- rps: Locust's mean RPS and each non-AI concurrency endpoint's peak throughput.
+
+A gate whose figure was not measured fails: an unmeasured run proves nothing.
+"""
+from __future__ import annotations
+
+AI_ENDPOINTS = {"ai", "ai-cached"}
+
+
+def _check(name: str, measured: float | None, limit: float, kind: str) -> dict:
+    if measured is None:
+        passed = False
+    elif kind == "max":
+        passed = measured <= limit
+    else:
+        passed = measured >= limit
+    return {"check": name, "limit": limit, "kind": kind, "measured": measured, "passed": passed}
+
+
+def evaluate(document: dict, max_p95_ms: float | None = None, max_error_rate: float | None = None,
+             min_rps: float | None = None) -> list[dict]:
+    runs = document.get("runs") or {}
+    checks: list[dict] = []
+    locust = (runs.get("locust") or {}).get("summary") if runs.get("locust") else None
+    if runs.get("locust"):
+        locust = locust or {}
+        if max_p95_ms is not None:
+            checks.append(_check("locust non-AI p95 (ms)", (locust.get("non_ai") or {}).get("p95_ms"), max_p95_ms, "max"))
+        if max_error_rate is not None:
+            checks.append(_check("locust failure rate", locust.get("failure_rate"), max_error_rate, "max"))
+        if min_rps is not None:
+            checks.append(_check("locust requests/s", locust.get("rps"), min_rps, "min"))
+    for endpoint in (runs.get("concurrency") or {}).get("endpoints", []):
+        name = endpoint["name"]
+        levels = endpoint.get("levels", [])
+        if endpoint.get("skipped"):
+            if any(v is not None for v in (max_p95_ms, max_error_rate, min_rps)):
+                checks.append({"check": f"concurrency {name}", "limit": None, "kind": "measured",
+                               "measured": None, "passed": False, "note": endpoint["skipped"]})
+            continue
+        for level in levels:
+            c = level["level"]
+            if max_p95_ms is not None and name not in AI_ENDPOINTS:
+                checks.append(_check(f"concurrency {name} c={c} p95 (ms)", level["latency_ms"]["p95"], max_p95_ms, "max"))
+            if max_error_rate is not None:
+                checks.append(_check(f"concurrency {name} c={c} error rate", level.get("error_rate"),
+                                     max_error_rate, "max"))
+        if min_rps is not None and name not in AI_ENDPOINTS:
+            peak = max((lv["throughput_rps"] for lv in levels if lv.get("throughput_rps") is not None), default=None)
+            checks.append(_check(f"concurrency {name} peak requests/s", peak, min_rps, "min"))
+    cache = runs.get("cache")
+    if cache and max_error_rate is not None:
+        checks.append(_check("cache test failure rate", (cache.get("summary") or {}).get("failure_rate"),
+                             max_error_rate, "max"))
+    return checks
+
+
+def failed(checks: list[dict]) -> list[dict]:
+    return [c for c in checks if not c["passed"]]

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""make monitor: a real Prometheus watching the locally running blog.
+
+Writes a Prometheus config — the project's scrape job and alert rules
+(charts/monitoring/rules/aiblog.rules.yml) aimed at the blog's metrics port —
+starts Debian's ``prometheus`` with it in the foreground and says where to
+look. Ctrl-C stops it. Tests build their Prometheus config with
+``prometheus_config`` from here, so both scrape the blog the same way.
+
+    python scripts/monitor.py                   # blog on METRICS_PORT (9100)
+    python scripts/monitor.py --port 9091 --target 127.0.0.1:9200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parents[1]
+RULES_FILE = REPO / "charts" / "monitoring" / "rules" / "aiblog.rules.yml"
+DASHBOARDS = REPO / "charts" / "blog" / "dashboards"
+JOB = "aiblog"  # the alert rules select up{job="aiblog"}
+
+
+def prometheus_config(targets: list[str], rules_file: Path = RULES_FILE, scrape_interval: str = "5s") -> dict:
+    """The Prometheus configuration for scraping the blog's metrics servers."""
+    return {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+        "rule_files": [str(rules_file)],
+        "scrape_configs": [{
+            "job_name": JOB,
+            "metrics_path": "/metrics",
+            "scrape_timeout": scrape_interval,
+            "static_configs": [{"targets": targets}],
+        }],
+    }
+
+
+def write_config(path: Path, config: dict) -> None:
+    # JSON is YAML, and needs no extra dependency.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Written by scripts/monitor.py; edits are overwritten.\n" + json.dumps(config, indent=2) + "\n")
+
+
+def default_target() -> str:
+    sys.path.insert(0, str(REPO / "service"))
+    from aiblog import config  # the settings table: same defaults as the blog
+
+    settings = config.load()
+    host = settings["METRICS_BIND"] or settings["BIND_HOST"]
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{settings['METRICS_PORT']}"
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run Prometheus against the locally running blog.")
+    parser.add_argument("--target", default=None,
+                        help="host:port of the blog's metrics server (default: from METRICS_PORT/METRICS_BIND)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MONITOR_PORT", "9090")),
+                        help="Prometheus web port (default 9090, or MONITOR_PORT)")
+    parser.add_argument("--dir", type=Path, default=REPO / ".run" / "monitor",
+                        help="config and data directory (default .run/monitor)")
+    parser.add_argument("--scrape-interval", default="5s")
+    args = parser.parse_args(argv)
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        print("!! Prometheus is not installed. Install the Debian package 'prometheus':\n"
+              "   sudo apt-get install prometheus      (make monitor does this when run as root)",
+              file=sys.stderr)
+        return 1
+    if not port_free(args.port):
+        print(f"!! port {args.port} is taken (another Prometheus?). Use --port N or MONITOR_PORT=N.",
+              file=sys.stderr)
+        return 1
+
+    target = args.target or default_target()
+    config_path = args.dir / "prometheus.yml"
+    write_config(config_path, prometheus_config([target], scrape_interval=args.scrape_interval))
+    metrics_url = f"http://{target}/metrics"
+    if not answers(metrics_url):
+        print(f"!! nothing answers at {metrics_url} yet: start the blog with `make run` (it serves metrics "
+              "there). Prometheus starts anyway and shows the target as down until then.", file=sys.stderr)
+
+    web = f"http://127.0.0.1:{args.port}"
+    process = subprocess.Popen([
+        binary, f"--config.file={config_path}", f"--storage.tsdb.path={args.dir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{args.port}", "--storage.tsdb.retention.time=2d", "--log.level=warn",
+    ])
+    # Stop Prometheus with us, whether by Ctrl-C or by SIGTERM.
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    try:
+        deadline = time.monotonic() + 30
+        while not answers(f"{web}/-/ready"):
+            if process.poll() is not None:
+                print(f"!! Prometheus exited with {process.returncode}; see its messages above.", file=sys.stderr)
+                return 1
+            if time.monotonic() > deadline:
+                print("!! Prometheus did not become ready within 30 s.", file=sys.stderr)
+                process.terminate()
+                return 1
+            time.sleep(0.2)
+        example = quote('sum(rate(blog_http_request_total[1m])) * 60')
+        print(f"""
+Prometheus is watching the blog's metrics at {metrics_url}
+  targets (is the blog up?)  {web}/targets
+  alert rules and state      {web}/alerts
+  requests per minute        {web}/graph?g0.expr={example}&g0.tab=0&g0.range_input=15m
+  config                     {config_path}
+Grafana dashboards: import {DASHBOARDS.relative_to(REPO)}/*.json with this Prometheus as data source.
+Ctrl-C stops Prometheus.""", flush=True)
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait(10)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
