@@ -17,6 +17,7 @@ import json
 import threading
 import time
 import unicodedata
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
@@ -112,18 +113,22 @@ class Generation:
 class ResultCache:
     """Finished generations: Redis when configured, else this process."""
 
+    LOCAL_MAX = 2000
+
     def __init__(self, store: RedisStore, ttl: int, prefix: str = "aiblog:ai:result"):
         self.store = store
         self.ttl = ttl
         self.prefix = prefix
-        self._local: dict[str, tuple[float, str]] = {}
+        self._local: OrderedDict[str, tuple[float, str]] = OrderedDict()  # bounded LRU
         self._lock = threading.Lock()
         self._record = metrics.cache_result("ai")
 
     def get(self, key: str, record: bool = True) -> str | None:
+        raw = None
         if self.store.enabled:
             raw = self.store.call(lambda r: r.get(f"{self.prefix}:{key}"))
-        else:
+        if raw is None and (not self.store.enabled or not self.store.available):
+            # No Redis, or Redis down: answers made meanwhile live here.
             with self._lock:
                 entry = self._local.get(key)
             raw = entry[1] if entry and entry[0] > time.monotonic() else None
@@ -137,6 +142,9 @@ class ResultCache:
         if not self.store.enabled or not self.store.available:
             with self._lock:
                 self._local[key] = (time.monotonic() + self.ttl, value)
+                self._local.move_to_end(key)
+                while len(self._local) > self.LOCAL_MAX:
+                    self._local.popitem(last=False)
 
 
 class Generator:
