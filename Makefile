@@ -42,6 +42,15 @@ test: $(VENV)/.installed-test
 	@$(SYSPKG) $(TEST_PACKAGES)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+$(VENV)/.installed-load: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[load]'
+	@touch $@ $(VENV)/.installed-run
+
+# Its own throwaway stack on free loopback ports; results folder printed at the end (BENCH_OUT=DIR to choose).
+bench: $(VENV)/.installed-load
+	@$(SYSPKG) redis-server:redis-server /usr/lib/postgresql:postgresql
+	$(PY) -m loadtests.bench $(if $(BENCH_OUT),--out $(BENCH_OUT))
+
 monitor: $(VENV)/.installed-run
 	@$(SYSPKG) prometheus:prometheus
 	$(PY) scripts/monitor.py $(MONITOR_ARGS)

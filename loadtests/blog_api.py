@@ -18,6 +18,9 @@ API_POSTS = "/api/v1/posts"
 API_TOKENS = "/api/v1/tokens"
 API_GENERATE = "/api/v1/generate"
 HEALTH = "/healthz"
+# How the Locust scenario names AI requests; a 429 (deliberate backpressure) gets its own name.
+AI_REQUEST_NAME = API_GENERATE
+BACKPRESSURE_REQUEST_NAME = f"{API_GENERATE} [429 backpressure]"
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 POST_ID_RE = re.compile(r"/post/(\d+)")

@@ -2,6 +2,7 @@
 token, the ids of posts that exist."""
 from __future__ import annotations
 
+import base64
 import os
 import random
 from dataclasses import dataclass
@@ -12,7 +13,13 @@ from . import blog_api
 
 
 class SetupError(RuntimeError):
-    """The target could not be prepared for a test (the message says why and what to do)."""
+    """The target could not be prepared for a test (the message says why and what to do).
+
+    ``kind`` names the failure like a failed request's error kind (status:500, ...)."""
+
+    def __init__(self, message: str, kind: str = "setup"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -37,7 +44,8 @@ async def register(target: str, username: str, password: str) -> None:
         async with session.get(target + blog_api.REGISTER) as response:
             html = await response.text()
             if response.status != 200:
-                raise SetupError(f"GET {blog_api.REGISTER} answered {response.status}; is {target} an aiblog?")
+                raise SetupError(f"GET {blog_api.REGISTER} answered {response.status}; is {target} an aiblog?",
+                                 f"status:{response.status}")
         token = blog_api.csrf_token(html)
         if token is None:
             raise SetupError(f"{blog_api.REGISTER} has no csrf_token field; is {target} an aiblog?")
@@ -45,15 +53,18 @@ async def register(target: str, username: str, password: str) -> None:
         async with session.post(target + blog_api.REGISTER, data=form, allow_redirects=False) as response:
             if response.status not in (302, 303):
                 body = (await response.text())[:300]
-                raise SetupError(f"registering {username!r} answered {response.status}: {body}")
+                raise SetupError(f"registering {username!r} answered {response.status}: {body}",
+                                 f"status:{response.status}")
 
 
 async def api_token(target: str, username: str, password: str) -> str:
     async with client_session() as session:
-        async with session.post(target + blog_api.API_TOKENS, auth=aiohttp.BasicAuth(username, password)) as response:
+        basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+        async with session.post(target + blog_api.API_TOKENS, headers={"Authorization": f"Basic {basic}"}) as response:
             if response.status != 200:
                 raise SetupError(f"POST {blog_api.API_TOKENS} for {username!r} answered {response.status}; "
-                                 "check --user/--password (or BLOG_PERF_USER/BLOG_PERF_PASSWORD)")
+                                 "check --user/--password (or BLOG_PERF_USER/BLOG_PERF_PASSWORD)",
+                                 f"status:{response.status}")
             return (await response.json())["token"]
 
 
@@ -76,7 +87,7 @@ async def post_ids(target: str, limit: int = 300, per_page: int = 100) -> list[i
         async def page(number: int) -> dict:
             async with session.get(f"{target}{blog_api.API_POSTS}?page={number}&per_page={per_page}") as response:
                 if response.status != 200:
-                    raise SetupError(f"GET {blog_api.API_POSTS} answered {response.status}")
+                    raise SetupError(f"GET {blog_api.API_POSTS} answered {response.status}", f"status:{response.status}")
                 return await response.json()
 
         first = await page(1)

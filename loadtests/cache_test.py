@@ -170,7 +170,7 @@ def run(target: str, titles: int = 5, repeats: int = 5, timeout: float = 60.0, c
             credentials = asyncio.run(blog_client.credentials(tester.target, username, password))
         except (blog_client.SetupError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError) as exc:
             # No token: every planned call is a failure of this kind, so the report shows a rate, not a blank.
-            kind = stats.error_kind(exc) if not isinstance(exc, blog_client.SetupError) else "setup"
+            kind = exc.kind if isinstance(exc, blog_client.SetupError) else stats.error_kind(exc)
             record["notes"].append(f"no API token: {exc or type(exc).__name__}")
             tester.progress.line(f"cache: cannot get an API token: {exc or type(exc).__name__}")
             failed = {"ok": False, "ms": None, "status": None, "error": kind}

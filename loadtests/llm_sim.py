@@ -100,6 +100,15 @@ class SimConfig:
     def serves(self, model: str) -> bool:
         return "*" in self.models or model in self.models or f"{model}:latest" in self.models
 
+    def listed(self, requested: set[str]) -> list[str]:
+        """Names for /api/tags and /v1/models. With "*" (any model), the
+        default model and every name asked for so far, so a client's
+        model check passes as its generation would."""
+        names = [m for m in self.models if m != "*"]
+        if "*" in self.models:
+            names += sorted({DEFAULT_MODEL, *requested} - set(names))
+        return names
+
 
 # -- deterministic text ----------------------------------------------------------
 
@@ -201,6 +210,7 @@ class Simulator:
         config.validate()
         self.config = config
         self.stats = Stats()
+        self.requested_models: set[str] = set()
         self._dice = random.Random(config.seed)
 
     # decisions and timing
@@ -284,6 +294,8 @@ class Simulator:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("model is required")
+        if self.config.serves(model) and len(self.requested_models) < 100:
+            self.requested_models.add(model)
         return model
 
     # Ollama
@@ -301,7 +313,7 @@ class Simulator:
              "digest": hashlib.sha256(m.encode()).hexdigest(),
              "details": {"format": "gguf", "family": "sim", "parameter_size": "0",
                          "quantization_level": "none"}}
-            for m in self.config.models if m != "*"
+            for m in self.config.listed(self.requested_models)
         ]})
 
     async def ollama_chat(self, request: web.Request) -> web.StreamResponse:
@@ -387,7 +399,7 @@ class Simulator:
         created = int(self.stats.started)
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": created, "owned_by": "blog-llm-sim"}
-            for m in self.config.models if m != "*"
+            for m in self.config.listed(self.requested_models)
         ]})
 
     async def openai_chat(self, request: web.Request) -> web.StreamResponse:

@@ -34,7 +34,7 @@ th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left;
 td.num, th.num { text-align:right; white-space:nowrap; }
 .pass { color:var(--ok); font-weight:600; } .fail { color:var(--bad); font-weight:600; }
 .muted { color:var(--muted); } .warn { background:#fef3c7; border:1px solid #f59e0b; padding:8px 12px; border-radius:6px; }
-.charts { display:grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap:12px; }
+.charts { display:grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap:12px; }
 svg.chart { background:#fff; border:1px solid var(--line); border-radius:6px; }
 svg.chart .chart-title { font-size:13px; font-weight:600; fill:#111827; }
 svg.chart .plot-area { fill:#fcfcfd; stroke:#d1d5db; }
@@ -57,6 +57,10 @@ def _value(value, unit: str) -> str:
         return stats.fmt_number(value, 1, " req/s")
     if unit == "x":
         return stats.fmt_number(value, 1, "×")
+    if unit == "change":  # a relative change, e.g. +0.12 -> "+12.0 %"
+        return "—" if value is None else f"{value * 100:+.1f} %"
+    if unit == "s":
+        return stats.fmt_number(value, 1, " s")
     if unit == "MB":
         return stats.fmt_number(value, 1, " MB")
     if unit in ("count", "calls"):
@@ -138,10 +142,6 @@ def concurrency_section(run: dict | None, ceiling: dict | None = None, anchor: s
     parts = []
     for note in run.get("notes", []):
         parts.append(f'<p class="warn">{escape(note)}</p>')
-    for endpoint in endpoints:
-        if endpoint.get("skipped"):
-            parts.append(f'<p class="warn">{escape(endpoint.get("label", endpoint["name"]))}: skipped — '
-                         f'{escape(endpoint["skipped"])}</p>')
     measured = [e for e in endpoints if e.get("levels")]
     charts = [
         svg.line_chart("Latency p95 by concurrency", f"{anchor}-p95",

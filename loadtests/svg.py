@@ -12,7 +12,7 @@ import math
 from html import escape
 
 WIDTH, HEIGHT = 720, 300
-MARGIN = {"left": 70, "right": 20, "top": 34, "bottom": 48}
+MARGIN = {"left": 70, "right": 20, "top": 48, "bottom": 48}
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#c026d3")
 
 
@@ -54,13 +54,12 @@ def _frame(title: str, chart_id: str, body: list[str], legend: list[tuple[str, s
     parts = [f'<svg class="chart" id="{escape(chart_id)}" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
              f'width="100%" preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
              f"<title>{escape(title)}</title>",
-             f'<text x="{MARGIN["left"]}" y="20" class="chart-title">{escape(title)}</text>', *body]
-    x = WIDTH - MARGIN["right"]
-    for label, color in reversed(legend):
-        width = 14 + 7 * len(label)
-        x -= width + 10
-        parts.append(f'<rect x="{x}" y="10" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{x + 14}" y="19" class="legend">{escape(label)}</text>')
+             f'<text x="{MARGIN["left"]}" y="18" class="chart-title">{escape(title)}</text>', *body]
+    x = MARGIN["left"]  # the legend: one row under the title
+    for label, color in legend:
+        parts.append(f'<g class="legend-item"><rect x="{x}" y="27" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{x + 14}" y="36" class="legend">{escape(label)}</text></g>')
+        x += 14 + 6.5 * len(label) + 16
     parts.append("</svg>")
     return "\n".join(parts)
 

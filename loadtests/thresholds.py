@@ -40,11 +40,6 @@ def evaluate(document: dict, max_p95_ms: float | None = None, max_error_rate: fl
     for endpoint in (runs.get("concurrency") or {}).get("endpoints", []):
         name = endpoint["name"]
         levels = endpoint.get("levels", [])
-        if endpoint.get("skipped"):
-            if any(v is not None for v in (max_p95_ms, max_error_rate, min_rps)):
-                checks.append({"check": f"concurrency {name}", "limit": None, "kind": "measured",
-                               "measured": None, "passed": False, "note": endpoint["skipped"]})
-            continue
         for level in levels:
             c = level["level"]
             if max_p95_ms is not None and name not in AI_ENDPOINTS:

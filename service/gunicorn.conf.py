@@ -7,10 +7,15 @@ cannot take the capacity that page reads need. Pages themselves are mostly
 served from the cache in well under a millisecond of CPU.
 """
 import os
+import sys
 
 from aiblog import config as _config
 
-_settings = _config.load()
+try:
+    _settings = _config.load()
+except _config.ConfigError as _error:
+    # One clear line instead of gunicorn's "Failed to read config file" traceback.
+    sys.exit(f"aiblog: configuration error: {_error}")
 
 bind = f"{_settings['BIND_HOST']}:{_settings['PORT']}"
 workers = _settings["WEB_CONCURRENCY"]

@@ -5,6 +5,7 @@ import os
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         and os.environ.get("SESSION_COOKIE_SECURE", "1") != "0",
         WTF_CSRF_TIME_LIMIT=None,  # token lives as long as the session
         RATELIMIT_STORAGE_URI=values["REDIS_URL"] or "memory://",
+        # A moving window: a fixed one would allow twice the limit in a burst
+        # that straddles the boundary between two windows.
+        RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
@@ -39,6 +43,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
 
+    # Before any blueprint adds its routes: every <int:...> in them is an id.
+    app.url_map.converters["int"] = DatabaseIdConverter
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
@@ -66,6 +72,23 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_commands(app)
     return app
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """``<int:...>`` limited to the ids a database column can hold, so that
+    ``/post/99999999999999999999`` is a 404 rather than an overflow error."""
+
+    def to_python(self, value: str) -> int:
+        from werkzeug.exceptions import NotFound
+
+        from .models import ID_MAX
+
+        number = super().to_python(value)
+        if number > ID_MAX:
+            # Not ValidationError: Werkzeug answers that with 405 when a rule
+            # for another method has the same path.
+            raise NotFound()
+        return number
 
 
 def _database_uri(url: str) -> str:

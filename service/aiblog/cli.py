@@ -94,7 +94,7 @@ def seed_command(extra: int, if_empty: bool):
 @with_appcontext
 def create_admin_command(username: str, password: str | None):
     """Create an admin, or make an existing user an admin."""
-    from .auth.accounts import find_user, register
+    from .auth.accounts import AccountError, find_user, register
     from .extensions import db
 
     user = find_user(username)
@@ -109,7 +109,10 @@ def create_admin_command(username: str, password: str | None):
         password = getpass.getpass("Password: ")
     if len(password) < 8:
         raise click.UsageError("the password must have at least 8 characters")
-    register(username, password, role=Role.ADMIN)
+    try:
+        register(username, password, role=Role.ADMIN)
+    except AccountError as exc:
+        raise click.UsageError(str(exc)) from None
     click.echo(f"admin {username} created")
 
 
@@ -133,6 +136,11 @@ def settings_command(markdown: bool):
 def main() -> None:
     """The ``aiblog`` console script: Flask's CLI bound to our factory."""
     from . import create_app
+    from .config import ConfigError
 
     os.environ.setdefault("FLASK_APP", "aiblog")
-    FlaskGroup(create_app=lambda: create_app(), add_default_commands=True)(prog_name="aiblog")
+    try:
+        FlaskGroup(create_app=lambda: create_app(), add_default_commands=True)(prog_name="aiblog")
+    except ConfigError as exc:  # a message to act on, not a traceback
+        click.echo(f"aiblog: configuration error: {exc}", err=True)
+        sys.exit(2)

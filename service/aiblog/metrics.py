@@ -18,9 +18,28 @@ names importable and give a value outside gunicorn.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable
 
-from prometheus_client import Counter, Gauge, Histogram
+# Set by the gunicorn master next to PROMETHEUS_MULTIPROC_DIR (metrics_server.py).
+MULTIPROC_OWNER_ENV = "AIBLOG_METRICS_MASTER_PID"
+
+
+def _multiprocess_for_gunicorn_only() -> None:
+    """Only the gunicorn master that prepared the directory, and its workers,
+    write metric files. Another process that inherited the variable (``aiblog
+    seed``, ``blog-worker``, a shell in the pod) keeps its metrics in memory
+    rather than crashing on a missing directory or adding to the server's
+    counters. Runs before prometheus_client is imported: it chooses its mode then.
+    """
+    owner = os.environ.get(MULTIPROC_OWNER_ENV)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and owner not in (str(os.getppid()), str(os.getpid())):
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+_multiprocess_for_gunicorn_only()
+
+from prometheus_client import Counter, Gauge, Histogram  # noqa: E402  (after the check above)
 
 # Request metrics come from prometheus-flask-exporter with this prefix:
 # blog_http_request_total{method,status},
@@ -45,6 +64,13 @@ AI_REQUESTS = Counter(
     "blog_ai_requests_total", "AI generation requests by mode and outcome.",
     ["mode", "outcome"],
 )
+# Every known mode and outcome exists from the start at 0: a series born at
+# 1 would hide its first increment from rate() and from the dashboards.
+AI_MODES = ("sync", "stream", "background")
+AI_OUTCOMES = ("generated", "cached", "deduplicated", "rejected", "failed")
+for _mode in AI_MODES:
+    for _outcome in AI_OUTCOMES:
+        AI_REQUESTS.labels(mode=_mode, outcome=_outcome)
 LLM_TTFT_SECONDS = Histogram(
     "blog_llm_time_to_first_token_seconds", "Time from LLM call to its first token.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),

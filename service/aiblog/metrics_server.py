@@ -39,6 +39,7 @@ ACTIVE_USERS = "blog_active_users"
 JOBS_QUEUED = "blog_jobs_queued"
 SCRAPE_TIME_NAMES = frozenset({ACTIVE_USERS, JOBS_QUEUED})
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROC_OWNER_ENV = "AIBLOG_METRICS_MASTER_PID"  # same name in aiblog.metrics (not imported here)
 METRICS_PATH = "/metrics"
 GENERATE_QUEUE = "generate"  # the RQ queue of background generations (aiblog.ai)
 # rq keeps a queue as a list under this key; rq's own Queue.count is its LLEN.
@@ -59,6 +60,7 @@ def prepare_multiproc_dir(configured: str) -> tuple[str, bool]:
         os.remove(path)
     shutil.rmtree(local_directory(directory), ignore_errors=True)
     os.environ[MULTIPROC_ENV] = directory
+    os.environ[MULTIPROC_OWNER_ENV] = str(os.getpid())  # see aiblog.metrics
     return directory, created
 
 
@@ -218,8 +220,12 @@ def start(settings: dict, master_pid: int, worker_pids: Callable[[], Iterable[in
     if port == settings["PORT"]:
         raise RuntimeError(f"METRICS_PORT must differ from PORT ({port}): /metrics is never served publicly")
     registry = build_registry(settings, master_pid, worker_pids)
-    server = make_server(host, port, _only_metrics_path(make_wsgi_app(registry)),
-                         ThreadingWSGIServer, handler_class=_QuietHandler)
+    try:
+        server = make_server(host, port, _only_metrics_path(make_wsgi_app(registry)),
+                             ThreadingWSGIServer, handler_class=_QuietHandler)
+    except OSError as exc:
+        raise RuntimeError(f"cannot serve metrics on {host}:{port} ({exc.strerror}): set METRICS_PORT "
+                           "to a free port, or METRICS_ENABLED=false") from None
     threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
     log.info("metrics at http://%s:%s%s", host, port, METRICS_PATH)
     return server

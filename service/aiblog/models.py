@@ -12,8 +12,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .extensions import db
 
 TITLE_MAX = 200
+# Control characters a title may not hold (all but tab), as the inside of a
+# regex character class; the API's OpenAPI patterns are built from it too.
+TITLE_FORBIDDEN_CHARS = r"\x00-\x08\x0a-\x1f\x7f-\x9f"
 BODY_MAX = 100_000
 USERNAME_MAX = 40
+# Ids are INTEGER columns: 32-bit on Postgres. Larger ids in a URL are a 404
+# (see ``DatabaseIdConverter``), never a database error.
+ID_MAX = 2**31 - 1
 
 
 def utcnow() -> datetime:

@@ -12,7 +12,9 @@ Backends:
 - Redis (``REDIS_URL`` set): generations and pages in Redis, one round trip per
   lookup (a Lua script reads the generation and the page together). If a bump
   fails because Redis is down, an epoch shared by all keys is bumped the
-  moment Redis answers again, before anything is read from it.
+  moment Redis answers again, before anything is read from it; a restarted
+  Redis (which may reload pages from its snapshot) gets a new epoch from
+  every process that meets it (see ``RedisStore._on_connect``).
 - Local (no ``REDIS_URL``): pages in a per-process LRU; generations in a small
   memory-mapped file shared by every worker on the machine, so a write in one
   gunicorn worker invalidates the pages held by all the others.
@@ -26,6 +28,7 @@ import os
 import struct
 import tempfile
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from typing import Callable
@@ -56,7 +59,6 @@ class RedisPageCache:
         self.on_result = on_result or (lambda hit: None)
         self._epoch_key = f"{self.prefix}:epoch"
         self._lookup = store.client.register_script(_LOOKUP_LUA)
-        self._bump_pending = False
         store.on_recover(self._after_outage)
 
     def _gen_key(self, scope: str) -> str:
@@ -84,16 +86,14 @@ class RedisPageCache:
             pipe.execute()
             return True
 
-        if not self.store.call(bump, default=False):
-            # Pages cached before the outage may be stale now: drop them all
-            # when Redis answers again (see _after_outage).
-            self._bump_pending = True
+        # If Redis is down the bump is lost, but _after_outage drops every
+        # page cached before the outage before Redis is used again.
+        self.store.call(bump, default=False)
 
-    def _after_outage(self, client) -> None:
+    def _after_outage(self, command) -> None:
         # Another process may have written during the outage without being
         # able to invalidate; a new epoch makes every old key unreachable.
-        client.incr(self._epoch_key)
-        self._bump_pending = False
+        command("INCR", self._epoch_key)
 
 
 class SharedGenerations:
@@ -155,8 +155,6 @@ class LocalPageCache:
         self._lock = threading.Lock()
 
     def get(self, scope: str, name: str) -> tuple[str, bytes | None]:
-        import time
-
         key = f"{name}:{self.generations.get(scope)}"
         with self._lock:
             entry = self._entries.get(key)
@@ -168,8 +166,6 @@ class LocalPageCache:
         return key, None
 
     def set(self, key: str | None, value: bytes) -> None:
-        import time
-
         if key is None:
             return
         with self._lock:

@@ -46,7 +46,7 @@ class RedisLite:
                 if self._sock is None:
                     self._connect()
                 return self._roundtrip(args)
-            except (OSError, EOFError):
+            except OSError:  # connection lost: reconnect on the next call
                 self.close()
                 raise
 
@@ -76,7 +76,7 @@ class RedisLite:
                            + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in encoded))
         line = self._reader.readline()
         if not line.endswith(b"\r\n"):
-            raise EOFError("Redis closed the connection")
+            raise ConnectionError("Redis closed the connection")
         kind, value = line[:1], line[1:-2]
         if kind == b":":
             return int(value)

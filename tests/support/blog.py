@@ -1,11 +1,14 @@
 """Helpers for the blog tests: users, API tokens, post ids, HTML inspection."""
 from __future__ import annotations
 
+import functools
 import re
 from html.parser import HTMLParser
 
+from werkzeug.security import generate_password_hash
+
 from aiblog.extensions import db
-from aiblog.models import Role
+from aiblog.models import Role, User
 
 PASSWORD = "correct horse battery"
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data", "background", "poster"}
@@ -22,13 +25,31 @@ def post_id_from(response) -> int:
     return int(match.group(1))
 
 
-def create_user(app, username: str, password: str = PASSWORD, role: Role = Role.AUTHOR) -> int:
-    from aiblog.auth.accounts import register
+@functools.lru_cache(maxsize=None)
+def _password_hash(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
 
+
+def create_user(app, username: str, password: str = PASSWORD, role: Role = Role.AUTHOR) -> int:
+    """A user straight in the database, hashing each password once per session
+    (scrypt is slow on purpose; the registration path has its own tests)."""
     with app.app_context():
-        user_id = register(username, password, role=role).id
+        user = User(username=username, password_hash=_password_hash(password), role=role.value)
+        db.session.add(user)
+        db.session.commit()
+        user_id = user.id
         db.session.remove()
     return user_id
+
+
+def token_for(app, user_id: int) -> str:
+    """An API token as POST /api/v1/tokens would issue it, without the password check."""
+    from aiblog.api.common import issue_token
+
+    with app.test_request_context():
+        token = issue_token(db.session.get(User, user_id))
+        db.session.remove()
+    return token
 
 
 def api_token(client, username: str, password: str = PASSWORD) -> str:
@@ -82,3 +103,40 @@ def unsafe_markup(html: str, marker: str, allowed_active: set[str] = frozenset({
         if marker in match.group(1):
             problems.append(f"script body {match.group(0)[:80]!r}")
     return problems
+
+
+class LiveUser:
+    """A browser-like client of a live server: cookies, CSRF tokens, and a new
+    connection for every request (``Connection: close``), so that gunicorn
+    hands the requests to different workers."""
+
+    def __init__(self, base_url: str):
+        import httpx
+
+        self.http = httpx.Client(base_url=base_url, timeout=15, headers={"Connection": "close"})
+
+    def csrf(self, path: str) -> str:
+        from tests.conftest import csrf_token
+
+        return csrf_token(self.http.get(path).text)
+
+    def submit(self, path: str, **fields: str):
+        """Fill in the form at ``path`` and send it, as a browser would."""
+        return self.http.post(path, data={**fields, "csrf_token": self.csrf(path)})
+
+    def login(self, username: str, password: str = PASSWORD) -> "LiveUser":
+        response = self.submit("/login", username=username, password=password)
+        assert response.status_code == 302, response.text[:500]
+        return self
+
+    def get(self, path: str):
+        return self.http.get(path)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def nav_user(html: str) -> str | None:
+    """The username shown in the page's navigation bar (None: anonymous)."""
+    match = re.search(r'class="nav-user">([^<]*)<', html)
+    return match.group(1) if match else None

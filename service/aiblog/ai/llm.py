@@ -466,20 +466,15 @@ CLIENTS: dict[str, type[LLMClient]] = {
 def make_client(config: Mapping[str, Any], *, circuit: "CircuitBreaker | None" = None) -> LLMClient:
     """The configured client (Flask ``app.config`` keys ``LLM_*``).
 
-    Unless ``circuit`` is given, a fresh ``CircuitBreaker`` is built from
-    ``CIRCUIT_FAILURES``/``CIRCUIT_COOLDOWN`` when those keys exist. The
-    breaker is per process, so call this once per process (per app) and
-    keep the client.
+    With ``circuit``, every call checks and feeds that breaker; without, the
+    caller owns the breaker (the generation layer does). Create one client
+    per process and keep it: it holds a connection pool.
     """
     api = config.get("LLM_API", "sim")
     try:
         client_class = CLIENTS[api]
     except KeyError:
         raise ValueError(f"LLM_API must be one of {', '.join(CLIENTS)}, got {api!r}") from None
-    if circuit is None and "CIRCUIT_FAILURES" in config:
-        from .circuit import CircuitBreaker
-
-        circuit = CircuitBreaker(config["CIRCUIT_FAILURES"], config.get("CIRCUIT_COOLDOWN", 10.0))
     return client_class(
         config.get("LLM_BASE_URL", "http://127.0.0.1:11434"),
         config.get("LLM_MODEL", "gemma3:270m"),

@@ -1,7 +1,7 @@
 """The OpenAPI 3 document of /api/v1. A test checks it against the URL map."""
 from flask import jsonify
 
-from ..models import BODY_MAX, TITLE_MAX
+from ..models import BODY_MAX, ID_MAX, TITLE_FORBIDDEN_CHARS, TITLE_MAX
 from . import bp
 
 
@@ -19,7 +19,7 @@ ERRORS = {
     "429": _error("Rate limit or LLM capacity exceeded; see `Retry-After`."),
 }
 BEARER = [{"bearerAuth": []}]
-POST_ID = {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+POST_ID = {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX}}
 PAGE = {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}}
 PER_PAGE = {"name": "per_page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
 
@@ -32,13 +32,18 @@ def _pick(*codes: str) -> dict:
     return {code: ERRORS[code] for code in codes}
 
 
+# What the server accepts, as patterns (linear-time, no nested repetition):
+# a title has no control character but tab and is not blank; a body has no
+# NUL and is not blank.
+TITLE = {"type": "string", "minLength": 1, "maxLength": TITLE_MAX,
+         "pattern": rf"^[^\S{TITLE_FORBIDDEN_CHARS}]*[^\s{TITLE_FORBIDDEN_CHARS}][^{TITLE_FORBIDDEN_CHARS}]*$"}
+BODY = {"type": "string", "minLength": 1, "maxLength": BODY_MAX, "pattern": r"^\s*[^\s\x00][^\x00]*$"}
+
+
 def document() -> dict:
     post_input = {
         "type": "object", "additionalProperties": False,
-        "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
-            "body": {"type": "string", "minLength": 1, "maxLength": BODY_MAX},
-        },
+        "properties": {"title": TITLE, "body": BODY},
     }
     return {
         "openapi": "3.0.3",
@@ -83,8 +88,9 @@ def document() -> dict:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["title"], "additionalProperties": False,
                     "properties": {
-                        "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
-                        "mode": {"type": "string", "enum": ["sync", "stream", "background"], "default": "sync"},
+                        "title": TITLE,
+                        "mode": {"type": "string", "enum": ["sync", "stream", "background", None], "default": "sync",
+                                 "nullable": True, "description": "null or absent: sync"},
                     }}}}},
                 "responses": {
                     "200": {"description": "sync: the generated text; stream: Server-Sent Events",

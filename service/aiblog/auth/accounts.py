@@ -1,24 +1,43 @@
 """Account operations used by the web forms, the API and the CLI."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import metrics
 from ..extensions import db
-from ..models import Role, User
+from ..models import USERNAME_MAX, Role, User
+
+
+# The one rule for usernames, used by the register form and the CLI.
+USERNAME_PATTERN = r"^[\w.-]+$"
+USERNAME_MIN = 3
+USERNAME_MESSAGE = "Use letters, digits, '.', '-' or '_' only."
 
 
 class AccountError(ValueError):
     pass
 
 
+def validate_username(username: str) -> str:
+    username = username.strip()
+    if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
+        raise AccountError(f"A username has {USERNAME_MIN} to {USERNAME_MAX} characters.")
+    if not re.match(USERNAME_PATTERN, username):
+        raise AccountError(USERNAME_MESSAGE)
+    return username
+
+
 def find_user(username: str) -> User | None:
+    if "\x00" in username:  # no username has one, and Postgres refuses it in a query
+        return None
     return db.session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
 
 
 def register(username: str, password: str, role: Role = Role.AUTHOR) -> User:
-    username = username.strip()
+    username = validate_username(username)
     if find_user(username) is not None:
         raise AccountError("That username is already taken.")
     user = User(username=username, role=role.value)

@@ -3,12 +3,13 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 from ..models import USERNAME_MAX
+from .accounts import USERNAME_MESSAGE, USERNAME_MIN, USERNAME_PATTERN
 
-USERNAME_RULE = Regexp(r"^[\w.-]+$", message="Use letters, digits, '.', '-' or '_' only.")
+USERNAME_RULE = Regexp(USERNAME_PATTERN, message=USERNAME_MESSAGE)
 
 
 class RegisterForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=USERNAME_MAX), USERNAME_RULE])
+    username = StringField("Username", validators=[DataRequired(), Length(min=USERNAME_MIN, max=USERNAME_MAX), USERNAME_RULE])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=256)])
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", message="Passwords do not match.")])
 

@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_limiter.util import get_remote_address
@@ -80,7 +82,13 @@ def logout():
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site relative paths; never an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    # Only same-site relative paths; never an open redirect. Browsers drop
+    # tabs and newlines inside URLs and read a backslash as "/", so
+    # "/<tab>/evil.example" would become "//evil.example": such characters
+    # refuse the target.
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and all(ch.isprintable() and not ch.isspace() for ch in target)):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("posts.index")

@@ -37,7 +37,8 @@ def author(username: str):
     page = _page_number()
 
     def build() -> Fragment:
-        user = db.session.scalar(select(User).where(User.username == username))
+        # No username holds a NUL, and Postgres refuses one in a query.
+        user = None if "\x00" in username else db.session.scalar(select(User).where(User.username == username))
         if user is None:
             abort(404)
         posts = newest_posts(page, current_app.config["POSTS_PER_PAGE"], author_id=user.id)

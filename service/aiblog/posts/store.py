@@ -2,6 +2,7 @@
 before it returns, so the writer's next page view is fresh."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 from .. import metrics
 from ..extensions import db
 from ..markup import render_markdown
-from ..models import BODY_MAX, TITLE_MAX, Post, User
+from ..models import BODY_MAX, TITLE_FORBIDDEN_CHARS, TITLE_MAX, Post, User
 from ..page_cache import LISTS, post_scope
 from ..services import services
 
@@ -18,20 +19,27 @@ class PostValidationError(ValueError):
     pass
 
 
+_TITLE_FORBIDDEN = re.compile(f"[{TITLE_FORBIDDEN_CHARS}]")
+
+
 def validate(title: object, body: object) -> tuple[str, str]:
+    # Lengths are checked before stripping, as the web form and the OpenAPI
+    # document count them.
     if not isinstance(title, str) or not isinstance(body, str):
         raise PostValidationError("title and body must be strings")
+    if len(title) > TITLE_MAX:
+        raise PostValidationError(f"title must be at most {TITLE_MAX} characters")
+    if _TITLE_FORBIDDEN.search(title):
+        raise PostValidationError("title must not contain control characters")
     title = title.strip()
     if not title:
         raise PostValidationError("title must not be empty")
-    if len(title) > TITLE_MAX:
-        raise PostValidationError(f"title must be at most {TITLE_MAX} characters")
-    if not body.strip():
-        raise PostValidationError("body must not be empty")
     if len(body) > BODY_MAX:
         raise PostValidationError(f"body must be at most {BODY_MAX} characters")
-    if "\x00" in title or "\x00" in body:
-        raise PostValidationError("title and body must not contain NUL characters")
+    if "\x00" in body:
+        raise PostValidationError("body must not contain NUL characters")
+    if not body.strip():
+        raise PostValidationError("body must not be empty")
     return title, body
 
 

@@ -1,0 +1,235 @@
+"""blog-perf: the blog's performance suite.
+
+    blog-perf all --target http://127.0.0.1:8000 --out perf-results/today
+    blog-perf locust --target URL --users 200 --duration 60 --processes 2
+    blog-perf cache --target URL --titles 5
+    blog-perf concurrency --target URL --levels 1,5,10,20,50,100,200,500
+    blog-perf report DIR
+    blog-perf compare OLD.json NEW.json --tolerance 10
+
+Exit codes: 0 ok, 1 a threshold (or compare: a regression) missed,
+2 bad usage, 3 the run could not be done, 130 interrupted (results still written).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from . import cache_test, compare, concurrency, locust_run, report, results, thresholds
+from .progress import Progress
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _target(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s) URL such as http://127.0.0.1:8000")
+    return value.rstrip("/")
+
+
+def _levels(value: str) -> list[int]:
+    try:
+        levels = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: levels are whole numbers separated by commas, e.g. 1,5,10") from None
+    if not levels or any(level < 1 for level in levels):
+        raise argparse.ArgumentTypeError("levels must be positive whole numbers, e.g. 1,5,10")
+    return levels
+
+
+def _endpoints(value: str) -> list[str]:
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [n for n in names if n not in concurrency.ENDPOINTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"endpoints are a comma list of {', '.join(concurrency.ENDPOINTS)}")
+    return names
+
+
+def _positive(kind):
+    def parse(value: str):
+        number = kind(value)
+        if number <= 0:
+            raise argparse.ArgumentTypeError(f"{value!r} must be greater than 0")
+        return number
+    return parse
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
+    return number
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True, type=_target, help="base URL of the blog, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--out", help="folder for results.json and report.html (default perf-results/<kind>-<time>)")
+    parser.add_argument("--max-p95-ms", type=_positive(float), help="fail (exit 1) if a non-AI p95 is above this")
+    parser.add_argument("--max-error-rate", type=_non_negative,
+                        help="fail (exit 1) if an error rate is above this share, e.g. 0.01 (429 backpressure excluded)")
+    parser.add_argument("--min-rps", type=_positive(float), help="fail (exit 1) if throughput is below this")
+    parser.add_argument("--user", help="account for the AI API (default: register a fresh one; or BLOG_PERF_USER)")
+    parser.add_argument("--password", help="its password (or BLOG_PERF_PASSWORD)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _add_locust(parser, duration: float) -> None:
+    group = parser.add_argument_group("locust")
+    group.add_argument("--users", type=_positive(int), default=50, help="simulated users (default %(default)s)")
+    group.add_argument("--spawn-rate", type=_positive(float), default=10, help="users started per second (default %(default)s)")
+    group.add_argument("--duration", "--locust-duration", dest="locust_duration", type=_positive(float), default=duration,
+                       help="seconds of load (default %(default)s)")
+    group.add_argument("--processes", type=_positive(int), default=1,
+                       help="Locust processes (master + forked workers) for more load than one core gives")
+    group.add_argument("--wait-min", type=_non_negative, default=1.0, help="think time minimum, seconds")
+    group.add_argument("--wait-max", type=_non_negative, default=3.0, help="think time maximum, seconds")
+
+
+def _add_cache(parser) -> None:
+    group = parser.add_argument_group("cache")
+    group.add_argument("--titles", type=_positive(int), default=5, help="fresh titles (default %(default)s)")
+    group.add_argument("--repeats", type=_positive(int), default=5, help="cached calls per title (default %(default)s)")
+    group.add_argument("--concurrent-clients", type=int, default=50,
+                       help="clients for the concurrent cached test; 0 skips it (default %(default)s)")
+    group.add_argument("--concurrent-duration", type=_positive(float), default=3.0, help="seconds (default %(default)s)")
+    group.add_argument("--concurrent-rate", type=_non_negative, default=200.0,
+                       help="offered requests/s of all clients together; 0 = back to back (default %(default)s)")
+    group.add_argument("--generation-timeout", type=_positive(float), default=60.0, help="seconds per generation")
+
+
+def _add_concurrency(parser, duration: float) -> None:
+    group = parser.add_argument_group("concurrency")
+    group.add_argument("--levels", type=_levels, default=list(concurrency.DEFAULT_LEVELS),
+                       help="concurrent clients per step (default 1,5,10,20,50,100,200,500)")
+    group.add_argument("--endpoints", type=_endpoints, default=list(concurrency.ENDPOINTS),
+                       help="comma list of home,post,ai (default all)")
+    group.add_argument("--level-duration", type=_positive(float), default=duration,
+                       help="seconds per level (default %(default)s)")
+    group.add_argument("--timeout", type=_positive(float), default=30.0, help="seconds per request (default %(default)s)")
+    group.add_argument("--client-processes", type=_positive(int), default=1,
+                       help="client processes (one Python process sends a few thousand requests/s at most)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blog-perf", description="The blog's performance suite: Locust scenario, "
+                                     "cache and concurrency testers, one offline HTML report.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("locust", help="the Locust scenario, headless")
+    _add_common(p)
+    _add_locust(p, 30.0)
+    p = sub.add_parser("cache", help="uncached vs cached AI generation")
+    _add_common(p)
+    _add_cache(p)
+    p = sub.add_parser("concurrency", help="latency, throughput and errors by concurrency level")
+    _add_common(p)
+    _add_concurrency(p, 3.0)
+    p = sub.add_parser("all", help="cache, concurrency and Locust (about three minutes with the defaults)")
+    _add_common(p)
+    _add_locust(p, 45.0)
+    _add_cache(p)
+    _add_concurrency(p, 3.0)
+    p = sub.add_parser("report", help="render DIR/report.html again from DIR/results.json")
+    p.add_argument("dir")
+    p = sub.add_parser("compare", help="differences between two results.json files")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--tolerance", type=_non_negative, default=10.0,
+                   help="percent a figure may get worse before it counts as a regression (default %(default)s)")
+    p.add_argument("--out", help="folder for compare.html (default: beside NEW)")
+    return parser
+
+
+def _parameters(args: argparse.Namespace) -> dict:
+    skip = {"command", "password", "quiet", "out"}
+    return {k: v for k, v in vars(args).items() if k not in skip}
+
+
+def _default_out(kind: str) -> Path:
+    return Path("perf-results") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_suite(args: argparse.Namespace, progress: Progress) -> int:
+    kind = args.command
+    out = Path(args.out) if args.out else _default_out(kind)
+    document = results.new_document(kind, args.target, _parameters(args))
+    runs = document["runs"]
+    code = EXIT_OK
+    try:
+        if kind in ("cache", "all"):
+            progress.line("== cache test ==")
+            runs["cache"] = {}
+            cache_test.run(args.target, args.titles, args.repeats, args.generation_timeout, args.concurrent_clients,
+                           args.concurrent_duration, args.concurrent_rate or None, args.user, args.password,
+                           progress, record=runs["cache"])
+        if kind in ("concurrency", "all"):
+            progress.line("== concurrency test ==")
+            runs["concurrency"] = {}
+            concurrency.run(args.target, args.endpoints, args.levels, args.level_duration, args.timeout,
+                            args.client_processes, args.user, args.password, progress, record=runs["concurrency"])
+        if kind in ("locust", "all"):
+            progress.line("== Locust scenario ==")
+            runs["locust"] = {}
+            locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
+                           args.wait_min, args.wait_max, progress, record=runs["locust"])
+    except KeyboardInterrupt:
+        document["interrupted"] = True
+        code = EXIT_INTERRUPTED
+        progress.line("interrupted: writing what was measured")
+    finally:
+        document["finished_at"] = results.now_iso()
+        document["thresholds"] = thresholds.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps)
+        path = results.write(out, document)
+        html = report.write(out, document)
+        print(f"results: {path}\nreport:  {html}")
+    missed = thresholds.failed(document["thresholds"])
+    for check in missed:
+        print(f"threshold missed: {check['check']}: measured {check['measured']}, limit {check['limit']}",
+              file=sys.stderr)
+    if code == EXIT_OK and missed:
+        code = EXIT_THRESHOLD
+    return code
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "report":
+        try:
+            path = report.rerender(args.dir)
+        except results.ResultsError as exc:
+            print(f"blog-perf report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"report: {path}")
+        return EXIT_OK
+    if args.command == "compare":
+        try:
+            rows, text, html = compare.run(args.old, args.new, args.tolerance, args.out)
+        except results.ResultsError as exc:
+            print(f"blog-perf compare: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(text)
+        print(f"\nreport: {html}")
+        return EXIT_THRESHOLD if any(r["status"] == "regression" for r in rows) else EXIT_OK
+    if args.command in ("locust", "all") and args.wait_max < args.wait_min:
+        print("blog-perf: --wait-max must not be smaller than --wait-min", file=sys.stderr)
+        return EXIT_USAGE
+    # A stop request (SIGTERM, e.g. from Kubernetes) ends the run like Ctrl-C: results are still written.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return run_suite(args, Progress(quiet=args.quiet))
+    except Exception as exc:  # a bug or an unusable target: say what happened, not a traceback wall
+        print(f"blog-perf {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

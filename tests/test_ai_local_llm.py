@@ -1,0 +1,66 @@
+"""End to end through a real model: llama-server + Gemma 3 270M, started by
+scripts/local_llm.py (the optional ``local-llm`` extra).
+
+Deselect on a laptop with ``-m 'not local_llm'``; ``.ci/run`` runs it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import httpx
+import pytest
+
+from aiblog.ai.llm import GenerationOptions, OllamaClient, OpenAIClient, Timeouts
+from aiblog.ai.prompt import build_messages
+from tests.support.processes import REPO
+
+pytestmark = [pytest.mark.local_llm, pytest.mark.slow]
+
+sys.path.insert(0, str(REPO / "scripts"))
+from local_llm import MODEL_ALIAS, start_llama_server  # noqa: E402
+
+# Generous limits: on a busy 2-core machine the model may run at only a few tokens/s.
+TIMEOUTS = Timeouts(connect=5, first_token=90, total=240)
+OPTIONS = GenerationOptions(max_tokens=60, temperature=0.7)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    with start_llama_server() as server:
+        yield server
+    assert server.process.poll() is not None   # stop() really ended it
+
+
+def test_server_runs_on_loopback_with_the_model_alias(llama):
+    assert llama.base_url.startswith("http://127.0.0.1:") and llama.model == MODEL_ALIAS == "gemma3:270m"
+    assert llama.model_path.name.endswith(".gguf") and llama.model_path.stat().st_size > 100_000_000
+    assert httpx.get(llama.base_url + "/health").json() == {"status": "ok"}
+
+
+def test_openai_client_streams_a_post_from_the_real_model(llama):
+    client = OpenAIClient(llama.base_url, llama.model, timeouts=TIMEOUTS)
+    assert client.model_available()
+    started = time.monotonic()
+    arrivals, pieces = [], []
+    for piece in client.stream_chat(build_messages("Why small models are useful"), OPTIONS):
+        arrivals.append(time.monotonic() - started)
+        pieces.append(piece)
+    text = "".join(pieces)
+    assert len(pieces) > 10                         # token by token, not one blob
+    assert arrivals[0] < arrivals[-1]               # the first piece came before the end
+    assert len(text.split()) >= 15 and "\n" in text  # prose with line breaks
+    assert "<|im_end|>" not in text and "<end_of_turn>" not in text   # the chat template fits the model
+
+
+def test_openai_client_non_streaming_chat_from_the_real_model(llama):
+    client = OpenAIClient(llama.base_url, llama.model, timeouts=TIMEOUTS)
+    text = client.chat(build_messages("Caching in Flask"), OPTIONS)
+    assert len(text.split()) >= 10
+
+
+def test_llama_server_has_no_ollama_native_api(llama):
+    # If a newer llama.cpp adds it, stream through OllamaClient here too.
+    assert httpx.post(llama.base_url + "/api/chat", json={
+        "model": llama.model, "messages": [{"role": "user", "content": "hi"}]}).status_code == 404
+    assert OllamaClient(llama.base_url, llama.model, timeouts=TIMEOUTS).model_available() is False

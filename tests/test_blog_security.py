@@ -1,0 +1,217 @@
+"""Security properties: login rate limits, password storage, cookies,
+production configuration, redirects and error pages."""
+from __future__ import annotations
+
+import secrets
+import subprocess
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from aiblog import config, create_app
+from aiblog.extensions import db
+from aiblog.models import User
+from tests.conftest import AuthActions, csrf_token, make_app
+from tests.support.blog import PASSWORD, bearer, create_user, token_for
+from tests.support.processes import REPO, VENV_BIN, blog_env, free_port
+
+LIMIT = 10  # failed logins per minute, per username and per IP (LOGIN_RATE_LIMIT's default)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limited_app(request, sqlite_url):
+    """The app with its rate limits kept in memory, or in a real Redis."""
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    app = make_app(sqlite_url, redis_url)
+    assert app.config["LOGIN_RATE_LIMIT"] == f"{LIMIT} per minute"
+    create_user(app, "alice")
+    create_user(app, "bob")
+    return app, redis_url
+
+
+def attempt(client, username: str, password: str, ip: str):
+    token = csrf_token(client.get("/login", environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True))
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": ip})
+
+
+def test_login_is_limited_per_username_and_successes_do_not_count(limited_app):
+    app, redis_url = limited_app
+    attacker = app.test_client()
+    for i in range(LIMIT - 1):  # each from a new address: only the username limit applies
+        assert attempt(attacker, "alice", "wrong password", f"10.0.0.{i + 1}").status_code == 401
+    assert attempt(app.test_client(), "alice", PASSWORD, "10.0.1.1").status_code == 302  # the owner logs in
+    assert attempt(attacker, "Alice", "wrong password", "10.0.0.100").status_code == 401  # failure number 10
+
+    blocked = attempt(app.test_client(), "alice", PASSWORD, "10.0.1.2")
+    assert blocked.status_code == 429  # even with the right password, until the window moves on
+    assert int(blocked.headers["Retry-After"]) > 0
+    assert "Too many requests" in blocked.get_data(as_text=True)
+    assert attempt(app.test_client(), "bob", PASSWORD, "10.0.1.3").status_code == 302  # other users are not blocked
+    if redis_url:
+        assert redis.Redis.from_url(redis_url).keys("*login-user:alice*"), "the limit lives in Redis"
+
+
+def test_login_is_limited_per_ip(limited_app):
+    app, redis_url = limited_app
+    attacker = app.test_client()
+    for i in range(LIMIT):  # a new username each time: only the address limit applies
+        assert attempt(attacker, f"guess{i}", "wrong password", "10.9.9.9").status_code == 401
+    assert attempt(app.test_client(), "alice", PASSWORD, "10.9.9.9").status_code == 429
+    assert attempt(app.test_client(), "alice", PASSWORD, "10.9.9.10").status_code == 302
+    if redis_url:
+        assert redis.Redis.from_url(redis_url).keys("*10.9.9.9*"), "the limit lives in Redis"
+
+
+def test_token_endpoint_shares_the_login_limits(sqlite_url):
+    app = make_app(sqlite_url, LOGIN_RATE_LIMIT="3 per minute")
+    create_user(app, "alice")
+    client = app.test_client()
+    assert client.post("/api/v1/tokens", auth=("alice", PASSWORD)).status_code == 200  # not counted
+    for _ in range(3):
+        assert client.post("/api/v1/tokens", auth=("alice", "wrong")).status_code == 401
+    response = client.post("/api/v1/tokens", auth=("alice", PASSWORD))
+    assert response.status_code == 429 and response.is_json and response.get_json()["status"] == 429
+
+
+def test_passwords_are_stored_as_salted_scrypt_hashes(app, client, auth):
+    auth.register("alice", PASSWORD)
+    auth.logout()
+    auth.register("bob", PASSWORD)
+    with app.app_context():
+        hashes = db.session.scalars(select(User.password_hash).order_by(User.id)).all()
+        db.session.remove()
+    assert all(h.startswith("scrypt:") and PASSWORD not in h for h in hashes)
+    assert hashes[0] != hashes[1]  # salted
+    token = token_for(app, 1)
+    assert "password" not in client.get("/api/v1/posts", headers=bearer(token)).get_data(as_text=True)
+
+
+def test_session_cookie_is_http_only_and_secure_in_production(client, auth, sqlite_url):
+    response = auth.register()
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+    production = make_app(sqlite_url, BLOG_ENV="production", SECRET_KEY=secrets.token_hex(32))
+    cookie = production.test_client().get("/login").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie
+
+
+# -- production configuration ----------------------------------------------------------
+
+@pytest.mark.parametrize("secret", [None, "", config.DEFAULT_SECRET_KEY, "short-secret"])
+def test_production_refuses_a_missing_or_default_secret_key(monkeypatch, secret):
+    environ = {"BLOG_ENV": "production"} | ({} if secret is None else {"SECRET_KEY": secret})
+    with pytest.raises(config.ConfigError, match="SECRET_KEY must be set to a random value"):
+        config.load(environ)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("BLOG_ENV", "production")
+    if secret is not None:
+        monkeypatch.setenv("SECRET_KEY", secret)
+    with pytest.raises(config.ConfigError, match="SECRET_KEY"):
+        create_app({"DATABASE_URL": "sqlite://", "REDIS_URL": ""})
+
+
+def test_production_accepts_a_real_secret_key():
+    values = config.load({"BLOG_ENV": "production", "SECRET_KEY": secrets.token_hex(32)})
+    assert values["BLOG_ENV"] == "production"
+    assert config.load({})["SECRET_KEY"] == config.DEFAULT_SECRET_KEY  # development keeps its default
+
+
+def _without_secret(**overrides) -> dict[str, str]:
+    env = blog_env(**overrides)
+    env.pop("SECRET_KEY")
+    return env
+
+
+def test_cli_and_gunicorn_exit_with_a_clear_message_without_a_secret_key(tmp_path):
+    env = _without_secret(BLOG_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path}/blog.sqlite3",
+                          PORT=str(free_port()), METRICS_ENABLED="false")
+    message = "SECRET_KEY must be set to a random value"
+    settings = subprocess.run([str(VENV_BIN / "aiblog"), "settings"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert settings.returncode != 0 and message in settings.stderr and "Traceback" not in settings.stderr
+    gunicorn = subprocess.run([str(VENV_BIN / "gunicorn"), "-c", str(REPO / "service" / "gunicorn.conf.py"), "aiblog:create_app()"],
+                              env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert gunicorn.returncode != 0 and message in gunicorn.stderr and "Traceback" not in gunicorn.stderr
+
+    bad_value = subprocess.run([str(VENV_BIN / "aiblog"), "settings"], env=blog_env(WEB_CONCURRENCY="0"),
+                               cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad_value.returncode != 0 and "WEB_CONCURRENCY: expected a positive integer" in bad_value.stderr
+    development = subprocess.run([str(VENV_BIN / "aiblog"), "settings"], env=_without_secret(), cwd=REPO,
+                                 capture_output=True, text=True, timeout=60)
+    assert development.returncode == 0 and "SECRET_KEY=(development default)" in development.stdout
+
+
+# -- redirects -------------------------------------------------------------------------------
+
+OFFSITE = ["https://evil.example/", "//evil.example", "///evil.example", "/\\evil.example", "\\\\evil.example",
+           "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "http:/evil.example", " //evil.example",
+           "javascript:alert(1)", "/\x00/evil.example"]
+
+
+@pytest.mark.parametrize("target", OFFSITE, ids=lambda t: repr(t))
+def test_login_never_redirects_off_site(sqlite_url, target):
+    app = make_app(sqlite_url)
+    create_user(app, "alice")
+    client = app.test_client()
+    token = AuthActions(client).form("/login")
+    response = client.post("/login", query_string={"next": target},
+                           data={"username": "alice", "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_login_follows_a_same_site_next(sqlite_url):
+    app = make_app(sqlite_url)
+    create_user(app, "alice")
+    client = app.test_client()
+    assert client.get("/create").headers["Location"].startswith("/login?next=")
+    token = AuthActions(client).form("/login")
+    response = client.post("/login?next=/create", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/create"
+
+
+# -- error pages ------------------------------------------------------------------------------
+
+def test_error_pages_are_html_on_the_site_and_json_under_the_api(sqlite_url):
+    app = make_app(sqlite_url, LOGIN_RATE_LIMIT="1 per minute")
+
+    def explode():
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/test-only/explode", "explode", explode)
+    app.add_url_rule("/api/v1/test-only/explode", "api_explode", explode)
+    alice, bob = create_user(app, "alice"), create_user(app, "bob")
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(bob)
+    headers = bearer(token_for(app, bob))
+    post_id = app.test_client().post("/api/v1/posts", json={"title": "t", "body": "b"},
+                                     headers=bearer(token_for(app, alice))).get_json()["id"]
+    big = "x" * (1024 * 1024 + 1)
+    anonymous = app.test_client()
+    anonymous.post("/api/v1/tokens", auth=("carol", "wrong"))
+    login_token = AuthActions(anonymous).form("/login")
+    anonymous.post("/login", data={"username": "carol", "password": "wrong", "csrf_token": login_token})
+    cases = {
+        404: (lambda: client.get("/no-such-page"), lambda: client.get("/api/v1/no-such-thing")),
+        403: (lambda: client.get("/admin/users"), lambda: client.delete(f"/api/v1/posts/{post_id}", headers=headers)),
+        405: (lambda: client.delete("/"), lambda: client.put("/api/v1/posts", headers=headers)),
+        413: (lambda: client.post("/create", data={"title": "t", "body": big}),
+              lambda: client.post("/api/v1/posts", data=big, headers=headers, content_type="application/json")),
+        429: (lambda: anonymous.post("/login", data={"username": "carol", "password": "wrong", "csrf_token": login_token}),
+              lambda: anonymous.post("/api/v1/tokens", auth=("carol", "wrong"))),
+        500: (lambda: client.get("/test-only/explode"), lambda: client.get("/api/v1/test-only/explode")),
+    }
+    for code, (site, api) in cases.items():
+        page = site()
+        assert page.status_code == code and page.mimetype == "text/html", code
+        html = page.get_data(as_text=True)
+        assert f'<p class="error-code">{code}</p>' in html and "Back to the blog" in html, code
+        assert "Traceback" not in html and "a bug" not in html
+        response = api()
+        assert response.status_code == code and response.is_json, code
+        body = response.get_json()
+        assert body["status"] == code and body["error"] and body["message"], code
+        assert "a bug" not in body["message"]
+    assert client.delete("/").headers["Allow"]

@@ -1,0 +1,119 @@
+"""``make bench`` in miniature (same code, tiny numbers), and its report in
+headless Chromium: every chart drawn, nothing fetched from beyond the machine."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from loadtests import bench as bench_mod
+from loadtests.progress import Progress
+from loadtests.stack import port_open
+from tests.support.perf import explain, load_results, local_only_browser_page, run_perf
+
+pytestmark = pytest.mark.slow
+
+MINI = bench_mod.BenchSettings(
+    levels=(1, 5), level_duration_s=0.4, client_processes=2, answer_seconds=0.5, seed_posts=100, big_posts=400,
+    scale_seconds=0.5, cold_renders=3, cache_titles=3, cache_repeats=2, cached_clients=5, cached_rate_rps=50,
+    cached_seconds=1.0, flight_requests=20, readers=4, read_rate_rps=40, generators=5, read_seconds=1.0,
+    locust_users=4, locust_spawn_rate=4, locust_duration_s=5)
+
+
+@pytest.fixture(scope="module")
+def mini_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    bench = bench_mod.Bench(out, MINI, progress=Progress(quiet=True))
+    code = bench.run()
+    return out, code, bench
+
+
+def test_bench_measures_every_target_and_cleans_up(mini_bench):
+    out, code, bench = mini_bench
+    assert code == 0
+    document = load_results(out)
+    phases = document["bench"]["phases"]
+    assert all(p["status"] == "done" for p in phases.values()), {k: p.get("error") for k, p in phases.items()}
+    targets = {t["key"]: t for t in document["bench"]["targets"]}
+    assert set(targets) == {
+        "home_ceiling_ratio", "post_ceiling_ratio", "locust_failures", "locust_non_ai_p95_ms", "home_c500_errors",
+        "scale_warm_p95_change", "scale_cold_p95_change", "worker_rss_mb", "cached_p50_ms", "cached_p99_ms",
+        "single_flight_llm_calls", "single_flight_ok", "single_flight_p95_ms", "reads_under_ai_p95_change",
+        "bench_duration_s"}
+    # No level 500 in the miniature; every other target has a measured figure and a verdict.
+    assert targets["home_c500_errors"]["measured"] is None and targets["home_c500_errors"]["passed"] is None
+    for key, target in targets.items():
+        if key != "home_c500_errors":
+            assert target["measured"] is not None and target["passed"] in (True, False), target
+    # The claims that do not depend on machine speed hold even here.
+    assert targets["single_flight_llm_calls"]["measured"] == 1
+    assert targets["single_flight_ok"]["measured"] == MINI.flight_requests
+    assert targets["locust_failures"]["measured"] == 0
+    assert 20 < targets["worker_rss_mb"]["measured"] < 1000
+    runs = document["runs"]
+    for level in runs["concurrency"]["endpoints"][0]["levels"]:
+        assert level["ceiling_ratio"] == pytest.approx(
+            level["throughput_rps"] / runs["ceiling"]["endpoints"][0]["levels"][MINI.levels.index(level["level"])]["throughput_rps"])
+    concurrent = runs["cache"]["concurrent"]
+    assert concurrent["server_ms"]["count"] > 0  # server-side times from the timed instance's access log
+    assert concurrent["server_ms"]["p50"] <= concurrent["latency_ms"]["p50"] * 1.5
+    scale = document["bench"]["scale"]["runs"]
+    assert [r["label"] for r in scale] == ["small", "big"] and scale[1]["posts"] >= MINI.big_posts
+    # Traffic stayed on loopback, and every process of the stack is gone.
+    parameters = document["bench"]["parameters"]
+    for name in ("blog", "hello", "llm_simulator"):
+        assert parameters[name].startswith("http://127.0.0.1:")
+        assert not port_open(int(parameters[name].rsplit(":", 1)[1]))
+    assert not bench.stack.workdir.exists()
+
+
+def chart_report(page, path: Path, outside: list[str], shots: Path) -> list[str]:
+    page.goto(path.as_uri())
+    charts = page.locator("svg.chart")
+    assert charts.count() > 0
+    ids = []
+    for index in range(charts.count()):
+        chart = charts.nth(index)
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 100, (chart.get_attribute("id"), box)
+        drawn = chart.locator("path.series, rect.bar").count()
+        assert drawn > 0, f"chart {chart.get_attribute('id')} has nothing drawn"
+        assert chart.locator("text.no-data").count() == 0
+        shot = shots / f"{chart.get_attribute('id')}.png"
+        chart.screenshot(path=str(shot))
+        assert shot.stat().st_size > 3000
+        ids.append(chart.get_attribute("id"))
+    page.screenshot(path=str(shots / f"{path.stem}-full.png"), full_page=True)
+    assert (shots / f"{path.stem}-full.png").stat().st_size > 50_000
+    assert outside == []
+    return ids
+
+
+@pytest.mark.browser
+def test_bench_report_and_comparison_draw_every_chart_offline(mini_bench, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out, _, _ = mini_bench
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r'(src|href)="(https?:)?//', html), "the report must not load anything"
+    done = run_perf("compare", str(out / "results.json"), str(out / "results.json"), "--out", str(tmp_path), timeout=60)
+    assert done.returncode == 0, explain(done)
+    outside: list[str] = []
+    with sync_playwright() as playwright:
+        browser, page = local_only_browser_page(playwright, outside)
+        try:
+            ids = chart_report(page, out / "report.html", outside, tmp_path)
+            assert {"concurrency-p95", "concurrency-throughput", "concurrency-errors", "concurrency-ceiling",
+                    "cache-titles", "cache-stats", "cache-concurrent", "locust-rps", "locust-latency", "locust-users",
+                    "bench-scale", "bench-rss", "bench-reads-under-ai"} <= set(ids)
+            # CJK titles are HTML text, laid out with a real width.
+            cjk = page.locator("td", has_text="缓存与一致性").first
+            assert cjk.is_visible() and cjk.bounding_box()["width"] > 30
+            # Every section is reachable from the navigation.
+            for link in page.locator("nav.sections a").all():
+                assert page.locator(link.get_attribute("href")).count() == 1
+            chart_report(page, tmp_path / "compare.html", outside, tmp_path)
+        finally:
+            browser.close()
