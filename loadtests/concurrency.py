@@ -215,9 +215,18 @@ class ConcurrencyTester:
         return record
 
     def _warm_up(self, spec: RequestSpec) -> None:
-        # One request first so the level-1 figure is not a cold-cache outlier.
-        samples = Samples()
-        asyncio.run(_run_clients(self.target, spec, 1, 0, 0.0, self.timeout, 0.0, samples, lambda: False))
+        """Each path once before measuring: levels measure the warm cache, not first renders."""
+        async def visit_all():
+            async with aiohttp.ClientSession(base_url=self.target,
+                                             timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
+                for path in spec.paths:
+                    try:
+                        async with session.request(spec.method, path, json=spec.json, headers=spec.headers,
+                                                   allow_redirects=False) as response:
+                            await response.read()
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                        return  # an unreachable target: the levels will count its errors
+        asyncio.run(visit_all())
 
     def _run_level(self, spec: RequestSpec, level: int, samples: Samples) -> None:
         label = f"{spec.name} c={level}"

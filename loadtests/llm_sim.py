@@ -322,12 +322,7 @@ class Simulator:
         messages = _messages(body.get("messages"))
         prompt = "\n".join(m["content"] for m in messages)
         limit = _option_int(body.get("options"), "num_predict")
-
-        def event(piece: str) -> dict[str, Any]:
-            return {"model": model, "created_at": _now(),
-                    "message": {"role": "assistant", "content": piece}, "done": False}
-
-        return await self.ollama_answer(request, body, model, prompt, limit, event,
+        return await self.ollama_answer(request, body, model, prompt, limit,
                                         lambda text: {"role": "assistant", "content": text},
                                         "message")
 
@@ -340,14 +335,10 @@ class Simulator:
         if isinstance(body.get("system"), str):
             prompt = body["system"] + "\n" + prompt
         limit = _option_int(body.get("options"), "num_predict")
-
-        def event(piece: str) -> dict[str, Any]:
-            return {"model": model, "created_at": _now(), "response": piece, "done": False}
-
-        return await self.ollama_answer(request, body, model, prompt, limit, event,
+        return await self.ollama_answer(request, body, model, prompt, limit,
                                         lambda text: text, "response")
 
-    async def ollama_answer(self, request, body, model, prompt, limit, event, final_value, field_name):
+    async def ollama_answer(self, request, body, model, prompt, limit, final_value, field_name):
         stream = body.get("stream", True)  # Ollama streams unless told not to
         if not isinstance(stream, bool):
             raise BadRequest("stream must be a boolean")
@@ -383,13 +374,23 @@ class Simulator:
             final[field_name] = final_value("".join(pieces))
             return web.json_response(final)
 
+        # Events are spelled by hand, not json.dumps'ed one by one: streaming
+        # is the simulator's hot path under load.
+        if field_name == "message":
+            template = ('{"model": %s, "created_at": "%%s", "message": {"role": "assistant", '
+                        '"content": %%s}, "done": false}\n' % json.dumps(model))
+        else:
+            template = '{"model": %s, "created_at": "%%s", "response": %%s, "done": false}\n' % json.dumps(model)
+
+        def events(batch: tuple[str, ...]) -> bytes:
+            now = _now()
+            return "".join(template % (now, _json_string(p)) for p in batch).encode()
+
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
-        encode = lambda obj: (json.dumps(obj) + "\n").encode()  # noqa: E731
-        if not await self.send_pieces(request, response, pieces, outcome,
-                                      lambda chunk: encode(event(chunk))):
+        if not await self.send_pieces(request, response, pieces, outcome, events):
             return response
-        await response.write(encode(done_event()))
+        await response.write((json.dumps(done_event()) + "\n").encode())
         await response.write_eof()
         return response
 
@@ -447,12 +448,18 @@ class Simulator:
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
             return b"data: " + json.dumps(data).encode() + b"\n\n"
 
+        template = ('data: {"id": "%s", "object": "chat.completion.chunk", "created": %d, '
+                    '"model": %s, "choices": [{"index": 0, "delta": {"content": %%s}, '
+                    '"finish_reason": null}]}\n\n' % (ident, created, json.dumps(model)))
+
+        def chunks(batch: tuple[str, ...]) -> bytes:
+            return "".join(template % _json_string(p) for p in batch).encode()
+
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
         await response.write(chunk({"role": "assistant", "content": ""}))
-        if not await self.send_pieces(request, response, pieces, outcome,
-                                      lambda text: chunk({"content": text})):
+        if not await self.send_pieces(request, response, pieces, outcome, chunks):
             return response
         await response.write(chunk({}, finish) + b"data: [DONE]\n\n")
         await response.write_eof()
@@ -482,7 +489,7 @@ class Simulator:
                 await asyncio.sleep(wait)
             due = stop_at if gap == 0 else min(
                 stop_at, max(sent + 1, int((time.monotonic() - start) / gap) + 1))
-            await response.write(b"".join(encode(p) for p in pieces[sent:due]))
+            await response.write(encode(pieces[sent:due]))
             sent = due
         if outcome == "cut":
             _abort(request)  # like a crashed server: the chunked body never ends
@@ -546,6 +553,9 @@ def _limit(configured: int, requested: int | None) -> int:
 def _abort(request: web.Request) -> None:
     if request.transport is not None:
         request.transport.close()
+
+
+_json_string = functools.lru_cache(maxsize=65536)(json.dumps)  # pieces repeat a lot
 
 
 def _now() -> str:

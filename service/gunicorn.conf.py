@@ -74,6 +74,8 @@ def when_ready(server):
         from aiblog import metrics_server
 
         _metrics_server = metrics_server.start(_settings, os.getpid(), lambda: list(server.WORKERS))
+        host, port = _metrics_server.server_address[:2]
+        server.log.info("Metrics at http://%s:%s%s", host, port, metrics_server.METRICS_PATH)
 
 
 def child_exit(server, worker):

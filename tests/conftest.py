@@ -14,6 +14,9 @@ from aiblog import create_app
 from aiblog.extensions import db, limiter
 from tests.support.processes import PostgresServer, RedisServer
 
+# Fixtures of the performance-suite tests (one blog stack for the whole session).
+pytest_plugins = ("tests.support.perf",)
+
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 

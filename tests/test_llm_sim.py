@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 
 import aiohttp
@@ -12,6 +13,7 @@ import pytest
 
 from aiblog.ai.prompt import build_messages
 from tests.support.llm import LLMSimProcess
+from tests.support.processes import VENV_BIN, wait_until
 
 MODEL = "gemma3:270m"
 FAST = dict(ttft=0, tokens_per_second=0, tokens=60, answer_seconds=None,
@@ -175,7 +177,6 @@ def test_hang_rate_one_never_answers_and_frees_the_slot_when_the_client_leaves(s
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(sim.url + "/api/chat", timeout=httpx.Timeout(5, read=0.5),
                    json={"model": MODEL, "messages": build_messages("Hang")})
-    from tests.support.processes import wait_until
     wait_until(lambda: sim.stats()["in_progress"] == 0, 5, "the hung handler to end")
     assert sim.stats()["outcomes"] == {"hang": 1}
 
@@ -266,9 +267,6 @@ def test_two_hundred_concurrent_identical_requests_are_all_answered(sim):
 
 
 def test_bad_command_line_is_a_clear_error():
-    import subprocess
-    from tests.support.processes import VENV_BIN
-
     result = subprocess.run([str(VENV_BIN / "blog-llm-sim"), "--error-rate", "3"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "error_rate must be between 0 and 1" in result.stderr

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from tests.support.perf import explain, load_results, perf_blog, run_perf
+from tests.support.perf import explain, load_results, run_perf
 
-__all__ = ["perf_blog"]
 pytestmark = pytest.mark.slow
 
 

@@ -5,10 +5,8 @@ import re
 
 import pytest
 
-from tests.support.perf import QUICK_CACHE, QUICK_CONCURRENCY, QUICK_LOCUST, explain, failing_url, load_results, \
-    refusing_url, run_perf
+from tests.support.perf import QUICK_CACHE, QUICK_CONCURRENCY, QUICK_LOCUST, explain, load_results, run_perf
 
-__all__ = ["failing_url", "refusing_url"]
 pytestmark = pytest.mark.slow
 
 

@@ -12,9 +12,8 @@ import pytest
 
 from loadtests.blog_api import AI_REQUEST_NAME as AI_NAME
 from loadtests.blog_api import BACKPRESSURE_REQUEST_NAME as BACKPRESSURE_NAME
-from tests.support.perf import QUICK_LOCUST, REPO, explain, load_results, perf_blog, run_perf, start_stack
+from tests.support.perf import QUICK_LOCUST, REPO, explain, load_results, run_perf, start_stack
 
-__all__ = ["perf_blog"]
 pytestmark = pytest.mark.slow
 
 ROUTE_TEMPLATES = {"/", "/?page=[n]", "/post/[id]", "/register", "/login", "/logout", "/create",

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.perf import (ANSWER_SECONDS, QUICK_CACHE, QUICK_CONCURRENCY, explain, load_results, perf_blog,
+from tests.support.perf import (ANSWER_SECONDS, QUICK_CACHE, QUICK_CONCURRENCY, explain, load_results,
                                 run_perf)
 
-__all__ = ["perf_blog"]  # the fixture, imported for pytest
 pytestmark = pytest.mark.slow
 
 LATENCY_FIELDS = {"count", "min", "mean", "p50", "p95", "p99", "max"}

@@ -10,9 +10,8 @@ import time
 
 import pytest
 
-from tests.support.perf import BLOG_PERF, REPO, explain, failing_url, load_results, perf_blog, run_perf
+from tests.support.perf import BLOG_PERF, REPO, explain, load_results, run_perf
 
-__all__ = ["perf_blog", "failing_url"]
 pytestmark = pytest.mark.slow
 
 HOME_ONLY = ["--endpoints", "home", "--levels", "1,5", "--level-duration", "0.5"]

@@ -227,5 +227,4 @@ def start(settings: dict, master_pid: int, worker_pids: Callable[[], Iterable[in
         raise RuntimeError(f"cannot serve metrics on {host}:{port} ({exc.strerror}): set METRICS_PORT "
                            "to a free port, or METRICS_ENABLED=false") from None
     threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
-    log.info("metrics at http://%s:%s%s", host, port, METRICS_PATH)
     return server

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -229,10 +228,3 @@ class LLMSimulator:
             self.process.terminate()
             self.process.wait(10)
 
-
-def wait_for(predicate, timeout: float = 15, what: str = "condition"):
-    return wait_until(predicate, timeout, what)
-
-
-def now() -> float:
-    return time.time()

@@ -59,7 +59,9 @@ class GenerationError(Exception):
 
     @classmethod
     def from_llm(cls, exc: LLMError) -> "GenerationError":
-        return cls(exc.status_code, str(exc), exc.kind)
+        retry_after = getattr(exc, "retry_after", None)
+        return cls(exc.status_code, str(exc), exc.kind,
+                   retry_after=max(1, round(retry_after)) if retry_after else None)
 
 
 def validate_title(title: Any) -> str:

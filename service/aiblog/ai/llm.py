@@ -313,7 +313,9 @@ class LLMClient:
         except httpx.TimeoutException:
             if deadlines.expired:
                 raise LLMTimeout(deadlines.expired) from None
-            if not deadlines.got_first_token and first_token:
+            if not first_token:
+                raise LLMTimeout(f"the LLM did not answer within {self.timeouts.total:g} s") from None
+            if not deadlines.got_first_token:
                 raise LLMTimeout(f"the LLM sent no first token within "
                                  f"{self.timeouts.first_token:g} s") from None
             raise LLMTimeout(f"the LLM sent nothing for {deadlines.read_timeout():g} s "
