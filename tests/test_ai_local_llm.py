@@ -64,3 +64,29 @@ def test_llama_server_has_no_ollama_native_api(llama):
     assert httpx.post(llama.base_url + "/api/chat", json={
         "model": llama.model, "messages": [{"role": "user", "content": "hi"}]}).status_code == 404
     assert OllamaClient(llama.base_url, llama.model, timeouts=TIMEOUTS).model_available() is False
+
+
+def test_blog_generates_streams_and_saves_a_post_through_the_real_model(llama, sqlite_url, redis_url):
+    """The whole path: API -> cache/single flight -> OpenAI protocol -> llama-server."""
+    from tests.conftest import make_app
+    from tests.support.ai import bearer_for, create_user, parse_sse
+
+    app = make_app(sqlite_url, redis_url, LLM_API="openai", LLM_BASE_URL=llama.base_url, LLM_MODEL=llama.model,
+                   LLM_MAX_TOKENS=60, LLM_FIRST_TOKEN_TIMEOUT=90.0, LLM_TOTAL_TIMEOUT=240.0)
+    client = app.test_client()
+    headers = bearer_for(client, *create_user(app))
+
+    streamed = client.post("/api/v1/generate", json={"title": "Measuring a blog", "mode": "stream"}, headers=headers)
+    assert streamed.status_code == 200
+    events = parse_sse(streamed.get_data(as_text=True))
+    assert [name for name, _ in events][0] == "meta" and events[-1][0] == "done", events[-1]
+    assert sum(1 for name, _ in events if name == "token") > 10
+    content = events[-1][1]["content"]
+    assert len(content.split()) >= 15 and events[-1][1]["simulated"] is False
+
+    again = client.post("/api/v1/generate", json={"title": "measuring a BLOG"}, headers=headers).get_json()
+    assert again["cached"] is True and again["content"] == content
+
+    saved = client.post("/api/v1/posts", json={"title": "Measuring a blog", "body": content}, headers=headers)
+    assert saved.status_code == 201
+    assert saved.get_json()["html"]
