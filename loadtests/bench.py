@@ -156,6 +156,8 @@ class Bench:
         finally:
             if self.stack is not None:
                 self.progress.line("-- stopping the stack")
+                self.stack.stop()
+                self.stack.keep_logs(self.out / "logs")  # gunicorn, simulator, Redis, Postgres: for diagnosis
                 self.stack.cleanup()
             self.bench["duration_s"] = round(self.budget.elapsed(), 1)
             self.bench["targets"] = self.targets()

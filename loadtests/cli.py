@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import cache_test, compare, concurrency, locust_run, report, results, thresholds
+from . import blog_api, cache_test, compare, concurrency, locust_run, report, results, thresholds
 from .progress import Progress
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -48,6 +48,13 @@ def _endpoints(value: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"endpoints are a comma list of {', '.join(concurrency.ENDPOINTS)}")
     return names
+
+
+def _weights(value: str) -> dict[str, int]:
+    try:
+        return blog_api.parse_weights(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(kind):
@@ -88,6 +95,8 @@ def _add_locust(parser, duration: float) -> None:
                        help="Locust processes (master + forked workers) for more load than one core gives")
     group.add_argument("--wait-min", type=_non_negative, default=1.0, help="think time minimum, seconds")
     group.add_argument("--wait-max", type=_non_negative, default=3.0, help="think time maximum, seconds")
+    group.add_argument("--weights", type=_weights, default=dict(blog_api.DEFAULT_TASK_WEIGHTS),
+                       help="task mix, e.g. ai=0,login=0 (default the seed's: home=10,post=5,login=1,write=1,ai=2)")
 
 
 def _add_cache(parser) -> None:
@@ -176,7 +185,7 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
             progress.line("== Locust scenario ==")
             runs["locust"] = {}
             locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
-                           args.wait_min, args.wait_max, progress, record=runs["locust"])
+                           args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights)
     except KeyboardInterrupt:
         document["interrupted"] = True
         code = EXIT_INTERRUPTED

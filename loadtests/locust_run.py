@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import stats
+from . import blog_api, stats
 from .progress import Progress, bar
 from .results import now_iso
 
@@ -37,7 +37,7 @@ def _read_history(path: Path) -> list[dict]:
 
 def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 10.0, duration: float = 30.0,
         processes: int = 1, wait_min: float = 1.0, wait_max: float = 3.0, progress: Progress | None = None,
-        record: dict | None = None, extra_env: dict | None = None) -> dict:
+        record: dict | None = None, extra_env: dict | None = None, weights: dict | None = None) -> dict:
     progress = progress or Progress(quiet=True)
     record = {} if record is None else record
     work = Path(out_dir) / "locust"
@@ -46,7 +46,7 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
         (work / stale).unlink(missing_ok=True)
     record["parameters"] = {"users": users, "spawn_rate": spawn_rate, "duration_s": duration,
                             "processes": processes, "wait_min_s": wait_min, "wait_max_s": wait_max,
-                            "task_weights": {"home": 10, "post": 5, "login": 1, "write": 1, "ai_generate": 2}}
+                            "task_weights": weights or dict(blog_api.DEFAULT_TASK_WEIGHTS)}
     record["started_at"] = now_iso()
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", target.rstrip("/"),
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s",
@@ -54,7 +54,9 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
     if processes > 1:
         command += ["--processes", str(processes)]
     env = {**os.environ, "BLOG_PERF_LOCUST_OUT": str(work), "BLOG_PERF_WAIT_MIN": str(wait_min),
-           "BLOG_PERF_WAIT_MAX": str(wait_max), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+           "BLOG_PERF_WAIT_MAX": str(wait_max), "PYTHONUNBUFFERED": "1",
+           "BLOG_PERF_TASK_WEIGHTS": ",".join(f"{k}={v}" for k, v in record["parameters"]["task_weights"].items()),
+           **(extra_env or {})}
     log_path = work / "locust.log"
     began = time.time()
     with open(log_path, "wb") as log:

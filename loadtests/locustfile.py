@@ -2,8 +2,9 @@
 
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000
 
-Task mix (weights): home 10, post 5, login 1, write 1, AI generate 2, with
-think time between tasks. Requests are named by route template
+Task mix (weights): home 10, post 5, login 1, write 1, AI generate 2 (the
+seed's; BLOG_PERF_TASK_WEIGHTS="ai=0,login=0" changes it), with think time
+between tasks. Requests are named by route template
 ("/post/[id]"), only posts that exist are requested, forms carry their CSRF
 token, writers use their own account (registered on first need), and AI
 generation goes through the API with a Bearer token. A 429 from the AI API is
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import gevent
 from gevent.lock import Semaphore
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, between, events
 from locust.runners import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
@@ -46,6 +47,7 @@ FRESH_TITLE_SHARE = float(os.environ.get("BLOG_PERF_FRESH_TITLE_SHARE", "0.3"))
 WAIT_MIN = float(os.environ.get("BLOG_PERF_WAIT_MIN", "1"))
 WAIT_MAX = float(os.environ.get("BLOG_PERF_WAIT_MAX", "3"))
 HISTORY_INTERVAL = float(os.environ.get("BLOG_PERF_HISTORY_INTERVAL", "2"))
+TASK_WEIGHTS = blog_api.parse_weights(os.environ.get("BLOG_PERF_TASK_WEIGHTS"))
 
 _user_numbers = itertools.count(1)
 _fresh_numbers = itertools.count(1)
@@ -103,21 +105,18 @@ class BlogUser(FastHttpUser):
         KNOWN_POSTS.load(self.host)
 
     # -- readers --------------------------------------------------------------
-    @task(10)
     def home(self) -> None:
         if random.random() < 0.8:
             self.client.get(blog_api.HOME, name="/")
         else:
             self.client.get(f"/?page={random.randint(2, 5)}", name="/?page=[n]")
 
-    @task(5)
     def read_post(self) -> None:
         post_id = KNOWN_POSTS.pick()
         if post_id is not None:
             self.client.get(blog_api.POST.format(id=post_id), name="/post/[id]")
 
     # -- writers --------------------------------------------------------------
-    @task(1)
     def login(self) -> None:
         """Log out (when logged in) and log in again, as a returning writer does."""
         if not self._ensure_account():
@@ -133,7 +132,6 @@ class BlogUser(FastHttpUser):
             self.logged_in = self._post_form(blog_api.LOGIN, {
                 "username": self.username, "password": PASSWORD, "csrf_token": token}, "/login")
 
-    @task(1)
     def write(self) -> None:
         if not self._ensure_logged_in():
             return
@@ -151,7 +149,6 @@ class BlogUser(FastHttpUser):
             else:
                 response.failure(f"expected a redirect to the new post, got {response.status_code}")
 
-    @task(2)
     def generate(self) -> None:
         if not self._ensure_token():
             return
@@ -225,6 +222,13 @@ class BlogUser(FastHttpUser):
                 return True
             response.failure(f"form rejected: status {response.status_code}")
             return False
+
+
+# The task mix: the seed's weights unless BLOG_PERF_TASK_WEIGHTS (``--weights``) changes them.
+BlogUser.tasks = {task: weight for task, weight in (
+    (BlogUser.home, TASK_WEIGHTS["home"]), (BlogUser.read_post, TASK_WEIGHTS["post"]),
+    (BlogUser.login, TASK_WEIGHTS["login"]), (BlogUser.write, TASK_WEIGHTS["write"]),
+    (BlogUser.generate, TASK_WEIGHTS["ai"])) if weight > 0}
 
 
 # -- recording (master or local runner only) ----------------------------------

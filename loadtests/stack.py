@@ -371,7 +371,7 @@ class Stack:
                 self.hello = Gunicorn(self.workdir, self.env, app="loadtests.hello_app:create_app()",
                                       name="hello").start()
         except BaseException:
-            self.stop()
+            self.cleanup()  # a StackError carries the failing part's log in its message
             raise
         return self
 
@@ -403,6 +403,13 @@ class Stack:
                 part.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+    def keep_logs(self, directory: Path) -> None:
+        """Copy every part's log (not the data) to ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for log in [*self.workdir.glob("*.log"), self.workdir / "postgres" / "log"]:
+            if log.is_file():
+                shutil.copy(log, directory / (log.name if log.suffix == ".log" else "postgres.log"))
 
     def cleanup(self) -> None:
         self.stop()

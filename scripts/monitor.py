@@ -31,17 +31,20 @@ DASHBOARDS = REPO / "charts" / "blog" / "dashboards"
 JOB = "aiblog"  # the alert rules select up{job="aiblog"}
 
 
-def prometheus_config(targets: list[str], rules_file: Path = RULES_FILE, scrape_interval: str = "5s") -> dict:
-    """The Prometheus configuration for scraping the blog's metrics servers."""
+def prometheus_config(targets: list[str], rules_file: Path = RULES_FILE, scrape_interval: str = "5s",
+                      worker_targets: list[str] | None = None) -> dict:
+    """The Prometheus configuration for scraping the blog's metrics servers
+    (and, when given, the background worker's)."""
+    jobs = [(JOB, targets)] + ([(f"{JOB}-worker", worker_targets)] if worker_targets else [])
     return {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "rule_files": [str(rules_file)],
         "scrape_configs": [{
-            "job_name": JOB,
+            "job_name": name,
             "metrics_path": "/metrics",
             "scrape_timeout": scrape_interval,
-            "static_configs": [{"targets": targets}],
-        }],
+            "static_configs": [{"targets": job_targets}],
+        } for name, job_targets in jobs],
     }
 
 
@@ -60,6 +63,19 @@ def default_target() -> str:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     return f"{host}:{settings['METRICS_PORT']}"
+
+
+def default_worker_target() -> str | None:
+    sys.path.insert(0, str(REPO / "service"))
+    from aiblog import config
+
+    settings = config.load()
+    if not settings["WORKER_METRICS_PORT"]:
+        return None
+    host = settings["METRICS_BIND"] or settings["BIND_HOST"]
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{settings['WORKER_METRICS_PORT']}"
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:
@@ -99,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     target = args.target or default_target()
     config_path = args.dir / "prometheus.yml"
-    write_config(config_path, prometheus_config([target], scrape_interval=args.scrape_interval))
+    worker = default_worker_target() if args.target is None else None
+    write_config(config_path, prometheus_config([target], scrape_interval=args.scrape_interval,
+                                                worker_targets=[worker] if worker else None))
     metrics_url = f"http://{target}/metrics"
     if not answers(metrics_url):
         print(f"!! nothing answers at {metrics_url} yet: start the blog with `make run` (it serves metrics "

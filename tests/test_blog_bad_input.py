@@ -53,6 +53,7 @@ FORM_CASES = {
     "blank body": ("Title", " \n\t ", "This field is required."),
     "long body": ("Title", "b" * (BODY_MAX + 1), f"longer than {BODY_MAX} characters"),
     "NUL in body": ("Title", "a\x00b", "must not contain NUL"),
+    "control character in title": ("two\x0blines", "body", "must not contain control characters"),
 }
 
 
@@ -327,12 +328,14 @@ def test_token_dies_with_its_user_or_an_old_password(app, client):
 XSS_PAYLOADS = [
     '<script>alert("{m}")</script>',
     '<img src=x onerror=alert("{m}")>',
+    'text <img src="x" onerror="alert(\'{m}\')"> inline',
     '<a href="javascript:alert(\'{m}\')">click {m}</a>',
     '<a href=" JaVaScRiPt:alert(\'{m}\')">spaced {m}</a>',
     '<a href="jav&#x09;ascript:alert(\'{m}\')">entity {m}</a>',
     '[markdown link {m}](javascript:alert("{m}"))',
     '![markdown image {m}](javascript:alert("{m}"))',
     '<svg onload=alert("{m}")><circle r=1 /></svg>',
+    'text <svg onload="alert(\'{m}\')"></svg> inline',
     '<iframe src="javascript:alert(\'{m}\')"></iframe>',
     '"><script>alert("{m}")</script><"',
     '<div style="background:url(javascript:alert(\'{m}\'))" onmouseover="alert(\'{m}\')">{m}</div>',

@@ -8,17 +8,18 @@ not configured, so background generation is a documented 503 too."""
 from __future__ import annotations
 
 import atexit
-import logging
 import shutil
 import tempfile
 
 import schemathesis
+from flask_migrate import upgrade
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
 from aiblog.extensions import db
 from aiblog.models import ID_MAX, Role, User
+from aiblog.posts.store import create_post
 from tests.conftest import make_app
 from tests.support.blog import create_user, token_for
 from tests.support.processes import free_port
@@ -40,10 +41,6 @@ def _fuzzed_app():
     app = make_app(f"sqlite:///{directory}/blog.sqlite3", LLM_BASE_URL=f"http://127.0.0.1:{free_port()}",
                    LOGIN_RATE_LIMIT="100000 per minute", AI_RATE_LIMIT="100000 per minute")
     with app.app_context():
-        from flask_migrate import upgrade
-
-        from aiblog.posts.store import create_post
-
         upgrade()
     # The fuzzer's user is an admin, so that PATCH and DELETE reach their real work.
     admin_id = create_user(app, "fuzzer", role=Role.ADMIN)

@@ -38,8 +38,17 @@ MAY_BE_EMPTY: dict[str, str] = {}
 
 class Stack:
     def __init__(self, tmp):
-        self.redis = RedisServer().start()
-        self.sim = LLMSimulator("--ttft", "0.02", "--tokens-per-second", "0", "--tokens", str(SIM_TOKENS)).start()
+        self.parts = []  # started so far, stopped in reverse by close()
+        try:
+            self._start(tmp)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, tmp):
+        self.redis = self._started(RedisServer()).start()
+        self.sim = self._started(
+            LLMSimulator("--ttft", "0.02", "--tokens-per-second", "0", "--tokens", str(SIM_TOKENS))).start()
         self.db_path = tmp / "blog.sqlite3"
         self.multiproc_dir = str(tmp / "metrics")
         env = {
@@ -51,10 +60,15 @@ class Stack:
         self.gunicorn = Gunicorn(env, workers=2)
         run_cli("migrate", env=self.gunicorn.env)
         run_cli("seed", env=self.gunicorn.env)
-        self.gunicorn.start()
+        self._started(self.gunicorn).start()
         self.metrics_url = self.gunicorn.metrics_url
-        self.prometheus = PrometheusServer([f"127.0.0.1:{self.gunicorn.metrics_port}"], scrape_interval="1s").start()
+        self.prometheus = self._started(
+            PrometheusServer([f"127.0.0.1:{self.gunicorn.metrics_port}"], scrape_interval="1s")).start()
         self.prometheus.wait_for_scrape_after(time.time())
+
+    def _started(self, part):
+        self.parts.append(part)
+        return part
 
     def post_ids(self) -> list[int]:
         with sqlite3.connect(self.db_path) as conn:
@@ -66,9 +80,11 @@ class Stack:
         return response.json()["token"]
 
     def close(self):
-        for part in (self.prometheus, self.gunicorn, self.sim):
-            part.stop()
-        self.redis.close()
+        for part in reversed(self.parts):
+            if isinstance(part, RedisServer):
+                part.close()  # also removes its directory
+            else:
+                part.stop()
 
 
 @pytest.fixture(scope="module")

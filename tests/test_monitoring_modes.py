@@ -64,7 +64,9 @@ def test_gunicorn_cleans_up_the_metrics_dir_it_created(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     gunicorn = blog(tmp_path, TMPDIR=str(scratch)).start()
-    dirs = list(scratch.glob("aiblog-metrics-*"))
-    assert len(dirs) == 1 and any(path.suffix == ".db" for path in dirs[0].iterdir())
-    gunicorn.stop()
+    try:
+        dirs = list(scratch.glob("aiblog-metrics-*"))
+        assert len(dirs) == 1 and any(path.suffix == ".db" for path in dirs[0].iterdir())
+    finally:
+        gunicorn.stop()
     assert not dirs[0].exists()

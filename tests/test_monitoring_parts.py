@@ -223,3 +223,17 @@ def test_metrics_server_refuses_the_public_port():
     settings = {"METRICS_BIND": "", "BIND_HOST": "127.0.0.1", "METRICS_PORT": 8000, "PORT": 8000, "REDIS_URL": ""}
     with pytest.raises(RuntimeError, match="METRICS_PORT must differ from PORT"):
         metrics_server.start(settings, os.getpid(), lambda: [])
+
+
+def test_the_metrics_server_reads_the_queue_the_ai_jobs_use(redis_url):
+    """metrics_server spells the queue's key itself (the gunicorn master must
+    not import rq/redis-py, see redis_lite.py); this keeps the two in step."""
+    from rq import Queue
+
+    from aiblog.ai import jobs
+
+    client = redis.Redis.from_url(redis_url)
+    queue = Queue(jobs.QUEUE_NAME, connection=client)
+    assert metrics_server.RQ_QUEUE_KEY == queue.key
+    queue.enqueue("builtins.print", "x")
+    assert list(metrics_server.JobsQueuedCollector(RedisLite(redis_url)).collect())[0].samples[0].value == 1

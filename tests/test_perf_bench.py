@@ -66,6 +66,8 @@ def test_bench_measures_every_target_and_cleans_up(mini_bench):
         assert parameters[name].startswith("http://127.0.0.1:")
         assert not port_open(int(parameters[name].rsplit(":", 1)[1]))
     assert not bench.stack.workdir.exists()
+    # Every part's log is kept for diagnosis.
+    assert {"blog.log", "hello.log", "llm-sim.log", "redis.log", "postgres.log"} <= {p.name for p in (out / "logs").iterdir()}
 
 
 def chart_report(page, path: Path, outside: list[str], shots: Path) -> list[str]:

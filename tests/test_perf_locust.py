@@ -57,6 +57,16 @@ def test_plain_locust_runs_the_same_locustfile(perf_blog):
     assert "Aggregated" in output
 
 
+def test_weights_change_the_task_mix(perf_blog, tmp_path):
+    done = run_perf("locust", "--target", perf_blog.blog.url, "--out", str(tmp_path), *QUICK_LOCUST,
+                    "--duration", "3", "--weights", "post=0,login=0,write=0,ai=0")
+    assert done.returncode == 0, explain(done)
+    run = load_results(tmp_path)["runs"]["locust"]
+    assert run["parameters"]["task_weights"] == {"home": 10, "post": 0, "login": 0, "write": 0, "ai": 0}
+    assert {e["name"] for e in run["summary"]["entries"]} <= {"/", "/?page=[n]"}
+    assert run["summary"]["requests"] > 0
+
+
 @pytest.fixture(scope="module")
 def busy_llm_blog():
     """A blog allowing one LLM call per worker, with a slow LLM: generations get 429s."""

@@ -83,6 +83,8 @@ def test_ctrl_c_stops_cleanly_and_writes_what_was_measured(perf_blog, tmp_path):
     (["concurrency", "--target", "http://127.0.0.1:1", "--endpoints", "home,nope"], "endpoints are a comma list"),
     (["cache", "--target", "http://127.0.0.1:1", "--titles", "0"], "must be greater than 0"),
     (["locust", "--target", "http://127.0.0.1:1", "--wait-min", "3", "--wait-max", "1"], "--wait-max must not"),
+    (["locust", "--target", "http://127.0.0.1:1", "--weights", "home=x"], "must be a whole number"),
+    (["locust", "--target", "http://127.0.0.1:1", "--weights", "shop=1"], "unknown task 'shop'"),
 ])
 def test_bad_usage_exits_2_with_a_message(args, message):
     done = run_perf(*args, timeout=30)

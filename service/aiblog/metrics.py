@@ -41,10 +41,9 @@ _multiprocess_for_gunicorn_only()
 
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402  (after the check above)
 
-# Request metrics come from prometheus-flask-exporter with this prefix:
-# blog_http_request_total{method,status},
-# blog_http_request_duration_seconds{method,url_rule,status},
-# blog_http_request_exceptions_total{method,status}.
+# Request metrics come from prometheus-flask-exporter (monitoring.RequestMetrics)
+# with this prefix: blog_http_request_total{method,status} and
+# blog_http_request_duration_seconds{method,url_rule,status}.
 HTTP_PREFIX = "blog"
 HTTP_REQUESTS = f"{HTTP_PREFIX}_http_request_total"
 HTTP_DURATION = f"{HTTP_PREFIX}_http_request_duration_seconds"

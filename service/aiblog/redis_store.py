@@ -70,7 +70,10 @@ class RedisStore:
             connection.send_command(*args)
             return connection.read_response()
 
-        match = _RUN_ID.search(command("INFO", "server"))
+        try:
+            match = _RUN_ID.search(command("INFO", "server"))
+        except redis.ResponseError:  # INFO disabled on this server: no restart detection
+            match = None
         run_id = match.group(1) if match else None
         if self._server_run_id is not None and run_id != self._server_run_id:
             log.warning("Redis restarted (new run_id); dropping what it cached before")

@@ -76,10 +76,10 @@ class _TagCollector(HTMLParser):
 def unsafe_markup(html: str, marker: str, allowed_active: set[str] = frozenset({"form", "link", "meta", "script"})) -> list[str]:
     """What in ``html`` could run code planted by a payload carrying ``marker``.
 
-    The page's own scripts, forms and stylesheets are allowed (``allowed_active``
-    tags are accepted when they do not carry the marker); any element or
-    attribute that carries the payload's marker and could execute is reported,
-    as is any script-scheme URL anywhere.
+    The page's own forms, stylesheets and ``/static/`` scripts are allowed
+    (``allowed_active`` tags are accepted when they do not carry the marker);
+    any element or attribute that carries the payload's marker and could
+    execute is reported, as is any script-scheme URL anywhere.
     """
     parser = _TagCollector()
     parser.feed(html)
@@ -89,6 +89,8 @@ def unsafe_markup(html: str, marker: str, allowed_active: set[str] = frozenset({
         rendered = f"<{tag} {attrs}>"
         if tag in ACTIVE_TAGS and (tag not in allowed_active or marker in rendered):
             problems.append(f"active element {rendered}")
+        if tag == "script" and not (dict(attrs).get("src") or "").startswith("/static/"):
+            problems.append(f"script not from /static/: {rendered}")
         for name, value in attrs:
             value = (value or "").strip()
             if name.startswith("on") and marker in value:

@@ -187,15 +187,17 @@ class Gunicorn:
             [str(VENV_BIN / "gunicorn"), "-c", str(REPO / "service" / "gunicorn.conf.py"), self.app],
             env=self.env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
-        def ready() -> bool:
+        def exited_or_ready() -> bool:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
+                return True  # reported below at once, not at the deadline
             return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
 
         try:
-            wait_until(ready, timeout, "gunicorn /healthz")
+            wait_until(exited_or_ready, timeout, "gunicorn /healthz")
         except TimeoutError:
             raise TimeoutError(f"gunicorn did not become ready:\n{self.log()}") from None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
         return self
 
     def log(self) -> str:

@@ -152,12 +152,12 @@ def main() -> None:
     client = _worker_app.extensions["aiblog"].redis.client
     if client is None:
         raise SystemExit("blog-worker needs Redis: set REDIS_URL (for example redis://127.0.0.1:6379/0)")
-    metrics_port = int(os.environ.get("WORKER_METRICS_PORT", "9101"))
+    metrics_port = _worker_app.config["WORKER_METRICS_PORT"]
     if metrics_port:
         # The worker's own AI/LLM metrics (background mode), for Prometheus.
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr=os.environ.get("BIND_HOST", "127.0.0.1"))
+        start_http_server(metrics_port, addr=_worker_app.config["METRICS_BIND"] or _worker_app.config["BIND_HOST"])
     # SimpleWorker runs jobs in this process (no fork per job), so the
     # metrics they record reach this process's /metrics endpoint.
     worker = SimpleWorker([queue(client)], connection=client)
