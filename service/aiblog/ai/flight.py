@@ -38,18 +38,24 @@ class Outcome:
 
 
 class _Waiters:
-    """Per-process registry of waiting requests, woken by key."""
+    """Per-process registry of waiting requests, woken by key.
+
+    Each message gets a sequence number, and a waiter only sees messages
+    sent after it registered: a stale "free" or "failed" from an earlier
+    leader must not end the wait for the current one.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._events: dict[str, set[threading.Event]] = {}
-        self._messages: dict[str, dict] = {}
+        self._messages: dict[str, tuple[int, dict]] = {}
+        self._seq = 0
 
-    def register(self, key: str) -> threading.Event:
+    def register(self, key: str) -> tuple[threading.Event, int]:
         event = threading.Event()
         with self._lock:
             self._events.setdefault(key, set()).add(event)
-        return event
+            return event, self._seq
 
     def unregister(self, key: str, event: threading.Event) -> None:
         with self._lock:
@@ -62,18 +68,55 @@ class _Waiters:
 
     def wake(self, key: str, message: dict) -> None:
         with self._lock:
+            self._seq += 1
             if key in self._events:
-                self._messages[key] = message
+                self._messages[key] = (self._seq, message)
             events = list(self._events.get(key, ()))
         for event in events:
             event.set()
 
-    def message(self, key: str) -> dict | None:
+    def message(self, key: str, after: int) -> dict | None:
         with self._lock:
-            return self._messages.get(key)
+            seq, message = self._messages.get(key, (0, None))
+            return message if seq > after else None
 
 
-class RedisFlight:
+class _Flight:
+    """The wait loop shared by both backends; they supply ``_held``."""
+
+    poll: float
+    _waiters: _Waiters
+
+    def _held(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def _before_wait(self) -> None:
+        pass
+
+    def wait(self, key: str, deadline: float, result_ready: Callable[[], bool]) -> Outcome:
+        self._before_wait()
+        event, registered_at = self._waiters.register(key)
+        try:
+            while True:
+                # Check state first: the leader may have finished before we
+                # registered, and then no message will ever come.
+                if result_ready():
+                    return Outcome("done")
+                message = self._waiters.message(key, registered_at)
+                if message and message.get("state") in ("failed", "free"):
+                    return Outcome(message["state"], message.get("error"))
+                if not self._held(key):
+                    return Outcome("done") if result_ready() else Outcome("free")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return Outcome("timeout")
+                event.wait(min(self.poll, remaining))
+                event.clear()
+        finally:
+            self._waiters.unregister(key, event)
+
+
+class RedisFlight(_Flight):
     def __init__(self, store: RedisStore, lease: float, poll: float = 0.25, prefix: str = "aiblog:ai"):
         self.store = store
         self.lease = lease
@@ -103,32 +146,14 @@ class RedisFlight:
     def publish(self, key: str, message: dict) -> None:
         self.store.call(lambda r: r.publish(self._channel(key), json.dumps(message)))
 
-    def wait(self, key: str, deadline: float, result_ready: Callable[[], bool]) -> Outcome:
+    def _before_wait(self) -> None:
         self._ensure_listener()
-        event = self._waiters.register(key)
-        try:
-            while True:
-                # Check state first: the leader may have finished before we
-                # registered, and then no message will ever come.
-                if result_ready():
-                    return Outcome("done")
-                message = self._waiters.message(key)
-                if message and message.get("state") == "failed":
-                    return Outcome("failed", message.get("error"))
-                if message and message.get("state") == "free":
-                    return Outcome("free")
-                held = self.store.call(lambda r: r.exists(self._lock_key(key)))
-                if held is None and not self.store.available:
-                    raise RedisUnavailable("Redis is unavailable")
-                if not held:
-                    return Outcome("done") if result_ready() else Outcome("free")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return Outcome("timeout")
-                event.wait(min(self.poll, remaining))
-                event.clear()
-        finally:
-            self._waiters.unregister(key, event)
+
+    def _held(self, key: str) -> bool:
+        held = self.store.call(lambda r: r.exists(self._lock_key(key)))
+        if held is None and not self.store.available:
+            raise RedisUnavailable("Redis is unavailable")
+        return bool(held)
 
     def _ensure_listener(self) -> None:
         # One pub/sub listener per process, started lazily after the fork.
@@ -161,7 +186,7 @@ class RedisFlight:
                 time.sleep(1.0)  # waiters still poll meanwhile
 
 
-class LocalFlight:
+class LocalFlight(_Flight):
     """The same protocol for one process, when no Redis is configured."""
 
     def __init__(self, lease: float, poll: float = 0.25):
@@ -193,25 +218,6 @@ class LocalFlight:
         with self._lock:
             holder = self._leases.get(key)
             return holder is not None and holder[1] > time.monotonic()
-
-    def wait(self, key: str, deadline: float, result_ready: Callable[[], bool]) -> Outcome:
-        event = self._waiters.register(key)
-        try:
-            while True:
-                if result_ready():
-                    return Outcome("done")
-                message = self._waiters.message(key)
-                if message and message.get("state") == "failed":
-                    return Outcome("failed", message.get("error"))
-                if not self._held(key):
-                    return Outcome("done") if result_ready() else Outcome("free")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return Outcome("timeout")
-                event.wait(min(self.poll, remaining))
-                event.clear()
-        finally:
-            self._waiters.unregister(key, event)
 
 
 class RedisUnavailable(RuntimeError):
