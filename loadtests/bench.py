@@ -229,7 +229,7 @@ class Bench:
             outcomes = []
             async with blog_client.client_session(timeout=60) as session:
                 async def one():
-                    return await cache_test._generate(session, target, credentials.token, title, 60)
+                    return await cache_test.timed_generation(session, target, credentials.token, title, 60)
                 outcomes = await asyncio.gather(*(one() for _ in range(requests)))
             return outcomes, self.stack.llm.stats()["generations"] - calls_before
 
@@ -268,7 +268,7 @@ class Bench:
                 while not stop.is_set():
                     number += 1
                     title = f"Uncached under load {blog_api.run_id()} {index}-{number}"
-                    outcome = await cache_test._generate(session, target, token, title, 60)
+                    outcome = await cache_test.timed_generation(session, target, token, title, 60)
                     if outcome["ok"]:
                         counts["completed"] += 1
                     elif outcome.get("status") == 429:
@@ -402,7 +402,7 @@ class Bench:
         print("\nTargets")
         for t in self.bench["targets"]:
             verdict = {True: "pass", False: "FAIL", None: "not measured"}[t["passed"]]
-            print(f"  [{verdict:^12}] issue {t['issue']}: {t['name']}: {report._value(t['measured'], t['unit'])} "
+            print(f"  [{verdict:^12}] issue {t['issue']}: {t['name']}: {report.fmt_value(t['measured'], t['unit'])} "
                   f"(goal {t['target']}){' — ' + t['detail'] if t.get('detail') else ''}")
 
 

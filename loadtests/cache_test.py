@@ -31,7 +31,7 @@ def _server_ms(response: aiohttp.ClientResponse) -> float | None:
     return sum(durations) if durations else None
 
 
-async def _generate(session: aiohttp.ClientSession, target: str, token: str, title: str, timeout: float) -> dict:
+async def timed_generation(session: aiohttp.ClientSession, target: str, token: str, title: str, timeout: float) -> dict:
     """One timed sync generation: {ms, ok, cached, status, error, content_digest, server_ms}."""
     began = time.perf_counter()
     try:
@@ -116,11 +116,11 @@ class CacheTester:
                 titles.append(entry)
                 self.progress.update(f"cache: title {index + 1}/{self.titles} uncached "
                                      f"{bar(index * (1 + self.repeats), total)}")
-                entry["uncached"] = await _generate(session, self.target, token, title, self.timeout)
+                entry["uncached"] = await timed_generation(session, self.target, token, title, self.timeout)
                 for repeat in range(self.repeats):
                     self.progress.update(f"cache: title {index + 1}/{self.titles} cached {repeat + 1}/{self.repeats} "
                                          f"{bar(index * (1 + self.repeats) + 1 + repeat, total)}")
-                    entry["cached"].append(await _generate(session, self.target, token, title, self.timeout))
+                    entry["cached"].append(await timed_generation(session, self.target, token, title, self.timeout))
                 hashes = {c["content_hash"] for c in [entry["uncached"], *entry["cached"]] if c["ok"]}
                 entry["content_matches"] = (len(hashes) == 1) if hashes else None
                 self.progress.line(_title_line(entry))

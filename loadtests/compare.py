@@ -66,12 +66,12 @@ def _fmt_change(change: float | None) -> str:
 
 
 def format_text(rows: list[dict], tolerance_pct: float, headline_only: bool = True) -> str:
-    shown = [r for r in rows if not headline_only or not figures_mod._is_per_level(r["key"]) or r["status"] == "regression"]
+    shown = [r for r in rows if not headline_only or not figures_mod.is_per_level(r["key"]) or r["status"] == "regression"]
     width = max([len(r["label"]) for r in shown] + [10])
     lines = [f"{'figure':<{width}}  {'old':>12}  {'new':>12}  {'change':>9}  status"]
     for r in shown:
-        lines.append(f"{r['label']:<{width}}  {report._value(r['old'], r['unit']):>12}  "
-                     f"{report._value(r['new'], r['unit']):>12}  {_fmt_change(r['change_pct']):>9}  "
+        lines.append(f"{r['label']:<{width}}  {report.fmt_value(r['old'], r['unit']):>12}  "
+                     f"{report.fmt_value(r['new'], r['unit']):>12}  {_fmt_change(r['change_pct']):>9}  "
                      f"{'REGRESSION' if r['status'] == 'regression' else r['status']}")
     regressions = [r for r in rows if r["status"] == "regression"]
     lines.append("")
@@ -83,7 +83,7 @@ def format_text(rows: list[dict], tolerance_pct: float, headline_only: bool = Tr
 
 def render_html(rows: list[dict], old_path: str, new_path: str, tolerance_pct: float) -> str:
     regressions = [r for r in rows if r["status"] == "regression"]
-    changed = [r for r in rows if r["change_pct"] is not None and not figures_mod._is_per_level(r["key"])]
+    changed = [r for r in rows if r["change_pct"] is not None and not figures_mod.is_per_level(r["key"])]
     # Changes can be negative: a line over the figures (numbered as in the table below), zero line marked.
     chart = svg.line_chart("Change of each headline figure (%)", "compare-changes",
                            [("change %", [(i + 1, r["change_pct"]) for i, r in enumerate(changed)])],
@@ -93,23 +93,23 @@ def render_html(rows: list[dict], old_path: str, new_path: str, tolerance_pct: f
     for r in rows:
         status = ('<span class="fail">REGRESSION</span>' if r["status"] == "regression" else
                   '<span class="pass">improvement</span>' if r["status"] == "improvement" else escape(r["status"]))
-        table_rows.append([escape(r["label"]), report._value(r["old"], r["unit"]), report._value(r["new"], r["unit"]),
+        table_rows.append([escape(r["label"]), report.fmt_value(r["old"], r["unit"]), report.fmt_value(r["new"], r["unit"]),
                            _fmt_change(r["change_pct"]), escape(r["better"] or "—"), status])
-    body = report._section("summary", "Verdict", (
+    body = report.html_section("summary", "Verdict", (
         f'<p class="{"fail" if regressions else "pass"}">{len(regressions)} regression(s) beyond '
         f"{tolerance_pct:g} %</p>" if regressions else f'<p class="pass">No regression beyond {tolerance_pct:g} %.</p>')
-        + report._table(["old", "new"], [[escape(old_path), escape(new_path)]]))
+        + report.html_table(["old", "new"], [[escape(old_path), escape(new_path)]]))
     if regressions:
-        body += report._section("regressions", "Regressions", report._table(
+        body += report.html_section("regressions", "Regressions", report.html_table(
             ["figure", "old", "new", "change", "better"],
-            [[escape(r["label"]), report._value(r["old"], r["unit"]), report._value(r["new"], r["unit"]),
+            [[escape(r["label"]), report.fmt_value(r["old"], r["unit"]), report.fmt_value(r["new"], r["unit"]),
               _fmt_change(r["change_pct"]), escape(r["better"] or "—")] for r in regressions], numeric={1, 2, 3}))
-    numbered = report._table(["#", "figure", "change"], [
+    numbered = report.html_table(["#", "figure", "change"], [
         [str(i + 1), escape(r["label"]), _fmt_change(r["change_pct"])] for i, r in enumerate(changed)], numeric={0, 2})
-    body += report._section("changes", "Changes", '<div class="charts">' + chart + "</div>" + numbered)
-    body += report._section("all", "Every figure", report._table(
+    body += report.html_section("changes", "Changes", '<div class="charts">' + chart + "</div>" + numbered)
+    body += report.html_section("all", "Every figure", report.html_table(
         ["figure", "old", "new", "change", "better", "status"], table_rows, numeric={1, 2, 3}))
-    return report._page("blog-perf comparison", f"{old_path} → {new_path}",
+    return report.html_page("blog-perf comparison", f"{old_path} → {new_path}",
                         [("summary", "Verdict"), ("regressions", "Regressions"), ("changes", "Changes"),
                          ("all", "Every figure")], body)
 

@@ -133,10 +133,10 @@ def key_figures(document: dict) -> list[Figure]:
 
 def headline_figures(document: dict) -> list[Figure]:
     """The figures worth a summary table: per-level figures stay in their sections."""
-    return [f for f in key_figures(document) if not _is_per_level(f.key)]
+    return [f for f in key_figures(document) if not is_per_level(f.key)]
 
 
-def _is_per_level(key: str) -> bool:
+def is_per_level(key: str) -> bool:
     parts = key.split(".")
     return len(parts) >= 3 and parts[0] in ("concurrency", "ceiling") and parts[2].startswith("c") \
         and parts[2][1:].isdigit()

@@ -48,7 +48,7 @@ details summary { cursor:pointer; color:#1d4ed8; }
 
 
 # -- small HTML helpers ------------------------------------------------------
-def _value(value, unit: str) -> str:
+def fmt_value(value, unit: str) -> str:
     if unit == "ms":
         return stats.fmt_ms(value)
     if unit == "ratio":
@@ -68,7 +68,7 @@ def _value(value, unit: str) -> str:
     return "—" if value is None else escape(str(value))
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), css: str = "") -> str:
+def html_table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), css: str = "") -> str:
     head = "".join(f'<th class="{"num" if i in numeric else ""}">{escape(h)}</th>' for i, h in enumerate(headers))
     body = "".join("<tr>" + "".join(f'<td class="{"num" if i in numeric else ""}">{cell}</td>'
                                     for i, cell in enumerate(row)) + "</tr>" for row in rows)
@@ -81,7 +81,7 @@ def _verdict(passed) -> str:
     return '<span class="pass">pass</span>' if passed else '<span class="fail">FAIL</span>'
 
 
-def _section(anchor: str, title: str, body: str) -> str:
+def html_section(anchor: str, title: str, body: str) -> str:
     return f'<section class="part" id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
 
 
@@ -97,15 +97,15 @@ def _kv_table(data: dict) -> str:
         else:
             shown = escape("—" if value is None else str(value))
         rows.append([escape(str(key)), shown])
-    return _table(["name", "value"], rows)
+    return html_table(["name", "value"], rows)
 
 
 # -- sections ------------------------------------------------------------------
 def summary_section(document: dict) -> str:
-    rows = [[escape(f.label), _value(f.value, f.unit)] for f in figures_mod.headline_figures(document)]
+    rows = [[escape(f.label), fmt_value(f.value, f.unit)] for f in figures_mod.headline_figures(document)]
     if not rows:
-        return _section("summary", "Summary", _not_measured("Nothing"))
-    return _section("summary", "Summary", _table(["figure", "value"], rows, numeric={1}))
+        return html_section("summary", "Summary", _not_measured("Nothing"))
+    return html_section("summary", "Summary", html_table(["figure", "value"], rows, numeric={1}))
 
 
 def targets_section(bench: dict | None) -> str:
@@ -113,9 +113,9 @@ def targets_section(bench: dict | None) -> str:
         return ""
     rows = []
     for t in bench["targets"]:
-        rows.append([escape(t["issue"]), escape(t["name"]), escape(t["target"]), _value(t.get("measured"), t.get("unit", "")),
+        rows.append([escape(t["issue"]), escape(t["name"]), escape(t["target"]), fmt_value(t.get("measured"), t.get("unit", "")),
                      escape(t.get("detail", "")), _verdict(t.get("passed"))])
-    return _section("targets", "Targets", _table(["issue", "target", "goal", "measured", "detail", "verdict"], rows,
+    return html_section("targets", "Targets", html_table(["issue", "target", "goal", "measured", "detail", "verdict"], rows,
                                                  numeric={3}))
 
 
@@ -125,7 +125,7 @@ def thresholds_section(checks: list[dict]) -> str:
     rows = [[escape(c["check"]), escape(f"{'≤' if c['kind'] == 'max' else '≥'} {c['limit']}" if c.get("limit") is not None else "—"),
              escape("—" if c.get("measured") is None else f"{c['measured']:.4g}"), _verdict(c["passed"])]
             for c in checks]
-    return _section("thresholds", "Thresholds", _table(["check", "limit", "measured", "verdict"], rows, numeric={2}))
+    return html_section("thresholds", "Thresholds", html_table(["check", "limit", "measured", "verdict"], rows, numeric={2}))
 
 
 def _levels_series(endpoints: list[dict], pick) -> list[tuple[str, list]]:
@@ -136,7 +136,7 @@ def _levels_series(endpoints: list[dict], pick) -> list[tuple[str, list]]:
 def concurrency_section(run: dict | None, ceiling: dict | None = None, anchor: str = "concurrency",
                         title: str = "Concurrency") -> str:
     if not run:
-        return _section(anchor, title, _not_measured("The concurrency test"))
+        return html_section(anchor, title, _not_measured("The concurrency test"))
     endpoints = run.get("endpoints", [])
     ceiling_endpoints = (ceiling or {}).get("endpoints", [])
     parts = []
@@ -175,19 +175,19 @@ def concurrency_section(run: dict | None, ceiling: dict | None = None, anchor: s
         for lv in endpoint["levels"]:
             latency = lv["latency_ms"]
             kinds = ", ".join(f"{escape(k)}: {v}" for k, v in lv.get("error_kinds", {}).items()) or "—"
-            rows.append([str(lv["level"]), f"{lv['attempts']:,}", _value(lv.get("throughput_rps"), "rps"),
-                         _value(latency["p50"], "ms"), _value(latency["p95"], "ms"), _value(latency["p99"], "ms"),
-                         _value(latency["max"], "ms"), _value(lv.get("error_rate"), "ratio"), kinds,
-                         _value(lv.get("ceiling_ratio"), "ratio")
+            rows.append([str(lv["level"]), f"{lv['attempts']:,}", fmt_value(lv.get("throughput_rps"), "rps"),
+                         fmt_value(latency["p50"], "ms"), fmt_value(latency["p95"], "ms"), fmt_value(latency["p99"], "ms"),
+                         fmt_value(latency["max"], "ms"), fmt_value(lv.get("error_rate"), "ratio"), kinds,
+                         fmt_value(lv.get("ceiling_ratio"), "ratio")
                          + (" <span class=\"muted\">(interrupted)</span>" if lv.get("interrupted") else "")])
-        parts.append(_table(["clients", "requests", "throughput", "p50", "p95", "p99", "max", "error rate",
+        parts.append(html_table(["clients", "requests", "throughput", "p50", "p95", "p99", "max", "error rate",
                              "errors by kind", "share of ceiling"], rows, numeric={0, 1, 2, 3, 4, 5, 6, 7, 9}))
-    return _section(anchor, title, "".join(parts))
+    return html_section(anchor, title, "".join(parts))
 
 
 def cache_section(run: dict | None) -> str:
     if not run:
-        return _section("cache", "Cache: uncached vs cached generation", _not_measured("The cache test"))
+        return html_section("cache", "Cache: uncached vs cached generation", _not_measured("The cache test"))
     summary = run.get("summary") or {}
     titles = run.get("titles", [])
     parts = [f'<p class="warn">{escape(note)}</p>' for note in run.get("notes", [])]
@@ -218,50 +218,50 @@ def cache_section(run: dict | None) -> str:
                                        if concurrent.get("server_ms") else []),
                                     "ms", empty_message="no cached request succeeded: see the error rate"))
     parts.append('<div class="charts">' + "".join(charts) + "</div>")
-    parts.append(_table(["", "count", "mean", "p50", "p95", "p99"], [
-        [label, str(s.get("count", 0)), _value(s.get("mean"), "ms"), _value(s.get("p50"), "ms"),
-         _value(s.get("p95"), "ms"), _value(s.get("p99"), "ms")]
+    parts.append(html_table(["", "count", "mean", "p50", "p95", "p99"], [
+        [label, str(s.get("count", 0)), fmt_value(s.get("mean"), "ms"), fmt_value(s.get("p50"), "ms"),
+         fmt_value(s.get("p95"), "ms"), fmt_value(s.get("p99"), "ms")]
         for label, s in (("uncached (first call)", uncached), ("cached (following calls)", cached))],
         numeric={1, 2, 3, 4, 5}))
-    parts.append(_table(["figure", "value"], [
-        ["speed-up (mean)", _value(summary.get("speedup_mean"), "x")],
-        ["speed-up (p50)", _value(summary.get("speedup_p50"), "x")],
-        ["calls", _value(summary.get("attempts"), "count")],
-        ["failures", _value(summary.get("failures"), "count")],
-        ["failure rate", _value(summary.get("failure_rate"), "ratio")],
+    parts.append(html_table(["figure", "value"], [
+        ["speed-up (mean)", fmt_value(summary.get("speedup_mean"), "x")],
+        ["speed-up (p50)", fmt_value(summary.get("speedup_p50"), "x")],
+        ["calls", fmt_value(summary.get("attempts"), "count")],
+        ["failures", fmt_value(summary.get("failures"), "count")],
+        ["failure rate", fmt_value(summary.get("failure_rate"), "ratio")],
         ["failures by kind", escape(", ".join(f"{k}: {v}" for k, v in (summary.get("error_kinds") or {}).items()) or "—")],
-        ["cached calls not served from the cache", _value(summary.get("cached_calls_not_from_cache"), "count")],
-        ["titles whose cached text differed", _value(summary.get("titles_with_different_content"), "count")],
+        ["cached calls not served from the cache", fmt_value(summary.get("cached_calls_not_from_cache"), "count")],
+        ["titles whose cached text differed", fmt_value(summary.get("titles_with_different_content"), "count")],
     ], numeric={1}))
     rows = []
     for entry in titles:
         first = entry.get("uncached") or {}
         following = entry.get("cached", [])
-        cached_text = ", ".join(_value(c["ms"], "ms") if c.get("ok") else f'<span class="fail">{escape(str(c.get("error")))}</span>'
+        cached_text = ", ".join(fmt_value(c["ms"], "ms") if c.get("ok") else f'<span class="fail">{escape(str(c.get("error")))}</span>'
                                 for c in following)
         rows.append([escape(entry["title"]),
-                     _value(first.get("ms"), "ms") if first.get("ok") else f'<span class="fail">{escape(str(first.get("error")))}</span>',
+                     fmt_value(first.get("ms"), "ms") if first.get("ok") else f'<span class="fail">{escape(str(first.get("error")))}</span>',
                      cached_text or "—"])
-    parts.append("<h3>Every call</h3>" + _table(["title", "first (uncached)", "following (cached)"], rows))
+    parts.append("<h3>Every call</h3>" + html_table(["title", "first (uncached)", "following (cached)"], rows))
     if concurrent:
         latency = concurrent.get("latency_ms") or {}
         server = concurrent.get("server_ms") or {}
-        parts.append("<h3>Cached generation under concurrency</h3>" + _table(["figure", "value"], [
+        parts.append("<h3>Cached generation under concurrency</h3>" + html_table(["figure", "value"], [
             ["clients", escape(str(concurrent.get("clients")))],
             ["offered rate", escape(f"{concurrent['rate_rps']:g} req/s" if concurrent.get("rate_rps") else "back to back")],
-            ["requests", _value(concurrent.get("attempts"), "count")],
-            ["client-side p50 / p95 / p99", " / ".join(_value(latency.get(k), "ms") for k in ("p50", "p95", "p99"))],
-            ["server-side p50 / p95 / p99", " / ".join(_value(server.get(k), "ms") for k in ("p50", "p95", "p99"))
+            ["requests", fmt_value(concurrent.get("attempts"), "count")],
+            ["client-side p50 / p95 / p99", " / ".join(fmt_value(latency.get(k), "ms") for k in ("p50", "p95", "p99"))],
+            ["server-side p50 / p95 / p99", " / ".join(fmt_value(server.get(k), "ms") for k in ("p50", "p95", "p99"))
              if server else '<span class="muted">not measured (the blog sends no timing)</span>'],
-            ["error rate", _value(concurrent.get("error_rate"), "ratio")],
+            ["error rate", fmt_value(concurrent.get("error_rate"), "ratio")],
             ["errors by kind", escape(", ".join(f"{k}: {v}" for k, v in (concurrent.get("error_kinds") or {}).items()) or "—")],
         ], numeric={1}))
-    return _section("cache", "Cache: uncached vs cached generation", "".join(parts))
+    return html_section("cache", "Cache: uncached vs cached generation", "".join(parts))
 
 
 def locust_section(run: dict | None) -> str:
     if not run:
-        return _section("locust", "Locust scenario", _not_measured("The Locust scenario"))
+        return html_section("locust", "Locust scenario", _not_measured("The Locust scenario"))
     parts = []
     if run.get("error"):
         parts.append(f'<p class="warn">{escape(run["error"])}</p>')
@@ -282,28 +282,28 @@ def locust_section(run: dict | None) -> str:
         svg.line_chart("Users over time", "locust-users", [("users", series("users"))], "seconds", "users",
                        empty_message="no interval was recorded"),
     ]) + "</div>")
-    parts.append(_table(["figure", "value"], [
-        ["requests", _value(summary.get("requests"), "count")],
-        ["failed requests", _value(summary.get("failures"), "count")],
-        ["deliberate 429s (backpressure, not failures)", _value(summary.get("backpressure_429"), "count")],
-        ["failure rate", _value(summary.get("failure_rate"), "ratio")],
-        ["requests/s", _value(summary.get("rps"), "rps")],
-        ["p50 / p95 (all but 429s)", f'{_value(summary.get("p50_ms"), "ms")} / {_value(summary.get("p95_ms"), "ms")}'],
-        ["non-AI p50 / p95 / p99", " / ".join(_value((summary.get("non_ai") or {}).get(k), "ms") for k in ("p50_ms", "p95_ms", "p99_ms"))],
-        ["AI generation p50 / p95 / p99", " / ".join(_value((summary.get("ai") or {}).get(k), "ms") for k in ("p50_ms", "p95_ms", "p99_ms"))],
+    parts.append(html_table(["figure", "value"], [
+        ["requests", fmt_value(summary.get("requests"), "count")],
+        ["failed requests", fmt_value(summary.get("failures"), "count")],
+        ["deliberate 429s (backpressure, not failures)", fmt_value(summary.get("backpressure_429"), "count")],
+        ["failure rate", fmt_value(summary.get("failure_rate"), "ratio")],
+        ["requests/s", fmt_value(summary.get("rps"), "rps")],
+        ["p50 / p95 (all but 429s)", f'{fmt_value(summary.get("p50_ms"), "ms")} / {fmt_value(summary.get("p95_ms"), "ms")}'],
+        ["non-AI p50 / p95 / p99", " / ".join(fmt_value((summary.get("non_ai") or {}).get(k), "ms") for k in ("p50_ms", "p95_ms", "p99_ms"))],
+        ["AI generation p50 / p95 / p99", " / ".join(fmt_value((summary.get("ai") or {}).get(k), "ms") for k in ("p50_ms", "p95_ms", "p99_ms"))],
     ], numeric={1}))
-    rows = [[escape(e["method"]), escape(e["name"]), f"{e['requests']:,}", f"{e['failures']:,}", _value(e.get("p50_ms"), "ms"),
-             _value(e.get("p95_ms"), "ms"), _value(e.get("p99_ms"), "ms"), _value(e.get("max_ms"), "ms"),
-             _value(e.get("rps"), "rps")] for e in summary.get("entries", [])]
-    parts.append("<h3>Requests by route</h3>" + _table(
+    rows = [[escape(e["method"]), escape(e["name"]), f"{e['requests']:,}", f"{e['failures']:,}", fmt_value(e.get("p50_ms"), "ms"),
+             fmt_value(e.get("p95_ms"), "ms"), fmt_value(e.get("p99_ms"), "ms"), fmt_value(e.get("max_ms"), "ms"),
+             fmt_value(e.get("rps"), "rps")] for e in summary.get("entries", [])]
+    parts.append("<h3>Requests by route</h3>" + html_table(
         ["method", "route", "requests", "failures", "p50", "p95", "p99", "max", "rate"], rows, numeric={2, 3, 4, 5, 6, 7, 8}))
     if summary.get("errors"):
-        parts.append("<h3>Failures</h3>" + _table(["method", "route", "error", "count"], [
+        parts.append("<h3>Failures</h3>" + html_table(["method", "route", "error", "count"], [
             [escape(e["method"]), escape(e["name"]), escape(e["error"]), str(e["occurrences"])] for e in summary["errors"]],
             numeric={3}))
     if run.get("log_tail") and (run.get("error") or run.get("exit_code") not in (0, 1)):
         parts.append(f"<details><summary>Locust log (end)</summary><pre>{escape(run['log_tail'])}</pre></details>")
-    return _section("locust", "Locust scenario", "".join(parts))
+    return html_section("locust", "Locust scenario", "".join(parts))
 
 
 def bench_section(bench: dict | None) -> str:
@@ -319,9 +319,9 @@ def bench_section(bench: dict | None) -> str:
             [("warm p95", [(s.get("warm") or {}).get("p95") for s in scale.get("runs", [])]),
              ("uncached render p95", [(s.get("cold") or {}).get("p95") for s in scale.get("runs", [])])],
             "ms", empty_message="not measured") + "</div>")
-        parts.append(_table(["posts", "warm p50", "warm p95", "uncached render p50", "uncached render p95"], [
-            [f"{s['posts']:,}", _value((s.get("warm") or {}).get("p50"), "ms"), _value((s.get("warm") or {}).get("p95"), "ms"),
-             _value((s.get("cold") or {}).get("p50"), "ms"), _value((s.get("cold") or {}).get("p95"), "ms")]
+        parts.append(html_table(["posts", "warm p50", "warm p95", "uncached render p50", "uncached render p95"], [
+            [f"{s['posts']:,}", fmt_value((s.get("warm") or {}).get("p50"), "ms"), fmt_value((s.get("warm") or {}).get("p95"), "ms"),
+             fmt_value((s.get("cold") or {}).get("p50"), "ms"), fmt_value((s.get("cold") or {}).get("p95"), "ms")]
             for s in scale.get("runs", [])], numeric={0, 1, 2, 3, 4}))
     rss = bench.get("worker_rss_mb") or {}
     if rss:
@@ -333,11 +333,11 @@ def bench_section(bench: dict | None) -> str:
     flight = bench.get("single_flight") or {}
     if flight:
         latency = flight.get("latency_ms") or {}
-        parts.append("<h3>Identical uncached generations at once</h3>" + _table(["figure", "value"], [
-            ["concurrent requests", _value(flight.get("requests"), "count")],
-            ["succeeded", _value(flight.get("ok"), "count")],
-            ["LLM calls (simulator count)", _value(flight.get("llm_calls"), "count")],
-            ["p50 / p95 / max", " / ".join(_value(latency.get(k), "ms") for k in ("p50", "p95", "max"))],
+        parts.append("<h3>Identical uncached generations at once</h3>" + html_table(["figure", "value"], [
+            ["concurrent requests", fmt_value(flight.get("requests"), "count")],
+            ["succeeded", fmt_value(flight.get("ok"), "count")],
+            ["LLM calls (simulator count)", fmt_value(flight.get("llm_calls"), "count")],
+            ["p50 / p95 / max", " / ".join(fmt_value(latency.get(k), "ms") for k in ("p50", "p95", "max"))],
             ["errors by kind", escape(", ".join(f"{k}: {v}" for k, v in (flight.get("error_kinds") or {}).items()) or "—")],
         ], numeric={1}))
     under = bench.get("reads_under_ai_load") or {}
@@ -348,10 +348,10 @@ def bench_section(bench: dict | None) -> str:
             "Read latency: normal vs while generating", "bench-reads-under-ai", phases,
             [(p, [(under.get(k) or {}).get("latency_ms", {}).get(p) for k in ("baseline", "loaded")])
              for p in ("p50", "p95", "p99")], "ms") + "</div>")
-        parts.append(_table(["phase", "requests", "p50", "p95", "p99", "error rate"], [
-            [label, _value((under.get(k) or {}).get("attempts"), "count")]
-            + [_value(((under.get(k) or {}).get("latency_ms") or {}).get(p), "ms") for p in ("p50", "p95", "p99")]
-            + [_value((under.get(k) or {}).get("error_rate"), "ratio")]
+        parts.append(html_table(["phase", "requests", "p50", "p95", "p99", "error rate"], [
+            [label, fmt_value((under.get(k) or {}).get("attempts"), "count")]
+            + [fmt_value(((under.get(k) or {}).get("latency_ms") or {}).get(p), "ms") for p in ("p50", "p95", "p99")]
+            + [fmt_value((under.get(k) or {}).get("error_rate"), "ratio")]
             for label, k in (("normal", "baseline"), ("during generation", "loaded"))], numeric={1, 2, 3, 4, 5}))
         generators = under.get("generators") or {}
         if generators:
@@ -360,7 +360,7 @@ def bench_section(bench: dict | None) -> str:
                          f'{generators.get("rejected_429", 0)} answered 429, errors {escape(str(generators.get("error_kinds", {})))}.</p>')
     if not parts:
         return ""
-    return _section("bench", "Benchmark measurements", "".join(parts))
+    return html_section("bench", "Benchmark measurements", "".join(parts))
 
 
 def parameters_section(document: dict) -> str:
@@ -374,11 +374,11 @@ def parameters_section(document: dict) -> str:
     if (document.get("bench") or {}).get("parameters"):
         parts += ["<h3>Benchmark stack</h3>", _kv_table(document["bench"]["parameters"])]
     parts += ["<h3>Environment</h3>", _kv_table(document.get("environment") or {})]
-    return _section("parameters", "Run parameters and environment", "".join(parts))
+    return html_section("parameters", "Run parameters and environment", "".join(parts))
 
 
 # -- the page ------------------------------------------------------------------
-def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str, banner: str = "") -> str:
+def html_page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str, banner: str = "") -> str:
     links = "".join(f'<a href="#{anchor}">{escape(label)}</a>' for anchor, label in nav)
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -407,7 +407,7 @@ def render(document: dict) -> str:
               if document.get("interrupted") else "")
     subtitle = (f"{document.get('kind')} run against {env.get('target') or '—'} · "
                 f"{document.get('started_at') or '—'} · {env.get('cpu_count') or '—'} CPUs")
-    return _page("blog-perf report", subtitle, [(a, l) for a, l, _ in sections], "".join(s[2] for s in sections), banner)
+    return html_page("blog-perf report", subtitle, [(a, l) for a, l, _ in sections], "".join(s[2] for s in sections), banner)
 
 
 def write(directory: str | Path, document: dict) -> Path:
@@ -422,5 +422,3 @@ def rerender(directory: str | Path) -> Path:
     document = results.load(directory)
     return write(directory if directory.is_dir() else directory.parent, document)
 
-
-__all__ = ["render", "write", "rerender", "_page", "_table", "_section", "_value", "CSS"]
