@@ -143,7 +143,7 @@ def test_time_to_first_token_and_answer_seconds_are_honoured(sim):
         for line in response.iter_lines():
             if line:
                 arrivals.append(time.monotonic() - started)
-    assert arrivals[0] >= 0.4 and arrivals[-1] >= 1.2
+    assert arrivals[0] >= 0.4 and arrivals[-1] >= 1.2 - 0.05  # timer granularity
     assert arrivals[-1] < 5   # generous: the machine may be busy
     # tokens trickle in over the answer time, not in one burst at the end
     assert arrivals[0] < arrivals[-1] - 0.5
