@@ -21,7 +21,7 @@ MIB = 1024 * 1024
 
 
 def log_in_as(client, user_id: int) -> None:
-    """Log a test client in without a password round (scrypt is slow on purpose)."""
+    """Log a test client in without a password round (argon2id is slow on purpose)."""
     with client.session_transaction() as session:
         session["_user_id"] = str(user_id)
         session["_fresh"] = True

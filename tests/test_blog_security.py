@@ -75,14 +75,14 @@ def test_token_endpoint_shares_the_login_limits(sqlite_url):
     assert response.status_code == 429 and response.is_json and response.get_json()["status"] == 429
 
 
-def test_passwords_are_stored_as_salted_scrypt_hashes(app, client, auth):
+def test_passwords_are_stored_as_salted_argon2id_hashes(app, client, auth):
     auth.register("alice", PASSWORD)
     auth.logout()
     auth.register("bob", PASSWORD)
     with app.app_context():
         hashes = db.session.scalars(select(User.password_hash).order_by(User.id)).all()
         db.session.remove()
-    assert all(h.startswith("scrypt:") and PASSWORD not in h for h in hashes)
+    assert all(h.startswith("$argon2id$") and PASSWORD not in h for h in hashes)
     assert hashes[0] != hashes[1]  # salted
     token = token_for(app, 1)
     assert "password" not in client.get("/api/v1/posts", headers=bearer(token)).get_data(as_text=True)

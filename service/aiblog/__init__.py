@@ -50,6 +50,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    # Flask-Limiter also checks every request in a before_request hook, for
+    # default limits we do not use (~100 µs a request). All our limits are
+    # per-route decorators, which check themselves, so the hook goes.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
     Services.init_app(app)
 
     from . import errors, monitoring
@@ -65,6 +69,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .ai import generation
 
     generation.init_app(app)
+    from .pages import mark_writer
+
+    app.after_request(mark_writer)
     errors.init_app(app)
     monitoring.init_app(app)
 

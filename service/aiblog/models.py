@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from flask_login import UserMixin
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, Boolean
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import passwords
 from .extensions import db
 
 TITLE_MAX = 200
@@ -44,11 +44,10 @@ class User(UserMixin, db.Model):
     posts: Mapped[list["Post"]] = relationship(back_populates="author", passive_deletes=True)
 
     def set_password(self, password: str) -> None:
-        # scrypt: memory-hard, Werkzeug's default since 3.0.
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = passwords.hash_password(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return passwords.verify_password(self.password_hash, password)
 
     @property
     def is_admin(self) -> bool:

@@ -129,10 +129,16 @@ class SharedGenerations:
         return self._FMT.unpack_from(self._map, self._slot(scope))[0]
 
     def bump(self, *scopes: str) -> None:
+        self._bump_offsets([self._slot(scope) for scope in scopes])
+
+    def bump_all(self) -> None:
+        """Invalidate every page of this machine (after missed invalidations)."""
+        self._bump_offsets(range(0, self.SLOTS * self._FMT.size, self._FMT.size))
+
+    def _bump_offsets(self, offsets) -> None:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
-            for scope in scopes:
-                offset = self._slot(scope)
+            for offset in offsets:
                 value = self._FMT.unpack_from(self._map, offset)[0]
                 self._FMT.pack_into(self._map, offset, value + 1)
         finally:
@@ -154,7 +160,8 @@ class LocalPageCache:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, scope: str, name: str) -> tuple[str, bytes | None]:
+    def get(self, scope: str, name: str, fresh: bool = False) -> tuple[str, bytes | None]:
+        # ``fresh`` needs nothing here: the generations are exact on one machine.
         key = f"{name}:{self.generations.get(scope)}"
         with self._lock:
             entry = self._entries.get(key)
@@ -176,3 +183,105 @@ class LocalPageCache:
 
     def invalidate(self, *scopes: str) -> None:
         self.generations.bump(*scopes)
+
+
+FRESH_COOKIE = "aiblog_fresh"
+FRESH_SECONDS = 10
+
+
+class TieredPageCache:
+    """Redis mode with no Redis round trip on a hit.
+
+    L1 is the per-process LRU keyed by this machine's shared generations
+    (the memory-mapped file), so every worker of the machine stops using a
+    page the moment a local write commits. L2 is ``RedisPageCache``, shared by
+    all replicas and keyed by the generations kept in Redis. A write bumps
+    both and publishes the scopes; every process listens and bumps its
+    machine's generations, which carries the invalidation to the other
+    replicas within the pub/sub delay (about a millisecond). Whoever wrote
+    also gets a short-lived cookie that sends their own next requests to
+    L2's Redis generations, so they never see a page older than their write
+    on any replica, even inside that millisecond.
+
+    While this process's listener is not subscribed (start, Redis outage),
+    invalidations from other replicas could be missed: reads then use L2
+    only, and on (re)subscribing every L1 page of the machine is dropped.
+    """
+
+    channel = "aiblog:page:invalidate"
+
+    def __init__(self, store: RedisStore, generations: SharedGenerations, ttl: int,
+                 on_result: Callable[[bool], None] | None = None, max_entries: int = 2000):
+        self.store = store
+        self.generations = generations
+        self.on_result = on_result or (lambda hit: None)
+        self.l1 = LocalPageCache(generations, ttl, max_entries=max_entries)
+        self.l2 = RedisPageCache(store, ttl)
+        self._subscribed = False
+        self._listener_pid: int | None = None
+        self._listener_lock = threading.Lock()
+
+    def get(self, scope: str, name: str, fresh: bool = False):
+        self._ensure_listener()
+        if self._subscribed and not fresh:
+            l1_key, value = self.l1.get(scope, name)
+            if value is not None:
+                self.on_result(True)
+                return (l1_key, None), value
+        else:
+            l1_key = None
+        l2_key, value = self.l2.get(scope, name)
+        if value is not None and l1_key is not None:
+            self.l1.set(l1_key, value)
+        self.on_result(value is not None)
+        return (l1_key, l2_key), value
+
+    def set(self, key, value: bytes) -> None:
+        if key is None:
+            return
+        l1_key, l2_key = key
+        self.l1.set(l1_key, value)
+        self.l2.set(l2_key, value)
+
+    def invalidate(self, *scopes: str) -> None:
+        self.generations.bump(*scopes)  # this machine: at once, before the response
+        self.l2.invalidate(*scopes)
+        self.store.call(lambda r: r.publish(self.channel, "\n".join(scopes)))
+
+    def _ensure_listener(self) -> None:
+        # One subscriber per process, started lazily after gunicorn's fork.
+        if self._listener_pid == os.getpid():
+            return
+        with self._listener_lock:
+            if self._listener_pid == os.getpid():
+                return
+            self._listener_pid = os.getpid()
+            self._subscribed = False
+            threading.Thread(target=self._listen, name="page-cache-listener", daemon=True).start()
+
+    def _listen(self) -> None:
+        from .redis_store import REDIS_ERRORS
+
+        while True:
+            pubsub = None
+            try:
+                pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                # Anything published while we were not listening is lost:
+                # drop every page of the machine, then trust L1 again.
+                self.generations.bump_all()
+                self._subscribed = True
+                for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        scopes = message["data"].decode().split("\n")
+                        self.generations.bump(*[s for s in scopes if s])
+            except REDIS_ERRORS:
+                pass
+            finally:
+                self._subscribed = False
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except REDIS_ERRORS:
+                        pass
+            time.sleep(1.0)  # reads use L2 (or the database) meanwhile

@@ -11,10 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import Response, render_template, session
+from flask import Response, g, render_template, request, session
 from flask_login import current_user
 from markupsafe import Markup
 
+from .page_cache import FRESH_COOKIE, FRESH_SECONDS
 from .services import services
 
 
@@ -37,16 +38,31 @@ def _personalized() -> bool:
     return current_user.is_authenticated or bool(session.get("_flashes"))
 
 
+def invalidate(*scopes: str) -> None:
+    """Drop the cached pages of ``scopes`` after a committed write, and mark
+    the response so the writer's next requests read the freshest generations."""
+    services().pages.invalidate(*scopes)
+    g.aiblog_wrote_pages = True
+
+
+def mark_writer(response: Response) -> Response:
+    if g.get("aiblog_wrote_pages"):
+        response.set_cookie(FRESH_COOKIE, "1", max_age=FRESH_SECONDS, httponly=True, samesite="Lax",
+                            secure=bool(request.environ.get("wsgi.url_scheme") == "https"))
+    return response
+
+
 def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_context) -> Response | str:
     cache = services().pages
+    fresh = FRESH_COOKIE in request.cookies
     if not _personalized():
-        key, body = cache.get(scope, name + ":page")
+        key, body = cache.get(scope, name + ":page", fresh=fresh)
         if body is None:
             fragment = build()
             body = _render(fragment, layout_context).encode()
             cache.set(key, body)
         return Response(body, mimetype="text/html")
-    key, raw = cache.get(scope, name + ":frag")
+    key, raw = cache.get(scope, name + ":frag", fresh=fresh)
     if raw is None:
         fragment = build()
         cache.set(key, fragment.dumps())

@@ -5,8 +5,7 @@ import functools
 import re
 from html.parser import HTMLParser
 
-from werkzeug.security import generate_password_hash
-
+from aiblog import passwords
 from aiblog.extensions import db
 from aiblog.models import Role, User
 
@@ -27,12 +26,12 @@ def post_id_from(response) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _password_hash(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+    return passwords.hash_password(password)
 
 
 def create_user(app, username: str, password: str = PASSWORD, role: Role = Role.AUTHOR) -> int:
     """A user straight in the database, hashing each password once per session
-    (scrypt is slow on purpose; the registration path has its own tests)."""
+    (argon2id is slow on purpose; the registration path has its own tests)."""
     with app.app_context():
         user = User(username=username, password_hash=_password_hash(password), role=role.value)
         db.session.add(user)

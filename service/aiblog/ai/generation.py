@@ -2,7 +2,8 @@
 around one LLM client. Routes and the background worker call ``Generator``.
 
 The order of checks for one request:
-1. the AI cache (a hit never touches the LLM);
+1. the AI cache (a hit never touches the LLM; routes look here first, before
+   the per-user rate limit, since a hit is free);
 2. the single-flight lease (only the leader for a key calls the LLM; the
    others wait for its result, holding no LLM slot);
 3. the leader takes one of ``LLM_MAX_INFLIGHT`` slots of its process, or the
@@ -18,7 +19,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from flask import Flask, current_app
@@ -95,15 +96,20 @@ class Generation:
     generation_seconds: float | None = None
     cached: bool = False
     deduplicated: bool = False
+    # Sanitized HTML of ``content``. Rendered once when the answer is made and
+    # cached with it: Markdown parsing is most of the CPU a cache hit would cost.
     html: str = field(default="", repr=False)
 
+    def __post_init__(self) -> None:
+        if not self.html:  # a new answer, or one cached before the HTML was
+            self.html = render_markdown(self.content)
+
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["html"] = self.html or render_markdown(self.content)
-        return data
+        # Every field is a plain value: a shallow copy is asdict() without its deep copy.
+        return dict(vars(self))
 
     def dumps(self) -> str:
-        return json.dumps({"title": self.title, "content": self.content, "model": self.model,
+        return json.dumps({"title": self.title, "content": self.content, "html": self.html, "model": self.model,
                            "prompt_version": self.prompt_version, "simulated": self.simulated,
                            "generation_seconds": self.generation_seconds})
 
@@ -170,18 +176,27 @@ class Generator:
         parts = [normalize_title(title), self.client.api, self.client.model, PROMPT_VERSION, self.options.key()]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
-    def cached(self, title: str, key: str | None = None) -> Generation | None:
-        raw = self.cache.get(key or self.cache_key(title))
+    def cached(self, key: str, record: bool = True) -> Generation | None:
+        raw = self.cache.get(key, record=record)
         return Generation.loads(raw, cached=True) if raw is not None else None
 
     # -- the public operations -----------------------------------------------
     def generate(self, title: str, mode: str = "sync", wait_for_slot: bool = False) -> Generation:
         """Return the generation for ``title``: cached, shared or new."""
-        key = self.cache_key(title)
-        hit = self.cached(title, key)
+        hit = self.from_cache(title, mode)
+        return hit if hit is not None else self.generate_fresh(title, mode, wait_for_slot)
+
+    def from_cache(self, title: str, mode: str) -> Generation | None:
+        """The cached answer for ``title``, if there is one: the fast path."""
+        hit = self.cached(self.cache_key(title))
         if hit is not None:
             metrics.AI_REQUESTS.labels(mode=mode, outcome="cached").inc()
-            return hit
+        return hit
+
+    def generate_fresh(self, title: str, mode: str = "sync", wait_for_slot: bool = False) -> Generation:
+        """The generation for ``title`` after ``from_cache`` missed: shared
+        with an identical request in progress, or new from the LLM."""
+        key = self.cache_key(title)
         deadline = time.monotonic() + self.wait_limit
         while True:
             flight, token = self._lead(key)
@@ -195,18 +210,14 @@ class Generator:
                 return shared
 
     def open_stream(self, title: str) -> tuple[Generation | None, Iterator[str] | None]:
-        """Start a streamed generation.
+        """Start a streamed generation after ``from_cache`` missed.
 
-        Returns ``(generation, None)`` when the answer is already known (cached
-        or produced by another request), else ``(None, pieces)``: the LLM has
+        Returns ``(generation, None)`` when the answer is known meanwhile
+        (produced by another request), else ``(None, pieces)``: the LLM has
         already sent its first piece, so failures before that are raised here
         as ``GenerationError`` with a proper status code.
         """
         key = self.cache_key(title)
-        hit = self.cached(title, key)
-        if hit is not None:
-            metrics.AI_REQUESTS.labels(mode="stream", outcome="cached").inc()
-            return hit, None
         deadline = time.monotonic() + self.wait_limit
         while True:
             flight, token = self._lead(key)
@@ -216,7 +227,7 @@ class Generator:
             if shared is not None:
                 return shared, None
         try:
-            again = self.cached(title, key)
+            again = self.cached(key, record=False)  # someone may have finished meanwhile
             if again is not None:
                 flight.release(key, token)
                 metrics.AI_REQUESTS.labels(mode="stream", outcome="cached").inc()
@@ -277,7 +288,7 @@ class Generator:
                               "busy", retry_after=2)
 
     def _generate_as_leader(self, flight, title: str, key: str, mode: str, wait_for_slot: bool, deadline: float) -> Generation:
-        again = self.cached(title, key)  # someone may have finished meanwhile
+        again = self.cached(key, record=False)  # someone may have finished meanwhile
         if again is not None:
             metrics.AI_REQUESTS.labels(mode=mode, outcome="cached").inc()
             return again

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import metrics
+from .. import metrics, passwords
 from ..extensions import db
 from ..models import USERNAME_MAX, Role, User
 
@@ -56,6 +56,22 @@ def authenticate(username: str, password: str) -> User | None:
     user = find_user(username)
     if user is None:
         # Hash anyway so a missing user takes as long as a wrong password.
-        User(username="", password_hash="").set_password(password)
+        passwords.hash_password(password)
         return None
-    return user if user.check_password(password) else None
+    if not user.check_password(password):
+        return None
+    if passwords.needs_rehash(user.password_hash):
+        _upgrade_password_hash(user, password)
+    return user
+
+
+def _upgrade_password_hash(user: User, password: str) -> None:
+    """Replace an older hash (Werkzeug scrypt, or older argon2 parameters) now
+    that the password is known to be right."""
+    old_hash = user.password_hash
+    # Only if the hash is still the one verified: a concurrent login's upgrade
+    # or a password change in between wins, and this login keeps working.
+    db.session.execute(update(User).where(User.id == user.id, User.password_hash == old_hash)
+                       .values(password_hash=passwords.hash_password(password)))
+    # The commit expires ``user``, so the token issued next carries the stored hash.
+    db.session.commit()

@@ -12,7 +12,7 @@ from ..extensions import db
 from ..markup import render_markdown
 from ..models import BODY_MAX, TITLE_FORBIDDEN_CHARS, TITLE_MAX, Post, User
 from ..page_cache import LISTS, post_scope
-from ..services import services
+from ..pages import invalidate
 
 
 class PostValidationError(ValueError):
@@ -48,7 +48,7 @@ def create_post(author: User, title: str, body: str, ai_generated: bool = False)
     post = Post(title=title, body=body, html=render_markdown(body), author=author, ai_generated=ai_generated)
     db.session.add(post)
     db.session.commit()
-    services().pages.invalidate(LISTS)
+    invalidate(LISTS)
     metrics.POSTS_CREATED.inc()
     return post
 
@@ -60,7 +60,7 @@ def update_post(post: Post, title: str | None = None, body: str | None = None) -
         post.body = body
         post.html = render_markdown(body)
     db.session.commit()
-    services().pages.invalidate(LISTS, post_scope(post.id))
+    invalidate(LISTS, post_scope(post.id))
     return post
 
 
@@ -68,7 +68,7 @@ def delete_post(post: Post) -> None:
     post_id = post.id
     db.session.delete(post)
     db.session.commit()
-    services().pages.invalidate(LISTS, post_scope(post_id))
+    invalidate(LISTS, post_scope(post_id))
 
 
 @dataclass

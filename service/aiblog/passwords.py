@@ -1,0 +1,70 @@
+"""Password hashes: argon2id, computed off the gevent event loop.
+
+A password hash costs tens of milliseconds of CPU on purpose. Under
+gunicorn's gevent worker every request of a worker shares one OS thread, so a
+hash computed inline stalls all of them. The hash functions are C code that
+releases the GIL, so under gevent they run in the hub's pool of native
+threads while the worker keeps serving its other greenlets. Elsewhere (thread
+workers, the CLI, tests) they run directly.
+
+Hashes made before argon2id (Werkzeug's ``scrypt:...``/``pbkdf2:...``) still
+verify; ``needs_rehash`` says when to replace one after a successful login.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, TypeVar
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from werkzeug.security import check_password_hash
+
+# OWASP's minimum for argon2id: 19 MiB of memory, 2 passes, 1 lane.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
+_ARGON2_PREFIX = "$argon2"
+
+T = TypeVar("T")
+
+
+def hash_password(password: str) -> str:
+    return off_event_loop(_hasher.hash, password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    if stored_hash.startswith(_ARGON2_PREFIX):
+        return off_event_loop(_verify_argon2, stored_hash, password)
+    return off_event_loop(check_password_hash, stored_hash, password)
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    """True for a hash that is not argon2id with today's parameters."""
+    if not stored_hash.startswith(_ARGON2_PREFIX):
+        return True
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except InvalidHashError:
+        return True
+
+
+def _verify_argon2(stored_hash: str, password: str) -> bool:
+    # Runs in the worker thread: answer a bool rather than raise across threads.
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def off_event_loop(fn: Callable[..., T], *args) -> T:
+    """``fn(*args)``, in gevent's native thread pool when gevent runs this process."""
+    if _gevent_patched():
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(fn, args)
+    return fn(*args)
+
+
+def _gevent_patched() -> bool:
+    # Only gevent's own monkey patching (gunicorn's gevent worker) means
+    # greenlets share this thread; merely importing gevent does not.
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
