@@ -62,6 +62,9 @@ class BenchSettings:
     locust_spawn_rate: float = 50.0
     locust_duration_s: float = 60.0
     locust_processes: int = 1
+    locust_wait_min_s: float = 1.0
+    locust_wait_max_s: float = 3.0
+    locust_accounts: int = 100
 
 
 class Budget:
@@ -303,7 +306,9 @@ class Bench:
         record = self.document["runs"]["locust"] = {}
         locust_run.run(self.stack.blog.url, self.out, users=self.settings.locust_users,
                        spawn_rate=self.settings.locust_spawn_rate, duration=self.settings.locust_duration_s,
-                       processes=self.settings.locust_processes, progress=self.progress, record=record)
+                       processes=self.settings.locust_processes, wait_min=self.settings.locust_wait_min_s,
+                       wait_max=self.settings.locust_wait_max_s, accounts=self.settings.locust_accounts,
+                       progress=self.progress, record=record)
         summary = record.get("summary") or {}
         summary["ceiling_ratio"] = stats.ratio(summary.get("rps"), self.bench.get("ceiling_peak_rps"))
 

@@ -5,22 +5,78 @@ asyncio testers); the scenario writes history.jsonl and summary.json (see
 locustfile.py), which this module tails for the progress line and reads at
 the end. ``processes > 1`` uses Locust's ``--processes`` (a master plus forked
 workers) for more load than one core generates.
+
+``accounts``: a number creates that many accounts before the run (through the
+sign-up form, a few at a time, so the blog hashes their passwords before the
+measurement rather than all at once inside it) and the users share them; a
+file of ``username:password`` lines uses existing accounts; None lets each
+user register its own when it starts (the spawn rate bounds that rate).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
-from . import blog_api, stats
+from . import blog_api, blog_client, stats
+from .accounts import Account, read_accounts, write_accounts
 from .progress import Progress, bar
 from .results import now_iso
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+ACCOUNT_SIGNUPS_AT_ONCE = 4  # each sign-up is a password hash on the blog: a few at a time, not a burst
+
+
+async def _register_accounts(target: str, count: int) -> list[Account]:
+    run, password = blog_api.run_id(), f"lt-{blog_api.run_id()}{blog_api.run_id()}"
+    accounts = [Account(f"lt-{run}-{number}", password) for number in range(1, count + 1)]
+    gate = asyncio.Semaphore(ACCOUNT_SIGNUPS_AT_ONCE)
+
+    async def sign_up(account: Account) -> None:
+        async with gate:
+            await blog_client.register(target, account.username, account.password)
+
+    await asyncio.gather(*(sign_up(account) for account in accounts))
+    return accounts
+
+
+def create_accounts(target: str, count: int, path: str | Path) -> Path:
+    """Register ``count`` accounts on ``target`` and write them to ``path`` for the scenario.
+    Raises blog_client.SetupError when the blog refuses a sign-up."""
+    return write_accounts(path, asyncio.run(_register_accounts(target.rstrip("/"), count)))
+
+
+def _accounts_file(target: str, accounts: int | str | Path | None, record: dict,
+                   progress: Progress) -> tuple[Path | None, Path | None]:
+    """The file for BLOG_PERF_ACCOUNTS (None: users register their own) and a scratch dir to remove after the run."""
+    parameters = record["parameters"]
+    if accounts is None and os.environ.get("BLOG_PERF_ACCOUNTS"):
+        accounts = os.environ["BLOG_PERF_ACCOUNTS"]
+    if accounts is None:
+        parameters["accounts"] = {"source": "each user registers its own", "count": None}
+        return None, None
+    if isinstance(accounts, int):
+        scratch = Path(tempfile.mkdtemp(prefix="blog-perf-accounts-"))
+        progress.update(f"locust: creating {accounts} accounts ({ACCOUNT_SIGNUPS_AT_ONCE} sign-ups at a time)")
+        began = time.time()
+        try:
+            path = create_accounts(target, accounts, scratch / "accounts.txt")
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        parameters["accounts"] = {"source": "created before the run", "count": accounts}
+        record["accounts_setup_s"] = round(time.time() - began, 1)
+        return path, scratch
+    path = Path(accounts)
+    parameters["accounts"] = {"source": "file", "count": len(read_accounts(path))}  # ValueError names the problem
+    return path, None
 
 
 def _read_history(path: Path) -> list[dict]:
@@ -37,7 +93,8 @@ def _read_history(path: Path) -> list[dict]:
 
 def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 10.0, duration: float = 30.0,
         processes: int = 1, wait_min: float = 1.0, wait_max: float = 3.0, progress: Progress | None = None,
-        record: dict | None = None, extra_env: dict | None = None, weights: dict | None = None) -> dict:
+        record: dict | None = None, extra_env: dict | None = None, weights: dict | None = None,
+        accounts: int | str | Path | None = None) -> dict:
     progress = progress or Progress(quiet=True)
     record = {} if record is None else record
     work = Path(out_dir) / "locust"
@@ -47,6 +104,23 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
     record["parameters"] = {"users": users, "spawn_rate": spawn_rate, "duration_s": duration,
                             "processes": processes, "wait_min_s": wait_min, "wait_max_s": wait_max,
                             "task_weights": weights or dict(blog_api.DEFAULT_TASK_WEIGHTS)}
+    accounts_path, scratch = _accounts_file(target, accounts, record, progress)
+    try:
+        _run_locust(target, work, users, spawn_rate, duration, processes, wait_min, wait_max, progress, record,
+                    extra_env, accounts_path)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)  # the accounts' passwords do not outlive the run
+    summary = record["summary"] or {}
+    progress.line(f"locust: {summary.get('requests', 0)} requests, {summary.get('failures', 0)} failed, "
+                  f"{summary.get('backpressure_429', 0)} deliberate 429s, rps {stats.fmt_number(summary.get('rps'), 1)}, "
+                  f"non-AI p95 {stats.fmt_ms((summary.get('non_ai') or {}).get('p95_ms'))}")
+    return record
+
+
+def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration: float, processes: int,
+                wait_min: float, wait_max: float, progress: Progress, record: dict, extra_env: dict | None,
+                accounts_path: Path | None) -> None:
     record["started_at"] = now_iso()
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", target.rstrip("/"),
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s",
@@ -57,6 +131,8 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
            "BLOG_PERF_WAIT_MAX": str(wait_max), "PYTHONUNBUFFERED": "1",
            "BLOG_PERF_TASK_WEIGHTS": ",".join(f"{k}={v}" for k, v in record["parameters"]["task_weights"].items()),
            **(extra_env or {})}
+    if accounts_path is not None:
+        env["BLOG_PERF_ACCOUNTS"] = str(accounts_path)
     log_path = work / "locust.log"
     began = time.time()
     with open(log_path, "wb") as log:
@@ -93,8 +169,3 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
                 record["error"] = "Locust ended without writing its summary; see log_tail"
     if interrupted:
         raise KeyboardInterrupt
-    summary = record["summary"] or {}
-    progress.line(f"locust: {summary.get('requests', 0)} requests, {summary.get('failures', 0)} failed, "
-                  f"{summary.get('backpressure_429', 0)} deliberate 429s, rps {stats.fmt_number(summary.get('rps'), 1)}, "
-                  f"non-AI p95 {stats.fmt_ms((summary.get('non_ai') or {}).get('p95_ms'))}")
-    return record

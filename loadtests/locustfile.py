@@ -4,12 +4,21 @@
 
 Task mix (weights): home 10, post 5, login 1, write 1, AI generate 2 (the
 seed's; BLOG_PERF_TASK_WEIGHTS="ai=0,login=0" changes it), with think time
-between tasks. Requests are named by route template
-("/post/[id]"), only posts that exist are requested, forms carry their CSRF
-token, writers use their own account (registered on first need), and AI
+between tasks. Requests are named by route template ("/post/[id]"), only
+posts that exist are requested, forms carry their CSRF token, and AI
 generation goes through the API with a Bearer token. A 429 from the AI API is
 the blog's deliberate backpressure: it is reported under its own name
 ("... [429 backpressure]") as a success, so it never counts as a failure.
+
+Accounts. With BLOG_PERF_ACCOUNTS=FILE (lines ``username:password``; ``blog-perf
+locust --accounts N`` and ``make bench`` create them before the run) users take
+the accounts in turn, several users sharing one like a person signed in on
+several devices. Without it, each user registers its own account when it
+starts, so the spawn rate (``-r``) is also the registration rate: every
+registration costs the blog a password hash. Either way a user logs in (a real
+POST /login) when it first needs to, the login task logs out and in again, and
+an account's API token is fetched once per process, as an API client keeps
+its token, rather than hashing the password for every user.
 
 With BLOG_PERF_LOCUST_OUT=DIR (set by ``blog-perf locust``) the master also
 writes DIR/history.jsonl (RPS and interval p50/p95 every few seconds) and
@@ -34,11 +43,12 @@ from locust.runners import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
 from loadtests import blog_api  # noqa: E402
+from loadtests.accounts import Account, read_accounts  # noqa: E402
 
 AI_NAME = blog_api.AI_REQUEST_NAME
 BACKPRESSURE_NAME = blog_api.BACKPRESSURE_REQUEST_NAME
 AI_NAMES = {AI_NAME, BACKPRESSURE_NAME}
-PASSWORD = "locust-password-1234"
+PASSWORD = "locust-password-1234"  # of the accounts users register themselves
 RUN = os.environ.get("BLOG_PERF_RUN_ID") or blog_api.run_id()
 # AI titles: most come from a small popular set (cache hits after the first),
 # some are new (each one reaches the LLM once).
@@ -48,6 +58,8 @@ WAIT_MIN = float(os.environ.get("BLOG_PERF_WAIT_MIN", "1"))
 WAIT_MAX = float(os.environ.get("BLOG_PERF_WAIT_MAX", "3"))
 HISTORY_INTERVAL = float(os.environ.get("BLOG_PERF_HISTORY_INTERVAL", "2"))
 TASK_WEIGHTS = blog_api.parse_weights(os.environ.get("BLOG_PERF_TASK_WEIGHTS"))
+# Only these tasks need an account; a readers-only mix never creates one.
+NEEDS_ACCOUNT = any(TASK_WEIGHTS[task] for task in ("login", "write", "ai"))
 
 _user_numbers = itertools.count(1)
 _fresh_numbers = itertools.count(1)
@@ -95,14 +107,59 @@ class KnownPosts:
 KNOWN_POSTS = KnownPosts()
 
 
+class AccountPool:
+    """The accounts given to the run, handed out in turn (from a random start,
+    so that several Locust processes spread over them)."""
+
+    def __init__(self, accounts: list[Account]):
+        self.accounts = accounts
+        self._turn = itertools.count(random.randrange(len(accounts)))
+
+    def take(self) -> Account:
+        return self.accounts[next(self._turn) % len(self.accounts)]
+
+
+def _account_pool() -> AccountPool | None:
+    path = os.environ.get("BLOG_PERF_ACCOUNTS")
+    if not path:
+        return None
+    try:
+        return AccountPool(read_accounts(path))
+    except ValueError as exc:
+        raise SystemExit(f"BLOG_PERF_ACCOUNTS: {exc}") from None
+
+
+ACCOUNT_POOL = _account_pool()
+
+
+class ApiTokens:
+    """One API token per account and process: the first user that needs it
+    asks the blog (a password check), the others reuse it."""
+
+    def __init__(self):
+        self.tokens: dict[str, str] = {}
+        self._locks: dict[str, Semaphore] = {}
+
+    def lock(self, username: str) -> Semaphore:
+        return self._locks.setdefault(username, Semaphore())
+
+    def forget(self, username: str, token: str) -> None:
+        if self.tokens.get(username) == token:
+            del self.tokens[username]
+
+
+API_TOKENS = ApiTokens()
+
+
 class BlogUser(FastHttpUser):
     wait_time = between(WAIT_MIN, WAIT_MAX)
 
     def on_start(self) -> None:
-        self.username: str | None = None
+        self.account: Account | None = None
         self.logged_in = False
-        self.token: str | None = None
         KNOWN_POSTS.load(self.host)
+        if NEEDS_ACCOUNT:
+            self._ensure_account()
 
     # -- readers --------------------------------------------------------------
     def home(self) -> None:
@@ -122,7 +179,7 @@ class BlogUser(FastHttpUser):
         if not self._ensure_account():
             return
         if self.logged_in:
-            token = self._form_token(blog_api.HOME, "/")
+            token = self._form_token(blog_api.HOME, "/")  # the logout button is on every page
             if token is None:
                 return
             self._post_form(blog_api.LOGOUT, {"csrf_token": token}, "/logout")
@@ -130,7 +187,7 @@ class BlogUser(FastHttpUser):
         token = self._form_token(blog_api.LOGIN, "/login")
         if token is not None:
             self.logged_in = self._post_form(blog_api.LOGIN, {
-                "username": self.username, "password": PASSWORD, "csrf_token": token}, "/login")
+                "username": self.account.username, "password": self.account.password, "csrf_token": token}, "/login")
 
     def write(self) -> None:
         if not self._ensure_logged_in():
@@ -142,22 +199,26 @@ class BlogUser(FastHttpUser):
         body = "Written by a Locust user.\n\n" + " ".join(random.choice(blog_api.TITLE_TOPICS) for _ in range(20))
         with self.client.post(blog_api.CREATE, data={"title": title, "body": body, "csrf_token": token},
                               name="/create", allow_redirects=False, catch_response=True) as response:
-            match = blog_api.POST_ID_RE.search(response.headers.get("Location") or "")
+            location = response.headers.get("Location") or ""
+            match = blog_api.POST_ID_RE.search(location)
             if response.status_code in (302, 303) and match:
                 KNOWN_POSTS.add(int(match.group(1)))
                 response.success()
             else:
-                response.failure(f"expected a redirect to the new post, got {response.status_code}")
+                if blog_api.LOGIN in location:
+                    self.logged_in = False  # the session is gone: log in again next time
+                response.failure(f"expected a redirect to the new post, got {response.status_code} {location}")
 
     def generate(self) -> None:
-        if not self._ensure_token():
+        token = self._api_token()
+        if token is None:
             return
         if random.random() < FRESH_TITLE_SHARE:
             title = f"Fresh load-test title {RUN}-{next(_fresh_numbers)}-{random.randint(0, 10**6)}"
         else:
             title = random.choice(POPULAR_TITLES)
         with self.client.post(AI_NAME, json=blog_api.generate_body(title), name=AI_NAME, catch_response=True,
-                              headers={"Authorization": f"Bearer {self.token}"}) as response:
+                              headers={"Authorization": f"Bearer {token}"}) as response:
             if response.status_code == 429:
                 # Deliberate backpressure: counted apart, not as a failure.
                 response.request_meta["name"] = BACKPRESSURE_NAME
@@ -169,21 +230,28 @@ class BlogUser(FastHttpUser):
                     ok = False
                 response.success() if ok else response.failure("200 without a generated 'content'")
             else:
+                if response.status_code == 401:
+                    API_TOKENS.forget(self.account.username, token)  # expired or revoked: fetch a new one next time
                 response.failure(f"status {response.status_code}")
 
     # -- helpers ----------------------------------------------------------------
     def _ensure_account(self) -> bool:
-        if self.username is not None:
-            return True
-        username = f"lt-{RUN}-{os.getpid()}-{next(_user_numbers)}"
+        """An account from the pool, or one this user registers (and is then logged in to)."""
+        if self.account is None:
+            if ACCOUNT_POOL is not None:
+                self.account = ACCOUNT_POOL.take()
+            else:
+                self._register()
+        return self.account is not None
+
+    def _register(self) -> None:
+        account = Account(f"lt-{RUN}-{os.getpid()}-{next(_user_numbers)}", PASSWORD)
         token = self._form_token(blog_api.REGISTER, "/register")
-        if token is None:
-            return False
-        if self._post_form(blog_api.REGISTER, {"username": username, "password": PASSWORD, "confirm": PASSWORD,
-                                               "csrf_token": token}, "/register"):
-            self.username = username
+        if token is not None and self._post_form(blog_api.REGISTER, {
+                "username": account.username, "password": account.password, "confirm": account.password,
+                "csrf_token": token}, "/register"):
+            self.account = account
             self.logged_in = True  # registering logs the new user in
-        return self.username is not None
 
     def _ensure_logged_in(self) -> bool:
         if not self._ensure_account():
@@ -192,20 +260,25 @@ class BlogUser(FastHttpUser):
             self.login()
         return self.logged_in
 
-    def _ensure_token(self) -> bool:
-        if self.token is not None:
-            return True
+    def _api_token(self) -> str | None:
         if not self._ensure_account():
-            return False
-        basic = base64.b64encode(f"{self.username}:{PASSWORD}".encode()).decode()
-        with self.client.post(blog_api.API_TOKENS, name=blog_api.API_TOKENS, catch_response=True,
-                              headers={"Authorization": f"Basic {basic}"}) as response:
-            if response.status_code == 200:
-                self.token = response.json().get("token")
-                response.success()
-            else:
-                response.failure(f"no token: status {response.status_code}")
-        return self.token is not None
+            return None
+        username = self.account.username
+        with API_TOKENS.lock(username):  # one request per account; the others wait for its answer
+            if username not in API_TOKENS.tokens:
+                basic = base64.b64encode(f"{username}:{self.account.password}".encode()).decode()
+                with self.client.post(blog_api.API_TOKENS, name=blog_api.API_TOKENS, catch_response=True,
+                                      headers={"Authorization": f"Basic {basic}"}) as response:
+                    try:
+                        token = response.json().get("token") if response.status_code == 200 else None
+                    except (ValueError, AttributeError):
+                        token = None
+                    if isinstance(token, str) and token:
+                        API_TOKENS.tokens[username] = token
+                        response.success()
+                    else:
+                        response.failure(f"no token: status {response.status_code}")
+            return API_TOKENS.tokens.get(username)
 
     def _form_token(self, path: str, name: str) -> str | None:
         with self.client.get(path, name=name, catch_response=True) as response:

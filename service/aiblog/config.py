@@ -98,7 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Scratch dir shared by gunicorn workers for metrics; created and "
             "emptied at start (default: a temp dir).", "monitoring"),
     # AI writing
-    Setting("LLM_API", "sim", _choice("ollama", "openai", "sim"),
+    Setting("LLM_API", "ollama", _choice("ollama", "openai", "sim"),
             "LLM protocol: Ollama native, OpenAI-compatible, or the simulator "
             "(which speaks the Ollama protocol).", "ai"),
     Setting("LLM_BASE_URL", "http://127.0.0.1:11434", str, "LLM server address.", "ai"),

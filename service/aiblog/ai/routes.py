@@ -1,11 +1,16 @@
-"""AI writing: the web page (form, streaming, save as post) and the API."""
+"""AI writing: the web page (form, streaming, save as post) and the API.
+
+A request first validates its input and looks in the AI cache: a hit is
+answered at once, without the per-user rate limit (which protects the LLM, and
+costs a Redis round trip). Only a miss goes through the limit to the generator.
+"""
 from __future__ import annotations
 
 from flask import Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api import bp as api_bp
-from ..api.common import fail, json_body, token_required, user_id_from_token
+from ..api.common import fail, json_body, token_required
 from ..extensions import db, limiter
 from ..posts.store import PostValidationError, create_post
 from . import bp, jobs
@@ -25,11 +30,12 @@ def _web_user_key() -> str:
 
 
 def _api_user_key() -> str:
-    return f"ai-user:{user_id_from_token() or request.remote_addr}"
+    return f"ai-user:{g.api_user.id}"
 
 
 def _not_cached(response: Response) -> bool:
-    # The per-user limit protects the LLM: answers from the cache are free.
+    # Only what the LLM made for this request counts: an answer shared by an
+    # identical request in progress (or cached meanwhile) is free too.
     return response.headers.get(CACHED_HEADER) != "1"
 
 
@@ -69,7 +75,6 @@ def generate_page():
 
 @bp.route("/generate-blog", methods=["POST"])
 @login_required
-@limiter.limit(_ai_limit, key_func=_web_user_key, deduct_when=_not_cached)
 def generate_web():
     try:
         title = validate_title(request.form.get("title"))
@@ -81,17 +86,29 @@ def generate_web():
         return render_template("ai/generate.html", simulated=generator().simulated, title=request.form.get("title") or ""), 400
     if mode == "background":
         mode = "sync"  # the page has no job view; the API offers background mode
+    known = generator().from_cache(title, mode)
+    if known is not None:
+        return _known_stream(title, known) if mode == "stream" else _generated_page(title, known)
+    return _generate_web_uncached(title, mode)
+
+
+@limiter.limit(_ai_limit, key_func=_web_user_key, deduct_when=_not_cached)
+def _generate_web_uncached(title: str, mode: str):
     _release_db()
     if mode == "stream":
         return _stream(title)
     try:
-        generation = generator().generate(title, mode="sync")
+        generation = generator().generate_fresh(title, mode="sync")
     except GenerationError as exc:
         flash(exc.message, "error")
         response = Response(render_template("ai/generate.html", simulated=generator().simulated, title=title), exc.status_code)
         if exc.retry_after:
             response.headers["Retry-After"] = str(int(exc.retry_after))
         return response
+    return _generated_page(title, generation)
+
+
+def _generated_page(title: str, generation) -> Response:
     response = Response(render_template("ai/generate.html", simulated=generator().simulated, title=title, generation=generation))
     if generation.cached or generation.deduplicated:
         response.headers[CACHED_HEADER] = "1"
@@ -120,15 +137,19 @@ def _stream(title: str):
         known, pieces = generator().open_stream(title)
     except GenerationError as exc:
         return _error_json(exc)
-    response = stream_response(known, pieces, _meta(title))
     if known is not None:
-        response.headers[CACHED_HEADER] = "1"
+        return _known_stream(title, known)
+    return stream_response(None, pieces, _meta(title))
+
+
+def _known_stream(title: str, known) -> Response:
+    response = stream_response(known, None, _meta(title))
+    response.headers[CACHED_HEADER] = "1"
     return response
 
 
 # -- API ------------------------------------------------------------------------
 @api_bp.route("/generate", methods=["POST"])
-@limiter.limit(_ai_limit, key_func=_api_user_key, deduct_when=_not_cached)
 @token_required
 def api_generate():
     data = json_body()
@@ -140,6 +161,15 @@ def api_generate():
         mode = validate_mode(data.get("mode"))
     except InvalidRequest as exc:
         fail(400, str(exc))
+    if mode != "background":  # a background job always goes to the queue
+        known = generator().from_cache(title, mode)
+        if known is not None:
+            return _known_stream(title, known) if mode == "stream" else _generated_json(known)
+    return _api_generate_uncached(title, mode)
+
+
+@limiter.limit(_ai_limit, key_func=_api_user_key, deduct_when=_not_cached)
+def _api_generate_uncached(title: str, mode: str):
     user_id = g.api_user.id
     _release_db()
     if mode == "background":
@@ -154,7 +184,7 @@ def api_generate():
     if mode == "stream":
         return _stream(title)
     try:
-        return _generated_json(generator().generate(title, mode="sync"))
+        return _generated_json(generator().generate_fresh(title, mode="sync"))
     except GenerationError as exc:
         return _error_json(exc)
 

@@ -69,19 +69,6 @@ def user_from_token(token: str) -> User | None:
     return user
 
 
-def user_id_from_token() -> int | None:
-    """The user id in a validly signed bearer token, without a database read
-    (for rate-limit keys, which are computed before the view runs)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    try:
-        data = _serializer().loads(token.strip(), max_age=current_app.config["API_TOKEN_TTL"])
-    except (SignatureExpired, BadSignature):
-        return None
-    return data.get("uid") if isinstance(data, dict) and isinstance(data.get("uid"), int) else None
-
-
 def token_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
