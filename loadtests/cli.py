@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import blog_api, cache_test, compare, concurrency, locust_run, report, results, thresholds
+from .accounts import read_accounts
 from .progress import Progress
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -55,6 +56,17 @@ def _weights(value: str) -> dict[str, int]:
         return blog_api.parse_weights(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _accounts(value: str) -> int | str:
+    """A number of accounts to create before the run, or a file of username:password lines."""
+    if value.strip().isdigit():
+        return _positive(int)(value)
+    try:
+        read_accounts(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (give a number of accounts to create, or a file)") from None
+    return value
 
 
 def _positive(kind):
@@ -97,6 +109,9 @@ def _add_locust(parser, duration: float) -> None:
     group.add_argument("--wait-max", type=_non_negative, default=3.0, help="think time maximum, seconds")
     group.add_argument("--weights", type=_weights, default=dict(blog_api.DEFAULT_TASK_WEIGHTS),
                        help="task mix, e.g. ai=0,login=0 (default the seed's: home=10,post=5,login=1,write=1,ai=2)")
+    group.add_argument("--accounts", type=_accounts, default=None, metavar="N|FILE",
+                       help="users share N accounts created before the run, or those in FILE (username:password "
+                            "lines; also BLOG_PERF_ACCOUNTS); default: each user registers its own when it starts")
 
 
 def _add_cache(parser) -> None:
@@ -185,7 +200,8 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
             progress.line("== Locust scenario ==")
             runs["locust"] = {}
             locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
-                           args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights)
+                           args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
+                           accounts=args.accounts)
     except KeyboardInterrupt:
         document["interrupted"] = True
         code = EXIT_INTERRUPTED

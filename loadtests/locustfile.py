@@ -13,12 +13,13 @@ the blog's deliberate backpressure: it is reported under its own name
 Accounts. With BLOG_PERF_ACCOUNTS=FILE (lines ``username:password``; ``blog-perf
 locust --accounts N`` and ``make bench`` create them before the run) users take
 the accounts in turn, several users sharing one like a person signed in on
-several devices. Without it, each user registers its own account when it
-starts, so the spawn rate (``-r``) is also the registration rate: every
-registration costs the blog a password hash. Either way a user logs in (a real
-POST /login) when it first needs to, the login task logs out and in again, and
-an account's API token is fetched once per process, as an API client keeps
-its token, rather than hashing the password for every user.
+several devices, and log in (a real POST /login) when they start. Without it,
+each user registers its own account when it starts (registering logs it in).
+Either way a starting user costs the blog one password hash, so the spawn rate
+(``-r``) bounds the rate of logins and registrations, as the arrival rate of
+real visitors would. The login task (weight 1) logs out and in again. An
+account's API token is fetched once per process and kept, as an API client
+does, rather than hashing the password again for every user.
 
 With BLOG_PERF_LOCUST_OUT=DIR (set by ``blog-perf locust``) the master also
 writes DIR/history.jsonl (RPS and interval p50/p95 every few seconds) and
@@ -158,8 +159,10 @@ class BlogUser(FastHttpUser):
         self.account: Account | None = None
         self.logged_in = False
         KNOWN_POSTS.load(self.host)
-        if NEEDS_ACCOUNT:
-            self._ensure_account()
+        # A writer starts logged in: registering logs in, a pooled account logs in
+        # here. Either costs the blog a password hash, so the spawn rate bounds them.
+        if NEEDS_ACCOUNT and self._ensure_account() and not self.logged_in:
+            self.login()
 
     # -- readers --------------------------------------------------------------
     def home(self) -> None:
@@ -298,10 +301,13 @@ class BlogUser(FastHttpUser):
 
 
 # The task mix: the seed's weights unless BLOG_PERF_TASK_WEIGHTS (``--weights``) changes them.
-BlogUser.tasks = {task: weight for task, weight in (
+# A list with each task ``weight`` times: Locust turns a {task: weight} dict into
+# weights only while it creates the class; set afterwards, its runner keeps just
+# the keys and every task would be equally likely.
+BlogUser.tasks = [task for task, weight in (
     (BlogUser.home, TASK_WEIGHTS["home"]), (BlogUser.read_post, TASK_WEIGHTS["post"]),
     (BlogUser.login, TASK_WEIGHTS["login"]), (BlogUser.write, TASK_WEIGHTS["write"]),
-    (BlogUser.generate, TASK_WEIGHTS["ai"])) if weight > 0}
+    (BlogUser.generate, TASK_WEIGHTS["ai"])) for _ in range(weight)]
 
 
 # -- recording (master or local runner only) ----------------------------------

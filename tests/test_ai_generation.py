@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from tests.conftest import make_app
 from tests.support.ai import bearer_for, create_user, parse_sse
@@ -247,3 +248,78 @@ def test_web_page_generates_and_saves_a_post(sqlite_url, redis_url, llm):
     assert saved.status_code == 302
     post_page = client.get(saved.headers["Location"]).get_data(as_text=True)
     assert "AI-assisted" in post_page and "Streamed by the page" in post_page
+
+
+def test_per_user_rate_limit_stops_uncached_generations_but_never_cached_answers(sqlite_url, redis_url, llm):
+    app = ai_app(sqlite_url, redis_url, llm.url, AI_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    headers = bearer_for(client, *create_user(app))
+    for number in range(3):
+        assert generate(client, headers, f"Budget {number}").status_code == 200
+
+    over = generate(client, headers, "One too many")
+    assert over.status_code == 429
+    assert int(over.headers["Retry-After"]) > 0
+    assert over.get_json()["status"] == 429
+    assert generate(client, headers, "One too many", mode="stream").status_code == 429
+    assert llm.stats()["generations"] == 3
+
+    # Cached answers are free: served at once, as often as asked, in both
+    # modes, and without a single rate-limiter command to Redis.
+    def limiter_calls() -> int:  # the limiter's moving window is a Lua script in Redis
+        stats = redis.Redis.from_url(redis_url).info("commandstats")
+        return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+    calls_before = limiter_calls()
+    assert calls_before > 0  # the uncached requests above did go through the limiter
+    for _ in range(5):
+        cached = generate(client, headers, "Budget 0")
+        assert cached.status_code == 200 and cached.get_json()["cached"] is True
+    streamed = generate(client, headers, "Budget 1", mode="stream")
+    assert streamed.status_code == 200 and streamed.headers["X-AI-Cached"] == "1"
+    assert parse_sse(streamed.get_data(as_text=True))[-1][0] == "done"
+    assert limiter_calls() == calls_before
+    assert generate(client, headers, "Still one too many").status_code == 429
+
+    # The limit is per user: another writer has a budget of their own.
+    other = bearer_for(client, *create_user(app, "second-writer"))
+    assert generate(client, other, "One too many").status_code == 200
+    assert llm.stats()["generations"] == 4
+
+
+def test_web_page_rate_limit_also_spares_cached_answers(sqlite_url, redis_url, llm):
+    app = ai_app(sqlite_url, redis_url, llm.url, AI_RATE_LIMIT="2 per minute")
+    client = app.test_client()
+    from tests.conftest import AuthActions, csrf_token
+
+    AuthActions(client).register("pagelimited")
+    token = csrf_token(client.get("/generate-blog").get_data(as_text=True))
+    post = lambda title: client.post("/generate-blog", data={"title": title, "csrf_token": token})
+    assert post("Page budget 0").status_code == 200
+    assert post("Page budget 1").status_code == 200
+    over = post("Page budget 2")
+    assert over.status_code == 429 and int(over.headers["Retry-After"]) > 0
+    cached = post("Page budget 0")
+    assert cached.status_code == 200 and cached.headers["X-AI-Cached"] == "1"
+    assert "<h1>Page budget 0</h1>" in cached.get_data(as_text=True)
+    assert llm.stats()["generations"] == 2
+
+
+@pytest.mark.parametrize("revoke", ["password changed", "user deleted"])
+def test_revoked_token_gets_nothing_not_even_a_cached_answer(api, llm, revoke):
+    app, client, headers = api
+    assert generate(client, headers, "Only for valid tokens").status_code == 200
+    from aiblog.auth.accounts import find_user
+    from aiblog.extensions import db
+
+    with app.app_context():
+        user = find_user("writer")
+        if revoke == "password changed":
+            user.set_password("a brand new password")
+        else:
+            db.session.delete(user)
+        db.session.commit()
+        db.session.remove()
+    response = generate(client, headers, "Only for valid tokens")
+    assert response.status_code == 401
+    assert "token" in response.get_json()["message"]

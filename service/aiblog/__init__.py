@@ -102,6 +102,10 @@ def _database_uri(url: str) -> str:
     # Heroku-style URLs and a relative SQLite path that works from any cwd.
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        # psycopg2 explicitly: it is our dependency (psycogreen makes it
+        # cooperative under gevent); SQLAlchemy 2.1 would pick psycopg 3.
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.exc import TimeoutError as DatabasePoolTimeout
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,9 @@ MESSAGES = {
     413: "That is too large. Requests may be at most 1 MiB.",
     429: "Too many requests. Please wait a moment and try again.",
     500: "Something went wrong on our side. It has been logged.",
+    503: "The site is busy right now. Please try again in a moment.",
 }
+OVERLOAD_RETRY_AFTER_S = 5
 
 
 def wants_json() -> bool:
@@ -56,6 +59,19 @@ def _csrf_error(exc: CSRFError):
     return error_response(400, "Bad Request", f"The form has expired or is missing its CSRF token ({exc.description}). Reload the page and try again.")
 
 
+def _overloaded(exc: DatabasePoolTimeout):
+    # Every database connection of this worker stayed busy for the pool's whole
+    # timeout: overload, not a bug. A 503 with Retry-After lets clients and load
+    # balancers back off; a 500 would claim a fault in the code.
+    log.warning("database pool exhausted on %s %s: %s", request.method, request.path, exc)
+    if "_login_user" not in g:
+        # The page's menu would load the user from the database, waiting for a
+        # connection again: this answer shows the menu of a visitor instead.
+        g._login_user = current_app.login_manager.anonymous_user()
+    return error_response(503, ServiceUnavailable().name, MESSAGES[503],
+                          {"Retry-After": str(OVERLOAD_RETRY_AFTER_S)})
+
+
 def _unhandled(exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, InternalServerError().name, MESSAGES[500])
@@ -63,5 +79,6 @@ def _unhandled(exc: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(DatabasePoolTimeout, _overloaded)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unhandled)

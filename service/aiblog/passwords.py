@@ -3,8 +3,8 @@
 A password hash costs tens of milliseconds of CPU on purpose. Under
 gunicorn's gevent worker every request of a worker shares one OS thread, so a
 hash computed inline stalls all of them. The hash functions are C code that
-releases the GIL, so under gevent they run in the hub's pool of native
-threads while the worker keeps serving its other greenlets. Elsewhere (thread
+releases the GIL, so under gevent they run in a small pool of native threads
+while the worker keeps serving its other greenlets. Elsewhere (thread
 workers, the CLI, tests) they run directly.
 
 Hashes made before argon2id (Werkzeug's ``scrypt:...``/``pbkdf2:...``) still
@@ -22,6 +22,13 @@ from werkzeug.security import check_password_hash
 # OWASP's minimum for argon2id: 19 MiB of memory, 2 passes, 1 lane.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
 _ARGON2_PREFIX = "$argon2"
+
+# Native threads per process for hashing. The work is CPU-bound, so more
+# threads than cores only queue in the kernel, and every thread keeps its
+# 19 MiB malloc arena after a hash: with gevent's default pool of 10 threads a
+# login burst took a worker from 95 to 250 MB RSS; with 2, to 135 MB.
+HASH_THREADS = 2
+_pool = None
 
 T = TypeVar("T")
 
@@ -47,7 +54,7 @@ def needs_rehash(stored_hash: str) -> bool:
 
 
 def _verify_argon2(stored_hash: str, password: str) -> bool:
-    # Runs in the worker thread: answer a bool rather than raise across threads.
+    # Runs in a pool thread: answer a bool rather than raise across threads.
     try:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
@@ -55,12 +62,19 @@ def _verify_argon2(stored_hash: str, password: str) -> bool:
 
 
 def off_event_loop(fn: Callable[..., T], *args) -> T:
-    """``fn(*args)``, in gevent's native thread pool when gevent runs this process."""
+    """``fn(*args)``, in a native thread when gevent runs this process."""
     if _gevent_patched():
-        import gevent
-
-        return gevent.get_hub().threadpool.apply(fn, args)
+        return _hash_pool().apply(fn, args)
     return fn(*args)
+
+
+def _hash_pool():
+    global _pool
+    if _pool is None:  # made at first use, in the worker (threads do not survive a fork)
+        from gevent.threadpool import ThreadPool
+
+        _pool = ThreadPool(HASH_THREADS)
+    return _pool
 
 
 def _gevent_patched() -> bool:

@@ -10,7 +10,7 @@ from flask import Response, abort, current_app, flash, g, jsonify, redirect, ren
 from flask_login import current_user, login_required
 
 from ..api import bp as api_bp
-from ..api.common import fail, json_body, token_required
+from ..api.common import fail, json_body, token_required, token_user_id_required
 from ..extensions import db, limiter
 from ..posts.store import PostValidationError, create_post
 from . import bp, jobs
@@ -30,7 +30,7 @@ def _web_user_key() -> str:
 
 
 def _api_user_key() -> str:
-    return f"ai-user:{g.api_user.id}"
+    return f"ai-user:{g.api_user_id}"
 
 
 def _not_cached(response: Response) -> bool:
@@ -150,7 +150,7 @@ def _known_stream(title: str, known) -> Response:
 
 # -- API ------------------------------------------------------------------------
 @api_bp.route("/generate", methods=["POST"])
-@token_required
+@token_user_id_required
 def api_generate():
     data = json_body()
     unknown = set(data) - {"title", "mode"}
@@ -170,11 +170,10 @@ def api_generate():
 
 @limiter.limit(_ai_limit, key_func=_api_user_key, deduct_when=_not_cached)
 def _api_generate_uncached(title: str, mode: str):
-    user_id = g.api_user.id
     _release_db()
     if mode == "background":
         try:
-            job_id = jobs.enqueue(title, user_id)
+            job_id = jobs.enqueue(title, g.api_user_id)
         except RuntimeError as exc:
             fail(503, str(exc))
         response = jsonify(id=job_id, status="queued", url=url_for("api.api_job", job_id=job_id))
