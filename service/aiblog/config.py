@@ -117,7 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AI_CACHE_TTL", 86400, _positive_int, "Seconds a generated text stays cached.", "ai"),
     Setting("AI_SINGLE_FLIGHT_WAIT", 150.0, _non_negative_float,
             "Longest wait for another request's identical generation.", "ai"),
-    Setting("AI_RATE_LIMIT", "30 per minute", str, "Generations per user.", "ai"),
+    Setting("AI_RATE_LIMIT", "30 per minute", str, "Uncached generations per user (cached answers are free).", "ai"),
     Setting("CIRCUIT_FAILURES", 3, _positive_int,
             "Consecutive LLM failures that open the circuit.", "ai"),
     Setting("CIRCUIT_COOLDOWN", 10.0, _non_negative_float,
