@@ -122,3 +122,19 @@ def test_non_latin_titles_everywhere(client, auth):
     assert title in client.get(f"/post/{post_id}").get_data(as_text=True)
     assert title in client.get("/author/作者甲").get_data(as_text=True)
     assert client.get(f"/api/v1/posts/{post_id}").get_json()["title"] == title
+
+
+def test_a_role_change_applies_to_the_users_very_next_request(app, client, auth):
+    """Logged-in users are cached per process; a demotion must not wait for it."""
+    auth.register("soon-reader")
+    assert client.get("/create").status_code == 200  # loads and caches the user
+    admin = app.test_client()
+    with app.app_context():
+        from aiblog.auth.accounts import register
+
+        register("boss2", "boss-password-123", role=Role.ADMIN)
+        user_id = db.session.scalar(select(User.id).where(User.username == "soon-reader"))
+    AuthActions(admin).login("boss2", "boss-password-123")
+    token = csrf_token(admin.get("/admin/users").get_data(as_text=True))
+    assert admin.post(f"/admin/users/{user_id}/role", data={"role": "reader", "csrf_token": token}).status_code == 302
+    assert client.get("/create").status_code == 403

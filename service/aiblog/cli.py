@@ -101,6 +101,9 @@ def create_admin_command(username: str, password: str | None):
     if user is not None:
         user.role = Role.ADMIN.value
         db.session.commit()
+        from .auth import identity
+
+        identity.changed(user.id)
         click.echo(f"{user.username} is now an admin")
         return
     if not password:

@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..extensions import db
+from ..auth import identity
 from ..models import Role, User
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,5 +43,6 @@ def set_role(user_id: int):
         abort(400, "Admins cannot remove their own admin role; ask another admin.")
     user.role = role
     db.session.commit()
+    identity.changed(user.id)
     flash(f"{user.username} is now {role}.", "success")
     return redirect(url_for("admin.users"))

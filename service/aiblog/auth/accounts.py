@@ -75,3 +75,6 @@ def _upgrade_password_hash(user: User, password: str) -> None:
                        .values(password_hash=passwords.hash_password(password)))
     # The commit expires ``user``, so the token issued next carries the stored hash.
     db.session.commit()
+    from . import identity
+
+    identity.changed(user.id)

@@ -6,16 +6,16 @@ from flask_limiter.util import get_remote_address
 
 from ..extensions import limiter, login_manager, db
 from ..models import User
-from . import bp
+from . import bp, identity
 from .accounts import AccountError, authenticate, register
 from .forms import LoginForm, RegisterForm
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+    if not user_id.isdigit() or len(user_id) > 18:
         return None
-    return db.session.get(User, int(user_id))
+    return identity.load(int(user_id))
 
 
 login_manager.login_view = "auth.login"
@@ -63,6 +63,7 @@ def login():
     if form.validate_on_submit():
         user = authenticate(form.username.data, form.password.data)
         if user is not None:
+            identity.changed(user.id)  # a fresh login reads the row again everywhere
             login_user(user)
             flash("You are logged in.", "success")
             return redirect(_safe_next(request.args.get("next")))

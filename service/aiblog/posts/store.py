@@ -45,7 +45,8 @@ def validate(title: object, body: object) -> tuple[str, str]:
 
 def create_post(author: User, title: str, body: str, ai_generated: bool = False) -> Post:
     title, body = validate(title, body)
-    post = Post(title=title, body=body, html=render_markdown(body), author=author, ai_generated=ai_generated)
+    # By id: ``author`` may be a cached identity snapshot (auth/identity.py).
+    post = Post(title=title, body=body, html=render_markdown(body), author_id=author.id, ai_generated=ai_generated)
     db.session.add(post)
     db.session.commit()
     invalidate(LISTS)
