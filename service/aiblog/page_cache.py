@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import mmap
 import os
+import secrets
 import struct
 import tempfile
 import threading
@@ -121,6 +122,20 @@ class SharedGenerations:
         finally:
             os.close(fd)
         self._lock_fd = os.open(path, os.O_RDWR)
+        self.machine_id = self._machine_id(path + ".id")
+
+    @staticmethod
+    def _machine_id(path: str) -> str:
+        """A random id shared by the processes using this file (this machine)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            with open(path) as existing:
+                return existing.read().strip() or "unknown"
+        with os.fdopen(fd, "w") as created:
+            created.write(secrets.token_hex(8))
+        with open(path) as written:
+            return written.read().strip()
 
     def _slot(self, scope: str) -> int:
         return (zlib.crc32(scope.encode()) % self.SLOTS) * self._FMT.size
@@ -246,7 +261,8 @@ class TieredPageCache:
     def invalidate(self, *scopes: str) -> None:
         self.generations.bump(*scopes)  # this machine: at once, before the response
         self.l2.invalidate(*scopes)
-        self.store.call(lambda r: r.publish(self.channel, "\n".join(scopes)))
+        message = "\n".join((self.generations.machine_id, *scopes))
+        self.store.call(lambda r: r.publish(self.channel, message))
 
     def _ensure_listener(self) -> None:
         # One subscriber per process, started lazily after gunicorn's fork.
@@ -273,8 +289,10 @@ class TieredPageCache:
                 self._subscribed = True
                 for message in pubsub.listen():
                     if message.get("type") == "message":
-                        scopes = message["data"].decode().split("\n")
-                        self.generations.bump(*[s for s in scopes if s])
+                        origin, *scopes = message["data"].decode().split("\n")
+                        # This machine's own writes bumped its generations already.
+                        if origin != self.generations.machine_id:
+                            self.generations.bump(*[s for s in scopes if s])
             except REDIS_ERRORS:
                 pass
             finally:

@@ -8,6 +8,8 @@ edit buttons are never shared with anyone else.
 from __future__ import annotations
 
 import json
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -58,17 +60,53 @@ def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_co
     if not _personalized():
         key, body = cache.get(scope, name + ":page", fresh=fresh)
         if body is None:
-            fragment = build()
-            body = _render(fragment, layout_context).encode()
-            cache.set(key, body)
+            body = _fill_once(cache, scope, name + ":page", fresh,
+                              lambda: _render(build(), layout_context).encode())
         return Response(body, mimetype="text/html")
     key, raw = cache.get(scope, name + ":frag", fresh=fresh)
     if raw is None:
-        fragment = build()
-        cache.set(key, fragment.dumps())
-    else:
-        fragment = Fragment.loads(raw)
-    return _render(fragment, layout_context)
+        raw = _fill_once(cache, scope, name + ":frag", fresh, lambda: build().dumps())
+    return _render(Fragment.loads(raw), layout_context)
+
+
+class _KeyedLocks:
+    """One lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str):
+        with self._guard:
+            lock, users = self._locks.get(key, (None, 0))
+            lock = lock or threading.Lock()
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+_filling = _KeyedLocks()
+
+
+def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], bytes]) -> bytes:
+    """After a write invalidates a busy page, every request in flight misses
+    at once; only the first of this process renders it, the others wait for
+    that result instead of all querying the database."""
+    with _filling.hold(name):
+        key, value = cache.get(scope, name, fresh=fresh)
+        if value is None:
+            value = make()
+            cache.set(key, value)
+        return value
 
 
 def _render(fragment: Fragment, layout_context: dict) -> str:
