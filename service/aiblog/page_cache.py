@@ -34,7 +34,7 @@ import zlib
 from collections import OrderedDict
 from typing import Callable
 
-from .redis_store import RedisStore
+from .redis_store import RedisStore, ThreadPerProcess
 
 LISTS = "lists"
 
@@ -175,17 +175,18 @@ class LocalPageCache:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, scope: str, name: str, fresh: bool = False) -> tuple[str, bytes | None]:
+    def get(self, scope: str, name: str, fresh: bool = False, record: bool = True) -> tuple[str, bytes | None]:
         # ``fresh`` needs nothing here: the generations are exact on one machine.
         key = f"{name}:{self.generations.get(scope)}"
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry[0] > time.monotonic():
+            if entry is not None and entry[0] <= time.monotonic():
+                entry = None
+            elif entry is not None:
                 self._entries.move_to_end(key)
-                self.on_result(True)
-                return key, entry[1]
-        self.on_result(False)
-        return key, None
+        if record:
+            self.on_result(entry is not None)
+        return key, entry[1] if entry is not None else None
 
     def set(self, key: str | None, value: bytes) -> None:
         if key is None:
@@ -233,22 +234,23 @@ class TieredPageCache:
         self.l1 = LocalPageCache(generations, ttl, max_entries=max_entries)
         self.l2 = RedisPageCache(store, ttl)
         self._subscribed = False
-        self._listener_pid: int | None = None
-        self._listener_lock = threading.Lock()
+        self._listener = ThreadPerProcess(self._listen, "page-cache-listener")
 
-    def get(self, scope: str, name: str, fresh: bool = False):
+    def get(self, scope: str, name: str, fresh: bool = False, record: bool = True):
         self._ensure_listener()
         if self._subscribed and not fresh:
             l1_key, value = self.l1.get(scope, name)
             if value is not None:
-                self.on_result(True)
+                if record:
+                    self.on_result(True)
                 return (l1_key, None), value
         else:
             l1_key = None
         l2_key, value = self.l2.get(scope, name)
         if value is not None and l1_key is not None:
             self.l1.set(l1_key, value)
-        self.on_result(value is not None)
+        if record:
+            self.on_result(value is not None)
         return (l1_key, l2_key), value
 
     def set(self, key, value: bytes) -> None:
@@ -265,15 +267,8 @@ class TieredPageCache:
         self.store.call(lambda r: r.publish(self.channel, message))
 
     def _ensure_listener(self) -> None:
-        # One subscriber per process, started lazily after gunicorn's fork.
-        if self._listener_pid == os.getpid():
-            return
-        with self._listener_lock:
-            if self._listener_pid == os.getpid():
-                return
-            self._listener_pid = os.getpid()
-            self._subscribed = False
-            threading.Thread(target=self._listen, name="page-cache-listener", daemon=True).start()
+        if self._listener.ensure():
+            self._subscribed = False  # a forked copy inherits the parent's flag
 
     def _listen(self) -> None:
         from .redis_store import REDIS_ERRORS

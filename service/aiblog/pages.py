@@ -102,7 +102,7 @@ def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], byt
     at once; only the first of this process renders it, the others wait for
     that result instead of all querying the database."""
     with _filling.hold(name):
-        key, value = cache.get(scope, name, fresh=fresh)
+        key, value = cache.get(scope, name, fresh=fresh, record=False)  # counted once, by the caller
         if value is None:
             value = make()
             cache.set(key, value)

@@ -15,6 +15,7 @@ outage this process saw, and on every new connection to a restarted server
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -123,3 +124,26 @@ class RedisStore:
         except REDIS_ERRORS as exc:
             self.mark_down(exc)
             return False
+
+
+class ThreadPerProcess:
+    """A background thread (a greenlet under gevent) started at most once per
+    process, lazily: gunicorn forks workers after the app is created, and
+    threads do not survive a fork."""
+
+    def __init__(self, target: Callable[[], None], name: str):
+        self.target = target
+        self.name = name
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def ensure(self) -> bool:
+        """Start the thread in this process if not yet; True when it started now."""
+        if self._pid == os.getpid():
+            return False
+        with self._lock:
+            if self._pid == os.getpid():
+                return False
+            self._pid = os.getpid()
+            threading.Thread(target=self.target, name=self.name, daemon=True).start()
+            return True

@@ -17,15 +17,11 @@ from typing import Callable
 
 import httpx
 
+from loadtests.stack import free_port  # noqa: F401  (one helper for tests and make bench)
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PG_BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition",

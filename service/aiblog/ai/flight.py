@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..redis_store import REDIS_ERRORS, RedisStore
+from ..redis_store import REDIS_ERRORS, RedisStore, ThreadPerProcess
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +123,7 @@ class RedisFlight(_Flight):
         self.prefix = prefix
         self._release = store.client.register_script(_RELEASE_LUA)
         self._waiters = _Waiters()
-        self._listener_pid: int | None = None
-        self._listener_lock = threading.Lock()
+        self._listener = ThreadPerProcess(self._listen, "ai-flight-listener")
 
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}:lock:{key}"
@@ -156,14 +154,7 @@ class RedisFlight(_Flight):
         return bool(held)
 
     def _ensure_listener(self) -> None:
-        # One pub/sub listener per process, started lazily after the fork.
-        if self._listener_pid == os.getpid():
-            return
-        with self._listener_lock:
-            if self._listener_pid == os.getpid():
-                return
-            self._listener_pid = os.getpid()
-            threading.Thread(target=self._listen, name="ai-flight-listener", daemon=True).start()
+        self._listener.ensure()
 
     def _listen(self) -> None:
         pattern = f"{self.prefix}:done:*"
