@@ -44,20 +44,6 @@ def post_fork(server, worker):
     if _metrics_server is not None:
         # The worker inherited the master's metrics socket; it must never answer on it.
         _metrics_server.socket.close()
-    _return_large_frees_to_the_os()
-
-
-def _return_large_frees_to_the_os():
-    # Each argon2 hash allocates 19 MiB. glibc raises its mmap threshold after
-    # the first such free and from then on keeps these blocks in the heaps of
-    # the hashing threads (~+40 MB RSS per worker). A fixed threshold makes
-    # every large block an mmap that is returned to the OS when freed.
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
 
 
 # --- metrics (see aiblog/metrics_server.py) ---------------------------------

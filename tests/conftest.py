@@ -2,10 +2,12 @@
 ``auth``; plus real Redis and Postgres servers started for the session."""
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import secrets
 import shutil
 import tempfile
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -96,8 +98,19 @@ def sqlite_url(tmp_path, _sqlite_template):
     return f"sqlite:///{path}"
 
 
+# Page-cache generation files (and their machine-id files) of the apps the
+# tests make: one folder for the session, removed at its end.
+_GENERATIONS_DIR = tempfile.mkdtemp(prefix="aiblog-test-generations-")
+atexit.register(shutil.rmtree, _GENERATIONS_DIR, ignore_errors=True)
+
+
+def fresh_generations_file() -> str:
+    """A new generations file: an app using it is another machine to the cache."""
+    return os.path.join(_GENERATIONS_DIR, secrets.token_hex(8))
+
+
 def make_app(database_url: str, redis_url: str = "", **overrides):
-    generations = tempfile.mktemp(prefix="aiblog-gen-")
+    generations = fresh_generations_file()
     app = create_app({
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret-key-0123456789",
         "TESTING": True, "PAGE_CACHE_GENERATIONS_FILE": generations, **overrides,

@@ -3,19 +3,18 @@
 writer reads fresh pages on any replica at once."""
 from __future__ import annotations
 
-import tempfile
 
 import pytest
 
 from aiblog.page_cache import FRESH_COOKIE, LISTS, TieredPageCache
 from aiblog.services import services
-from tests.conftest import AuthActions, make_app
+from tests.conftest import AuthActions, fresh_generations_file, make_app
 from tests.support.processes import wait_until
 
 
 def replica(database_url: str, redis_url: str):
     """An app with its own generations file: another machine, as far as the cache knows."""
-    return make_app(database_url, redis_url, PAGE_CACHE_GENERATIONS_FILE=tempfile.mktemp(prefix="aiblog-gen-"))
+    return make_app(database_url, redis_url, PAGE_CACHE_GENERATIONS_FILE=fresh_generations_file())
 
 
 def subscribed(app) -> bool:

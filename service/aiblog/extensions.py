@@ -25,3 +25,23 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def release_db_connection() -> None:
+    """End this request's read transaction and give its pooled connection back.
+
+    Call before waiting on anything slow (the LLM, a password hash, another
+    request's render): a request that holds a connection while it waits can
+    starve the pool, and one waiting on a request that needs a connection
+    deadlocks with it until the pool timeout. Loaded objects stay readable
+    (detached); only read paths call this, so nothing unsaved is dropped.
+    """
+    db.session.close()
+
+
+def read_first(statement, params: dict):
+    """The first row of one read made outside the request's transaction: no
+    BEGIN and ROLLBACK round trips, and the pooled connection goes back at
+    once instead of at the end of the request."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(statement, params).first()

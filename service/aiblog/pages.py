@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,6 +16,7 @@ from flask import Response, g, render_template, request, session
 from flask_login import current_user
 from markupsafe import Markup
 
+from .extensions import release_db_connection
 from .page_cache import FRESH_COOKIE, FRESH_SECONDS
 from .services import services
 
@@ -69,44 +69,64 @@ def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_co
     return _render(Fragment.loads(raw), layout_context)
 
 
-class _KeyedLocks:
-    """One lock per key, dropped when nobody holds or waits for it."""
+class _Fill:
+    """One render of a page in progress in this process."""
 
     def __init__(self):
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: str):
-        with self._guard:
-            lock, users = self._locks.get(key, (None, 0))
-            lock = lock or threading.Lock()
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+        self.done = threading.Event()
+        self.value: bytes | None = None
 
 
-_filling = _KeyedLocks()
+_fills: dict[str, _Fill] = {}
+_fills_guard = threading.Lock()
 
 
 def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], bytes]) -> bytes:
-    """After a write invalidates a busy page, every request in flight misses
-    at once; only the first of this process renders it, the others wait for
-    that result instead of all querying the database."""
-    with _filling.hold(name):
+    """Render a missed page once per process, however many requests miss it.
+
+    After a write invalidates a busy page, every request in flight misses at
+    once; the first renders it and the others take that render's page. They
+    accept it even if another write committed while it rendered (it is then
+    at most one render old), because while writes come faster than renders a
+    check of the generation would never pass and requests would queue up to
+    render one after another. Writers (``fresh``) must see their own write:
+    they only take a page rendered after they arrived.
+
+    No pooled connection is held while waiting: the render being waited for
+    may need one (with the pool exhausted by waiters, that is a deadlock
+    until the pool timeout). The renderer gives its connection back as soon
+    as the page is built.
+    """
+    began_after_arrival = False
+    while True:
+        with _fills_guard:
+            fill = _fills.get(name)
+            leading = fill is None
+            if leading:
+                fill = _fills[name] = _Fill()
+        if leading:
+            break
+        release_db_connection()
+        fill.done.wait()
+        if fill.value is not None and (began_after_arrival or not fresh):
+            return fill.value
+        # The render failed (its own request got the error), or this is a
+        # writer: render, or join a render that begins after this point.
+        began_after_arrival = True
+    try:
         key, value = cache.get(scope, name, fresh=fresh, record=False)  # counted once, by the caller
         if value is None:
-            value = make()
+            try:
+                value = make()
+            finally:
+                release_db_connection()
             cache.set(key, value)
+        fill.value = value
         return value
+    finally:
+        with _fills_guard:
+            del _fills[name]
+        fill.done.set()
 
 
 def _render(fragment: Fragment, layout_context: dict) -> str:

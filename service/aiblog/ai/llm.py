@@ -24,7 +24,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import httpx
 
@@ -201,8 +201,15 @@ class LLMClient:
 
     # -- public API --------------------------------------------------------
 
-    def stream_chat(self, messages: list[dict], options: GenerationOptions) -> Iterator[str]:
+    def stream_chat(self, messages: list[dict], options: GenerationOptions,
+                    batch_seconds: float = 0.0) -> Iterator[str]:
         """Yield the answer's text pieces as they arrive.
+
+        ``batch_seconds``: once text flows, let the tokens pile up in the
+        socket for this long whenever it runs dry, so that they come in one
+        read. For callers that want the whole answer, not each token: an LLM
+        sends a small chunk per token, and being woken for each one cost the
+        blog about 0.4 ms of CPU a token (measured: 45 ms per 120-token answer).
 
         Raises an ``LLMError`` subclass; pieces already yielded are then an
         incomplete answer that must not be kept.
@@ -210,9 +217,13 @@ class LLMClient:
         self._before_call()
         body = self._chat_body(messages, options, stream=True)
         got_text = False
+
+        def pause() -> float:
+            return batch_seconds if got_text else 0.0  # the first token is never held back
+
         try:
             with self._exchange(body, first_token=True) as (response, deadlines):
-                for piece in self._read_stream(response):
+                for piece in self._read_stream(response, pause):
                     deadlines.check()
                     if not piece:
                         continue
@@ -266,7 +277,8 @@ class LLMClient:
     def _chat_body(self, messages: list[dict], options: GenerationOptions, *, stream: bool) -> dict:
         raise NotImplementedError
 
-    def _read_stream(self, response: httpx.Response) -> Iterator[str]:
+    def _read_stream(self, response: httpx.Response, pause: Callable[[], float]) -> Iterator[str]:
+        """The text pieces of a streamed answer; read its lines with ``_lines(response, pause)``."""
         raise NotImplementedError
 
     def _parse_answer(self, data: Any) -> tuple[str, int]:
@@ -371,8 +383,8 @@ class OllamaClient(LLMClient):
             body["keep_alive"] = self.keep_alive
         return body
 
-    def _read_stream(self, response):
-        for line in response.iter_lines():
+    def _read_stream(self, response, pause):
+        for line in _lines(response, pause):
             if not line.strip():
                 continue
             event = _json_line(line)
@@ -421,8 +433,8 @@ class OpenAIClient(LLMClient):
             "temperature": options.temperature,
         }
 
-    def _read_stream(self, response):
-        for line in response.iter_lines():
+    def _read_stream(self, response, pause):
+        for line in _lines(response, pause):
             if not line.startswith("data:"):
                 continue  # blank separators, ": keep-alive" comments, "event:" lines
             payload = line[len("data:"):].strip()
@@ -496,6 +508,35 @@ def _json(response: httpx.Response) -> Any:
     except ValueError:
         raise LLMError(f"the LLM answered something that is not JSON: "
                        f"{response.text[:120]!r}") from None
+
+
+# A read that took longer than this waited on the network: the socket is
+# drained, and this is when a pause lets the next tokens accumulate. (Chunks
+# already buffered come back in microseconds and are never paused for.)
+_BLOCKED_READ_SECONDS = 0.001
+
+
+def _lines(response: httpx.Response, pause: Callable[[], float]) -> Iterator[str]:
+    """The lines of a streamed body as they arrive. After a read that had to
+    wait for the network, sleep ``pause()`` seconds (0: not at all)."""
+    pending = b""
+    chunks = response.iter_bytes()
+    while True:
+        asked = time.monotonic()
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        waited = time.monotonic() - asked
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:  # split before decoding: a character never straddles two lines
+            yield line.rstrip(b"\r").decode("utf-8", errors="replace")
+        if waited > _BLOCKED_READ_SECONDS:
+            wait = pause()
+            if wait > 0:
+                time.sleep(wait)  # cooperative under gevent
+    if pending:
+        yield pending.rstrip(b"\r").decode("utf-8", errors="replace")
 
 
 def _json_line(line: str) -> dict:

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 
 from ..api import bp as api_bp
 from ..api.common import fail, json_body, token_required, token_user_id_required
-from ..extensions import db, limiter
+from ..extensions import limiter, release_db_connection
 from ..posts.store import PostValidationError, create_post
 from . import bp, jobs
 from .generation import GenerationError, InvalidRequest, generator, validate_mode, validate_title
@@ -42,12 +42,6 @@ def _not_cached(response: Response) -> bool:
 def _meta(title: str) -> dict:
     gen = generator()
     return {"title": title, "model": gen.client.model, "prompt_version": PROMPT_VERSION, "simulated": gen.simulated}
-
-
-def _release_db() -> None:
-    # A generation may wait seconds on the LLM: give the pooled database
-    # connection back first so waiting requests never starve page reads.
-    db.session.close()
 
 
 def _error_json(exc: GenerationError):
@@ -94,7 +88,7 @@ def generate_web():
 
 @limiter.limit(_ai_limit, key_func=_web_user_key, deduct_when=_not_cached)
 def _generate_web_uncached(title: str, mode: str):
-    _release_db()
+    release_db_connection()  # a generation may wait seconds on the LLM
     if mode == "stream":
         return _stream(title)
     try:
@@ -170,7 +164,7 @@ def api_generate():
 
 @limiter.limit(_ai_limit, key_func=_api_user_key, deduct_when=_not_cached)
 def _api_generate_uncached(title: str, mode: str):
-    _release_db()
+    release_db_connection()  # a generation may wait seconds on the LLM
     if mode == "background":
         try:
             job_id = jobs.enqueue(title, g.api_user_id)

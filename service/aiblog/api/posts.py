@@ -1,6 +1,6 @@
 import math
 
-from flask import current_app, g, jsonify, request, url_for
+from flask import current_app, g, jsonify, url_for
 
 from ..posts.store import PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, update_post
 from . import bp

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import metrics, passwords
-from ..extensions import db
+from ..extensions import db, release_db_connection
 from ..models import USERNAME_MAX, Role, User
 
 
@@ -40,6 +40,7 @@ def register(username: str, password: str, role: Role = Role.AUTHOR) -> User:
     username = validate_username(username)
     if find_user(username) is not None:
         raise AccountError("That username is already taken.")
+    release_db_connection()  # the hash below may queue for a hashing thread
     user = User(username=username, role=role.value)
     user.set_password(password)
     db.session.add(user)
@@ -53,7 +54,11 @@ def register(username: str, password: str, role: Role = Role.AUTHOR) -> User:
 
 
 def authenticate(username: str, password: str) -> User | None:
+    """The user, detached from the session, if the password is right."""
     user = find_user(username)
+    # A hash may queue for a hashing thread under a burst of logins: hold no
+    # pooled connection meanwhile. ``user`` stays readable, detached.
+    release_db_connection()
     if user is None:
         # Hash anyway so a missing user takes as long as a wrong password.
         passwords.hash_password(password)
@@ -61,20 +66,24 @@ def authenticate(username: str, password: str) -> User | None:
     if not user.check_password(password):
         return None
     if passwords.needs_rehash(user.password_hash):
-        _upgrade_password_hash(user, password)
+        user = _upgrade_password_hash(user, password)
     return user
 
 
-def _upgrade_password_hash(user: User, password: str) -> None:
+def _upgrade_password_hash(user: User, password: str) -> User:
     """Replace an older hash (Werkzeug scrypt, or older argon2 parameters) now
-    that the password is known to be right."""
+    that the password is known to be right; returns the user as now stored."""
     old_hash = user.password_hash
+    new_hash = passwords.hash_password(password)
     # Only if the hash is still the one verified: a concurrent login's upgrade
     # or a password change in between wins, and this login keeps working.
     db.session.execute(update(User).where(User.id == user.id, User.password_hash == old_hash)
-                       .values(password_hash=passwords.hash_password(password)))
-    # The commit expires ``user``, so the token issued next carries the stored hash.
+                       .values(password_hash=new_hash))
     db.session.commit()
     from . import identity
 
     identity.changed(user.id)
+    # Read back, so a token issued next carries the stored hash's fingerprint.
+    stored = db.session.get(User, user.id)
+    release_db_connection()
+    return stored or user

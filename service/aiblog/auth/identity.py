@@ -17,18 +17,37 @@ import threading
 import time
 from collections import OrderedDict
 
-from sqlalchemy import inspect
+from flask import current_app
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import make_transient_to_detached
 
-from ..extensions import db
+from ..extensions import read_first
 from ..models import User
 from ..services import services
 
 MAX_ENTRIES = 10_000
 MAX_AGE = 60.0  # seconds; a bound even if an invalidation were ever missed
 
-_lock = threading.Lock()
-_snapshots: OrderedDict[int, tuple[int, float, User]] = OrderedDict()
+_COLUMNS = [(attr.key, attr.columns[0]) for attr in inspect(User).column_attrs]
+# Built once: SQLAlchemy then reuses its compiled form on every request.
+_USER_BY_ID = select(*(column for _, column in _COLUMNS)).where(User.id == bindparam("user_id"))
+
+
+
+class _Snapshots:
+    """One app's snapshots (tests run several apps in one process)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[int, tuple[int, float, User]] = OrderedDict()
+
+
+def _store() -> _Snapshots:
+    extensions = current_app.extensions
+    store = extensions.get("aiblog.users")
+    if store is None:
+        store = extensions.setdefault("aiblog.users", _Snapshots())
+    return store
 
 
 def scope(user_id: int) -> str:
@@ -42,32 +61,34 @@ def _generation(user_id: int) -> int:
 def load(user_id: int) -> User | None:
     generation = _generation(user_id)
     now = time.monotonic()
-    with _lock:
-        entry = _snapshots.get(user_id)
+    store = _store()
+    with store.lock:
+        entry = store.entries.get(user_id)
         if entry is not None and entry[0] == generation and now - entry[1] < MAX_AGE:
-            _snapshots.move_to_end(user_id)
+            store.entries.move_to_end(user_id)
             return entry[2]
-    user = db.session.get(User, user_id)
-    if user is None:
+    # Outside the request's transaction: this request holds no pooled
+    # connection afterwards while it waits on anything else.
+    row = read_first(_USER_BY_ID, {"user_id": user_id})
+    if row is None:
         return None
-    snapshot = _snapshot(user)
-    with _lock:
-        _snapshots[user_id] = (generation, now, snapshot)
-        _snapshots.move_to_end(user_id)
-        while len(_snapshots) > MAX_ENTRIES:
-            _snapshots.popitem(last=False)
+    snapshot = _snapshot(dict(zip((key for key, _ in _COLUMNS), row)))
+    with store.lock:
+        store.entries[user_id] = (generation, now, snapshot)
+        store.entries.move_to_end(user_id)
+        while len(store.entries) > MAX_ENTRIES:
+            store.entries.popitem(last=False)
     return snapshot
 
 
 def changed(user_id: int) -> None:
     """Call after committing a change to the user's role or password."""
-    from ..pages import invalidate
+    # Not ``pages.invalidate``: no page changed, so this is no reason to send
+    # the caller's next reads past the per-process page cache.
+    services().pages.invalidate(scope(user_id))
 
-    invalidate(scope(user_id))
 
-
-def _snapshot(user: User) -> User:
-    columns = {attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs}
+def _snapshot(columns: dict) -> User:
     copy = User(**columns)
     make_transient_to_detached(copy)  # never INSERTed, even if cascaded by mistake
     return copy

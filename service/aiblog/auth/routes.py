@@ -4,7 +4,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_limiter.util import get_remote_address
 
-from ..extensions import limiter, login_manager, db
+from ..extensions import limiter, login_manager
 from ..models import User
 from . import bp, identity
 from .accounts import AccountError, authenticate, register
