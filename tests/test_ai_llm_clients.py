@@ -72,6 +72,30 @@ def test_stream_chat_yields_pieces_as_they_arrive_and_records_metrics(sim, api):
     assert sim.stats()["by_endpoint"] == {endpoint: 1}
 
 
+def test_batched_reads_give_the_same_answer_with_fewer_wake_ups(sim, api, monkeypatch):
+    """For a whole answer the client lets tokens pile up in the socket when
+    it runs dry: the same text, the first token never held back, and far
+    fewer pauses (each one wake-up) than tokens."""
+    from aiblog.ai import llm
+
+    sim.configure(tokens=60, tokens_per_second=300)  # a token every 3.3 ms: 0.2 s an answer
+    messages = build_messages("Batched reads")
+    pauses = []
+    real_sleep = llm.time.sleep
+    monkeypatch.setattr(llm.time, "sleep", lambda seconds: (pauses.append(seconds), real_sleep(seconds)))
+    ttft_before = sample(metrics.LLM_TTFT_SECONDS, "_sum")
+    started = time.monotonic()
+    batched = "".join(client_for(api, sim.url).stream_chat(messages, OPTIONS, batch_seconds=0.05))
+    took = time.monotonic() - started
+    assert batched == expected_text(messages, 60)
+    assert 1 <= len(pauses) <= 10 and set(pauses) == {0.05}  # 60 tokens, ~4 pauses of 50 ms
+    assert sample(metrics.LLM_TTFT_SECONDS, "_sum") - ttft_before < 0.05  # the first token came at once
+    assert took < 0.2 + 0.05 + 0.5  # the stream's own time, one pause, and slack for a busy machine
+    pauses.clear()
+    assert "".join(client_for(api, sim.url).stream_chat(messages, OPTIONS)) == batched
+    assert pauses == []  # without batch_seconds every token is read as it comes
+
+
 def test_chat_is_one_non_streaming_call_with_the_same_text(sim, api):
     messages = build_messages("Whole answers")
     assert client_for(api, sim.url).chat(messages, OPTIONS) == expected_text(messages, 40)
