@@ -323,6 +323,11 @@ def bench_section(bench: dict | None) -> str:
             [f"{s['posts']:,}", fmt_value((s.get("warm") or {}).get("p50"), "ms"), fmt_value((s.get("warm") or {}).get("p95"), "ms"),
              fmt_value((s.get("cold") or {}).get("p50"), "ms"), fmt_value((s.get("cold") or {}).get("p95"), "ms")]
             for s in scale.get("runs", [])], numeric={0, 1, 2, 3, 4}))
+        paced = next((s for s in scale.get("runs", []) if s.get("warm_rate_rps")), None)
+        if paced:
+            parts.append(f'<p class="muted">Warm: cached page, {paced["warm_clients"]} clients sharing '
+                         f'{paced["warm_rate_rps"]:g} requests a second (paced, below saturation). '
+                         f'Uncached: one request at a time, each after a write that invalidates the page.</p>')
     rss = bench.get("worker_rss_mb") or {}
     if rss:
         parts.append("<h3>gunicorn worker memory after the run</h3>")

