@@ -46,6 +46,16 @@ def post_fork(server, worker):
         _metrics_server.socket.close()
 
 
+def post_worker_init(worker):
+    # The app is loaded: move everything it made into the garbage collector's
+    # permanent generation. A full collection otherwise walks those ~124,000
+    # long-lived objects every time (63 ms measured here), and every request
+    # of the worker waits for it.
+    import gc
+
+    gc.freeze()
+
+
 # --- metrics (see aiblog/metrics_server.py) ---------------------------------
 # Workers write metric files into PROMETHEUS_MULTIPROC_DIR; the master serves
 # their sum on METRICS_PORT. The hooks import prometheus_client only after the
