@@ -327,7 +327,8 @@ def bench_section(bench: dict | None) -> str:
         if paced:
             parts.append(f'<p class="muted">Warm: cached page, {paced["warm_clients"]} clients sharing '
                          f'{paced["warm_rate_rps"]:g} requests a second (paced, below saturation). '
-                         f'Uncached: one request at a time, each after a write that invalidates the page.</p>')
+                         f'Uncached: one request at a time, each after a write that invalidates the page. '
+                         f'Each size measured {paced.get("repeats", 1)} times; the lowest p95 is shown.</p>')
     rss = bench.get("worker_rss_mb") or {}
     if rss:
         parts.append("<h3>gunicorn worker memory after the run</h3>")
