@@ -338,7 +338,9 @@ class Bench:
         posts = self.stack.seed(self.settings.big_posts if label == "big" else 0)
         target = self.stack.blog.url
         cfg = self.settings
-        asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients, cfg.scale_rate_rps, 1.0))  # warm-up
+        # Warm-up, untimed: cached reads, and a few renders after a write.
+        asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients, cfg.scale_rate_rps, 1.0))
+        asyncio.run(_cold_home_renders(target, 5))
         warm_runs, cold_runs = [], []
         for _ in range(max(1, cfg.scale_repeats)):
             warm_runs.append(asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients,

@@ -393,19 +393,21 @@ class Stack:
         return total
 
     def _after_bulk_load(self) -> None:
-        """VACUUM ANALYZE after a bulk insert, as an operator would: otherwise
-        autovacuum wakes up for the new rows in the middle of the next
-        measurement and takes CPU from it."""
-        if self.postgres is None:
-            return
-        from sqlalchemy import create_engine, text
+        """Settle the machine after a bulk insert, as an operator would before
+        measuring: VACUUM ANALYZE (else autovacuum wakes up for the new rows
+        during the next measurement), a CHECKPOINT and a sync (else the new
+        rows are written back to disk during it)."""
+        if self.postgres is not None:
+            from sqlalchemy import create_engine, text
 
-        engine = create_engine(self.postgres.url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("VACUUM ANALYZE"))
-        finally:
-            engine.dispose()
+            engine = create_engine(self.postgres.url, isolation_level="AUTOCOMMIT")
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("VACUUM ANALYZE"))
+                    connection.execute(text("CHECKPOINT"))
+            finally:
+                engine.dispose()
+        os.sync()
 
     def start_extra_blog(self, name: str, extra_args: list[str]) -> Gunicorn:
         """Another gunicorn of the same blog (same database and Redis), e.g. with an access log."""
