@@ -54,7 +54,7 @@ class BenchSettings:
     # Each size is measured this many times and the lowest p95 counts: noise
     # on a shared machine (a bulk load's write-back, a neighbour) only ever
     # adds latency, and one such pause moves a 2 ms p95 by half.
-    scale_repeats: int = 2
+    scale_repeats: int = 3
     cold_renders: int = 40
     cache_titles: int = 5
     cache_repeats: int = 5
