@@ -155,7 +155,6 @@ class Bench:
                 "settings": {k: v for k, v in self.stack.settings().items() if k not in ("SECRET_KEY",)},
             }
             self.bench["worker_rss_mb_at_start"] = self.stack.blog.worker_rss_mb()
-            self.phase(f"home page with {self.settings.seed_posts:,} posts", 20, lambda: self.measure_scale("small"))
             self.phase("bare Flask ceiling", 40, self.measure_ceiling)
             self.phase("concurrency", 100, self.measure_concurrency)
             self.phase("cache", 45, self.measure_cache)
@@ -164,7 +163,8 @@ class Bench:
             self.phase("Locust", self.settings.locust_duration_s + 40 + self.settings.locust_accounts / 20,
                        self.measure_locust)
             self.bench["worker_rss_mb"] = self.stack.blog.worker_rss_mb()
-            self.phase(f"home page with {self.settings.big_posts:,} posts", 70, lambda: self.measure_scale("big"))
+            self.phase(f"home page with {self.settings.seed_posts:,} vs {self.settings.big_posts:,} posts", 150,
+                       self.measure_scale)
         except KeyboardInterrupt:
             self.document["interrupted"] = True
             code = 130
@@ -331,32 +331,42 @@ class Bench:
         summary = record.get("summary") or {}
         summary["ceiling_ratio"] = stats.ratio(summary.get("rps"), self.bench.get("ceiling_peak_rps"))
 
-    def measure_scale(self, label: str) -> None:
-        scale = self.bench.setdefault("scale", {"runs": []})
-        if label == "big":
-            self.progress.line(f"   seeding up to {self.settings.big_posts:,} posts")
-        posts = self.stack.seed(self.settings.big_posts if label == "big" else 0)
-        target = self.stack.blog.url
+    def measure_scale(self) -> None:
+        """Home page p95 on two copies of the blog that differ only in their
+        number of posts, measured in turns (1,000, 100,000, 1,000, ...): a
+        slower spell of the machine then hits both, not one side."""
         cfg = self.settings
-        # Warm-up, untimed: cached reads, and a few renders after a write.
-        asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients, cfg.scale_rate_rps, 1.0))
-        asyncio.run(_cold_home_renders(target, 5))
-        warm_runs, cold_runs = [], []
-        for _ in range(max(1, cfg.scale_repeats)):
-            warm_runs.append(asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients,
-                                                           cfg.scale_rate_rps, cfg.scale_seconds)))
-            cold_runs.append(stats.summarize(asyncio.run(_cold_home_renders(target, cfg.cold_renders))))
-        warm = min(warm_runs, key=lambda run: _p95_or_inf(run["latency_ms"]))
-        cold = min(cold_runs, key=_p95_or_inf)
-        scale["runs"].append({"label": label, "posts": posts, "warm": warm["latency_ms"],
-                              "warm_clients": cfg.scale_clients, "warm_rate_rps": cfg.scale_rate_rps,
-                              "warm_throughput_rps": warm["throughput_rps"], "warm_error_rate": warm["error_rate"],
-                              "cold": cold, "repeats": len(warm_runs),
-                              "warm_p95_each_ms": [run["latency_ms"].get("p95") for run in warm_runs],
-                              "cold_p95_each_ms": [run.get("p95") for run in cold_runs]})
-        self.progress.line(f"   {posts:,} posts: home p95 {stats.fmt_ms(warm['latency_ms']['p95'])} "
-                           f"({cfg.scale_clients} clients, {cfg.scale_rate_rps:g} req/s; lowest of "
-                           f"{len(warm_runs)}), uncached render p95 {stats.fmt_ms(cold['p95'])}")
+        scale = self.bench.setdefault("scale", {"runs": []})
+        self.progress.line(f"   two copies of the blog: {cfg.seed_posts:,} and {cfg.big_posts:,} posts")
+        sides = []
+        for number, (label, posts) in enumerate((("small", cfg.seed_posts), ("big", cfg.big_posts)), start=1):
+            blog, total = self.stack.start_blog_copy(f"blog-{label}", posts, redis_db=number)
+            sides.append((label, total, blog.url, [], []))
+        try:
+            for _, _, target, _, _ in sides:  # warm-up, untimed: cached reads, and renders after a write
+                asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients,
+                                              cfg.scale_rate_rps, 1.0))
+                asyncio.run(_cold_home_renders(target, 5))
+            for _ in range(max(1, cfg.scale_repeats)):
+                for _, _, target, warm_runs, cold_runs in sides:
+                    warm_runs.append(asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients,
+                                                                   cfg.scale_rate_rps, cfg.scale_seconds)))
+                    cold_runs.append(stats.summarize(asyncio.run(_cold_home_renders(target, cfg.cold_renders))))
+        finally:
+            for blog in self.stack.extra_blogs[-len(sides):]:
+                blog.stop()
+        for label, posts, _, warm_runs, cold_runs in sides:
+            warm = min(warm_runs, key=lambda run: _p95_or_inf(run["latency_ms"]))
+            cold = min(cold_runs, key=_p95_or_inf)
+            scale["runs"].append({"label": label, "posts": posts, "warm": warm["latency_ms"],
+                                  "warm_clients": cfg.scale_clients, "warm_rate_rps": cfg.scale_rate_rps,
+                                  "warm_throughput_rps": warm["throughput_rps"], "warm_error_rate": warm["error_rate"],
+                                  "cold": cold, "repeats": len(warm_runs),
+                                  "warm_p95_each_ms": [run["latency_ms"].get("p95") for run in warm_runs],
+                                  "cold_p95_each_ms": [run.get("p95") for run in cold_runs]})
+            self.progress.line(f"   {posts:,} posts: home p95 {stats.fmt_ms(warm['latency_ms']['p95'])} "
+                               f"({cfg.scale_clients} clients, {cfg.scale_rate_rps:g} req/s; lowest of "
+                               f"{len(warm_runs)}), uncached render p95 {stats.fmt_ms(cold['p95'])}")
 
     # -- verdicts ------------------------------------------------------------------
     def targets(self) -> list[dict]:

@@ -328,7 +328,7 @@ def bench_section(bench: dict | None) -> str:
             parts.append(f'<p class="muted">Warm: cached page, {paced["warm_clients"]} clients sharing '
                          f'{paced["warm_rate_rps"]:g} requests a second (paced, below saturation). '
                          f'Uncached: one request at a time, each after a write that invalidates the page. '
-                         f'Each size measured {paced.get("repeats", 1)} times; the lowest p95 is shown.</p>')
+                         f'Two copies of the blog that differ only in their posts, measured in turns, {paced.get("repeats", 1)} times each; the lowest p95 is shown.</p>')
     rss = bench.get("worker_rss_mb") or {}
     if rss:
         parts.append("<h3>gunicorn worker memory after the run</h3>")

@@ -155,7 +155,14 @@ class Postgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/aiblog"
+        return self.database_url("aiblog")
+
+    def database_url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, database: str) -> str:
+        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+        return self.database_url(database)
 
     def start(self) -> "Postgres":
         self.dir.mkdir(parents=True)
@@ -375,32 +382,49 @@ class Stack:
             raise
         return self
 
-    def aiblog(self, *args: str, timeout: float = 600) -> str:
-        done = subprocess.run([_binary("aiblog", "this project (pip install -e .)"), *args], env=self.env, cwd=REPO,
+    def aiblog(self, *args: str, timeout: float = 600, env: dict | None = None) -> str:
+        done = subprocess.run([_binary("aiblog", "this project (pip install -e .)"), *args], env=env or self.env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
         if done.returncode != 0:
             raise StackError(f"aiblog {' '.join(args)} failed:\n{done.stdout[-3000:]}")
         return done.stdout
 
-    def seed(self, posts: int) -> int:
+    def seed(self, posts: int, env: dict | None = None) -> int:
         """Seed until the blog holds about ``posts`` posts; returns the total."""
-        out = self.aiblog("seed", "--posts", "0")
+        env = env or self.env
+        out = self.aiblog("seed", "--posts", "0", env=env)
         total = int(out.split()[0])
         if posts > total:
-            out = self.aiblog("seed", "--posts", str(posts - total))
+            out = self.aiblog("seed", "--posts", str(posts - total), env=env)
             total = int(out.split()[0])
-            self._after_bulk_load()
+            self._after_bulk_load(env["DATABASE_URL"])
         return total
 
-    def _after_bulk_load(self) -> None:
+    def start_blog_copy(self, name: str, posts: int, redis_db: int) -> tuple[Gunicorn, int]:
+        """Another blog like the main one but with a database (and Redis
+        database) of its own, seeded with ``posts`` posts: blogs that differ
+        only in their data, to be measured side by side. Returns it and its
+        number of posts."""
+        if self.postgres is not None:
+            database = self.postgres.create_database(name.replace("-", "_"))
+        else:
+            database = f"sqlite:///{self.workdir / (name + '.sqlite3')}"
+        env = {**self.env, "DATABASE_URL": database, "REDIS_URL": f"{self.redis.url.rsplit('/', 1)[0]}/{redis_db}"}
+        self.aiblog("migrate", env=env)
+        total = self.seed(posts, env=env)
+        blog = Gunicorn(self.workdir, env, name=name).start()
+        self.extra_blogs.append(blog)
+        return blog, total
+
+    def _after_bulk_load(self, database_url: str) -> None:
         """Settle the machine after a bulk insert, as an operator would before
         measuring: VACUUM ANALYZE (else autovacuum wakes up for the new rows
         during the next measurement), a CHECKPOINT and a sync (else the new
         rows are written back to disk during it)."""
-        if self.postgres is not None:
+        if database_url.startswith("postgresql"):
             from sqlalchemy import create_engine, text
 
-            engine = create_engine(self.postgres.url, isolation_level="AUTOCOMMIT")
+            engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
             try:
                 with engine.connect() as connection:
                     connection.execute(text("VACUUM ANALYZE"))
