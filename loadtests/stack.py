@@ -35,6 +35,10 @@ class StackError(RuntimeError):
     """A part of the stack did not start (the message carries its log)."""
 
 
+class StackTimeout(StackError, TimeoutError):
+    """Something waited for did not happen in time."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -47,8 +51,10 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
-    """Poll until ``predicate`` is truthy; raise StackError naming ``what`` at the deadline."""
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition",
+               interval: float = 0.05):
+    """Poll until ``predicate`` is truthy; raise StackTimeout naming ``what`` at the deadline.
+    A StackError raised by the predicate (a part died) ends the wait at once."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -61,7 +67,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         except Exception as exc:  # the thing polled may not be up yet
             last_error = exc
         time.sleep(interval)
-    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}"
+    raise StackTimeout(f"timed out after {timeout:g}s waiting for {what}"
                      + (f" (last error: {last_error!r})" if last_error else ""))
 
 

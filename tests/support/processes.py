@@ -7,43 +7,19 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
-from loadtests.stack import free_port  # noqa: F401  (one helper for tests and make bench)
+# One set of helpers for tests and make bench (wait_until raises a TimeoutError).
+from loadtests.stack import free_port, port_open, wait_until  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PG_BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition",
-               interval: float = 0.05):
-    """Poll ``predicate`` until it returns a truthy value; fail with ``what``."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:  # the thing polled may not exist yet
-            last_error = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error!r})" if last_error else ""))
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
 
 
 def require_binary(name: str, package: str) -> str:
