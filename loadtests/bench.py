@@ -338,11 +338,12 @@ class Bench:
         cfg = self.settings
         scale = self.bench.setdefault("scale", {"runs": []})
         self.progress.line(f"   two copies of the blog: {cfg.seed_posts:,} and {cfg.big_posts:,} posts")
-        sides = []
-        for number, (label, posts) in enumerate((("small", cfg.seed_posts), ("big", cfg.big_posts)), start=1):
-            blog, total = self.stack.start_blog_copy(f"blog-{label}", posts, redis_db=number)
-            sides.append((label, total, blog.url, [], []))
+        sides, copies = [], []
         try:
+            for number, (label, posts) in enumerate((("small", cfg.seed_posts), ("big", cfg.big_posts)), start=1):
+                blog, total = self.stack.start_blog_copy(f"blog-{label}", posts, redis_db=number)
+                copies.append(blog)
+                sides.append((label, total, blog.url, [], []))
             for _, _, target, _, _ in sides:  # warm-up, untimed: cached reads, and renders after a write
                 asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients,
                                               cfg.scale_rate_rps, 1.0))
@@ -353,7 +354,7 @@ class Bench:
                                                                    cfg.scale_rate_rps, cfg.scale_seconds)))
                     cold_runs.append(stats.summarize(asyncio.run(_cold_home_renders(target, cfg.cold_renders))))
         finally:
-            for blog in self.stack.extra_blogs[-len(sides):]:
+            for blog in copies:
                 blog.stop()
         for label, posts, _, warm_runs, cold_runs in sides:
             warm = min(warm_runs, key=lambda run: _p95_or_inf(run["latency_ms"]))

@@ -418,9 +418,7 @@ class Stack:
         env = {**self.env, "DATABASE_URL": database, "REDIS_URL": f"{self.redis.url.rsplit('/', 1)[0]}/{redis_db}"}
         self.aiblog("migrate", env=env)
         total = self.seed(posts, env=env)
-        blog = Gunicorn(self.workdir, env, name=name).start()
-        self.extra_blogs.append(blog)
-        return blog, total
+        return self.start_extra_blog(name, env=env), total
 
     def _after_bulk_load(self, database_url: str) -> None:
         """Settle the machine after a bulk insert, as an operator would before
@@ -439,9 +437,10 @@ class Stack:
                 engine.dispose()
         os.sync()
 
-    def start_extra_blog(self, name: str, extra_args: list[str]) -> Gunicorn:
-        """Another gunicorn of the same blog (same database and Redis), e.g. with an access log."""
-        blog = Gunicorn(self.workdir, self.env, name=name, extra_args=extra_args).start()
+    def start_extra_blog(self, name: str, extra_args: list[str] | None = None, env: dict | None = None) -> Gunicorn:
+        """Another gunicorn of the blog: the same one (same database and Redis,
+        e.g. with an access log), or with ``env``'s settings instead."""
+        blog = Gunicorn(self.workdir, env or self.env, name=name, extra_args=extra_args).start()
         self.extra_blogs.append(blog)
         return blog
 

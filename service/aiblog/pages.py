@@ -77,7 +77,9 @@ class _Fill:
         self.value: bytes | None = None
 
 
-_fills: dict[str, _Fill] = {}
+# Keyed by (page cache, page name): the cache is per app, and tests run
+# several apps in one process.
+_fills: dict[tuple[object, str], _Fill] = {}
 _fills_guard = threading.Lock()
 
 
@@ -98,12 +100,13 @@ def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], byt
     as the page is built.
     """
     began_after_arrival = False
+    slot = (cache, name)
     while True:
         with _fills_guard:
-            fill = _fills.get(name)
+            fill = _fills.get(slot)
             leading = fill is None
             if leading:
-                fill = _fills[name] = _Fill()
+                fill = _fills[slot] = _Fill()
         if leading:
             break
         release_db_connection()
@@ -125,7 +128,7 @@ def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], byt
         return value
     finally:
         with _fills_guard:
-            del _fills[name]
+            del _fills[slot]
         fill.done.set()
 
 

@@ -208,8 +208,8 @@ class LLMClient:
         ``batch_seconds``: once text flows, let the tokens pile up in the
         socket for this long whenever it runs dry, so that they come in one
         read. For callers that want the whole answer, not each token: an LLM
-        sends a small chunk per token, and being woken for each one cost the
-        blog about 0.4 ms of CPU a token (measured: 45 ms per 120-token answer).
+        sends a small chunk per token, and being woken for each one costs
+        CPU on every token (figures at ``generation.WHOLE_ANSWER_READ_PAUSE``).
 
         Raises an ``LLMError`` subclass; pieces already yielded are then an
         incomplete answer that must not be kept.

@@ -33,7 +33,6 @@ _COLUMNS = [(attr.key, attr.columns[0]) for attr in inspect(User).column_attrs]
 _USER_BY_ID = select(*(column for _, column in _COLUMNS)).where(User.id == bindparam("user_id"))
 
 
-
 class _Snapshots:
     """One app's snapshots (tests run several apps in one process)."""
 
