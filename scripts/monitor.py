@@ -2,7 +2,7 @@
 """make monitor: a real Prometheus watching the locally running blog.
 
 Writes a Prometheus config — the project's scrape job and alert rules
-(charts/monitoring/rules/aiblog.rules.yml) aimed at the blog's metrics port —
+(charts/blog/rules/aiblog.rules.yml) aimed at the blog's metrics port —
 starts Debian's ``prometheus`` with it in the foreground and says where to
 look. Ctrl-C stops it. Tests build their Prometheus config with
 ``prometheus_config`` from here, so both scrape the blog the same way.
@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
-RULES_FILE = REPO / "charts" / "monitoring" / "rules" / "aiblog.rules.yml"
+RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"
 DASHBOARDS = REPO / "charts" / "blog" / "dashboards"
 JOB = "aiblog"  # the alert rules select up{job="aiblog"}
 

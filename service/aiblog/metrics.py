@@ -1,7 +1,7 @@
 """Application metrics: the one place their names are spelled.
 
 Dashboards (``charts/blog/dashboards``), alert rules
-(``charts/monitoring/rules``) and tests read these names; change them here and
+(``charts/blog/rules``) and tests read these names; change them here and
 there together.
 
 Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set before the app is

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.processes import REPO, VENV_BIN, free_port, port_open, require_binary, wait_until
 
 DASHBOARD_DIR = REPO / "charts" / "blog" / "dashboards"
-RULES_FILE = REPO / "charts" / "monitoring" / "rules" / "aiblog.rules.yml"
-RULES_TEST_FILE = REPO / "charts" / "monitoring" / "rules" / "aiblog.rules.test.yml"
+RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"
+RULES_TEST_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.test.yml"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 
 # What a Grafana dashboard's variables become when its queries are sent to
