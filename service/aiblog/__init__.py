@@ -29,8 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=values["MAX_CONTENT_LENGTH"],
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=values["BLOG_ENV"] == "production"
-        and os.environ.get("SESSION_COOKIE_SECURE", "1") != "0",
+        SESSION_COOKIE_SECURE=values["BLOG_ENV"] == "production" and values["SESSION_COOKIE_SECURE"],
         WTF_CSRF_TIME_LIMIT=None,  # token lives as long as the session
         RATELIMIT_STORAGE_URI=values["REDIS_URL"] or "memory://",
         # A moving window: a fixed one would allow twice the limit in a burst

@@ -1,4 +1,5 @@
-"""Console commands: ``aiblog migrate|seed|create-admin|settings`` (also as ``flask --app aiblog ...``)."""
+"""Console commands: ``aiblog serve|migrate|seed|create-admin|settings``
+(all but ``serve`` also as ``flask --app aiblog ...``)."""
 from __future__ import annotations
 
 import getpass
@@ -130,10 +131,24 @@ def settings_command(markdown: bool):
         return
     values = config.load()
     for setting in config.SETTINGS:
-        value = values[setting.env]
-        if setting.env == "SECRET_KEY":
-            value = "(set)" if value != config.DEFAULT_SECRET_KEY else "(development default)"
-        click.echo(f"{setting.env}={value}")
+        click.echo(f"{setting.env}={config.shown(setting, values[setting.env])}")
+
+
+GUNICORN_CONFIG = "python:aiblog.gunicorn_conf"  # ships inside the package
+
+
+@click.command("serve", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
+def serve_command(gunicorn_args: tuple[str, ...]):
+    """Serve the blog: gunicorn with aiblog's config (further arguments go to gunicorn).
+
+    gunicorn replaces this process, so in a container it is PID 1: it gets the
+    stop signal itself and reaps every child."""
+    from . import config
+
+    config.load()  # a bad setting: one clear line here, not a gunicorn traceback
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG,
+                              *gunicorn_args, "aiblog:create_app()"])
 
 
 def main() -> None:
@@ -143,7 +158,9 @@ def main() -> None:
 
     os.environ.setdefault("FLASK_APP", "aiblog")
     try:
-        FlaskGroup(create_app=lambda: create_app(), add_default_commands=True)(prog_name="aiblog")
+        group = FlaskGroup(create_app=lambda: create_app(), add_default_commands=True)
+        group.add_command(serve_command)  # on the group itself: found without building the app
+        group(prog_name="aiblog")
     except ConfigError as exc:  # a message to act on, not a traceback
         click.echo(f"aiblog: configuration error: {exc}", err=True)
         sys.exit(2)

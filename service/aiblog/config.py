@@ -6,8 +6,9 @@ The README's configuration table is generated from ``SETTINGS`` (see
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import quote, urlsplit, urlunsplit
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 
@@ -32,6 +33,17 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"expected a non-negative integer, got {value!r}")
+    return number
+
+
+def _log_level(value: str) -> str:
+    return _choice("debug", "info", "warning", "error", "critical")(value.strip().lower())
+
+
 def _non_negative_float(value: str) -> float:
     number = float(value)
     if number < 0:
@@ -54,7 +66,7 @@ class Setting:
     default: Any
     parse: Callable[[str], Any]
     help: str
-    group: str = "core"
+    secret: bool = False  # never printed by `aiblog settings`
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -62,12 +74,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BLOG_ENV", "development", _choice("development", "production"),
             "`production` refuses to start without a real `SECRET_KEY`."),
     Setting("SECRET_KEY", DEFAULT_SECRET_KEY, str,
-            "Signs sessions, CSRF and API tokens. Required in production."),
+            "Signs sessions, CSRF and API tokens. Required in production.", secret=True),
     Setting("DATABASE_URL", "sqlite:///instance/aiblog.sqlite3", str,
             "SQLAlchemy URL; `postgresql://user:pass@host/db` for Postgres."),
+    Setting("DATABASE_PASSWORD", "", str,
+            "Database password, put into `DATABASE_URL` percent-encoded (so `@`, `:` "
+            "and `/` work); replaces a password the URL has. For passwords kept in a Secret.",
+            secret=True),
     Setting("REDIS_URL", "", str,
             "Redis for page/AI cache, rate limits, locks, active users, jobs. "
             "Unset: in-process cache and limits (one machine only)."),
+    Setting("REDIS_PASSWORD", "", str,
+            "Redis password, put into `REDIS_URL` percent-encoded, like `DATABASE_PASSWORD`.",
+            secret=True),
     Setting("PORT", 8000, _positive_int, "Public HTTP port of gunicorn."),
     Setting("BIND_HOST", "127.0.0.1", str,
             "Address gunicorn binds (`0.0.0.0` in containers)."),
@@ -83,62 +102,77 @@ SETTINGS: tuple[Setting, ...] = (
             "Failed logins allowed per username and per IP."),
     Setting("API_TOKEN_TTL", 3600, _positive_int, "Lifetime of API tokens in seconds."),
     Setting("DB_POOL_SIZE", 10, _positive_int, "SQLAlchemy pool size per worker."),
+    Setting("SESSION_COOKIE_SECURE", True, _bool,
+            "With `BLOG_ENV=production`, send the session cookie over HTTPS only; "
+            "`false` for a plain-HTTP cluster such as kind (logins fail otherwise)."),
+    Setting("FORWARDED_ALLOW_IPS", "127.0.0.1", str,
+            "Proxies whose `X-Forwarded-*` headers gunicorn trusts (comma-separated, `*` for any)."),
+    Setting("LOG_LEVEL", "info", _log_level,
+            "Log level of gunicorn and `blog-worker`: debug, info, warning, error, critical."),
+    Setting("GUNICORN_WORKER_CLASS", "gevent", _choice("gevent", "gthread", "sync"),
+            "gunicorn worker class; `gevent` lets slow AI requests wait without holding a worker."),
+    Setting("GUNICORN_MAX_REQUESTS", 0, _non_negative_int,
+            "Restart a worker after this many requests (with 10 % jitter) to cap slow "
+            "memory growth; 0 never restarts."),
+    Setting("GUNICORN_ACCESS_LOG", "", str,
+            "Access log file (`-` for stdout). Unset: no access log."),
+    Setting("ADMIN_PASSWORD", "", str,
+            "Password for `aiblog create-admin` when `--password` is not given (not read "
+            "by the server).", secret=True),
     # monitoring
     Setting("METRICS_PORT", 9100, _positive_int,
-            "Port of the separate `/metrics` endpoint (never on the public port).",
-            "monitoring"),
+            "Port of the separate `/metrics` endpoint (never on the public port)."),
     Setting("METRICS_BIND", "", str,
-            "Address the metrics server binds (default: `BIND_HOST`).", "monitoring"),
+            "Address the metrics server binds (default: `BIND_HOST`)."),
     Setting("WORKER_METRICS_PORT", 9101, int,
-            "Port of `blog-worker`'s own `/metrics` (background AI jobs); 0 turns it off.",
-            "monitoring"),
-    Setting("METRICS_ENABLED", True, _bool, "Turn Prometheus instrumentation off.",
-            "monitoring"),
+            "Port of `blog-worker`'s own `/metrics` (background AI jobs); 0 turns it off."),
+    Setting("METRICS_ENABLED", True, _bool, "Turn Prometheus instrumentation off."),
     Setting("PROMETHEUS_MULTIPROC_DIR", "", str,
             "Scratch dir shared by gunicorn workers for metrics; created and "
-            "emptied at start (default: a temp dir).", "monitoring"),
+            "emptied at start (default: a temp dir)."),
     # AI writing
     Setting("LLM_API", "ollama", _choice("ollama", "openai", "sim"),
             "LLM protocol: Ollama native, OpenAI-compatible, or the simulator "
-            "(which speaks the Ollama protocol).", "ai"),
-    Setting("LLM_BASE_URL", "http://127.0.0.1:11434", str, "LLM server address.", "ai"),
-    Setting("LLM_MODEL", "gemma3:270m", str, "Model name sent to the LLM.", "ai"),
+            "(which speaks the Ollama protocol)."),
+    Setting("LLM_BASE_URL", "http://127.0.0.1:11434", str, "LLM server address."),
+    Setting("LLM_MODEL", "gemma3:270m", str, "Model name sent to the LLM."),
     Setting("LLM_CONNECT_TIMEOUT", 2.0, _non_negative_float,
-            "Seconds to connect to the LLM.", "ai"),
+            "Seconds to connect to the LLM."),
     Setting("LLM_FIRST_TOKEN_TIMEOUT", 30.0, _non_negative_float,
-            "Seconds to wait for the first token.", "ai"),
+            "Seconds to wait for the first token."),
     Setting("LLM_TOTAL_TIMEOUT", 120.0, _non_negative_float,
-            "Seconds for a whole generation.", "ai"),
+            "Seconds for a whole generation."),
     Setting("LLM_MAX_INFLIGHT", 4, _positive_int,
-            "LLM calls at once per process; beyond, sync/stream answer 429.", "ai"),
-    Setting("LLM_MAX_TOKENS", 400, _positive_int, "Largest answer in tokens.", "ai"),
-    Setting("LLM_TEMPERATURE", 0.7, _non_negative_float, "Sampling temperature.", "ai"),
-    Setting("LLM_KEEP_ALIVE", "5m", str, "Ollama `keep_alive` (model stays loaded).", "ai"),
-    Setting("AI_CACHE_TTL", 86400, _positive_int, "Seconds a generated text stays cached.", "ai"),
+            "LLM calls at once per process; beyond, sync/stream answer 429."),
+    Setting("LLM_MAX_TOKENS", 400, _positive_int, "Largest answer in tokens."),
+    Setting("LLM_TEMPERATURE", 0.7, _non_negative_float, "Sampling temperature."),
+    Setting("LLM_KEEP_ALIVE", "5m", str, "Ollama `keep_alive` (model stays loaded)."),
+    Setting("AI_CACHE_TTL", 86400, _positive_int, "Seconds a generated text stays cached."),
     Setting("AI_SINGLE_FLIGHT_WAIT", 150.0, _non_negative_float,
-            "Longest wait for another request's identical generation.", "ai"),
-    Setting("AI_RATE_LIMIT", "30 per minute", str, "Uncached generations per user (cached answers are free).", "ai"),
+            "Longest wait for another request's identical generation."),
+    Setting("AI_RATE_LIMIT", "30 per minute", str, "Uncached generations per user (cached answers are free)."),
     Setting("CIRCUIT_FAILURES", 3, _positive_int,
-            "Consecutive LLM failures that open the circuit.", "ai"),
+            "Consecutive LLM failures that open the circuit."),
     Setting("CIRCUIT_COOLDOWN", 10.0, _non_negative_float,
-            "Seconds the circuit stays open before a probe.", "ai"),
+            "Seconds the circuit stays open before a probe."),
     Setting("LLM_SIMULATED", False, _bool,
             "Label AI output as simulated (set by `make run` when it starts "
-            "the simulator).", "ai"),
+            "the simulator)."),
 )
 
-_BY_ENV = {s.env: s for s in SETTINGS}
 
 
-@dataclass
-class Config:
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+def url_with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` percent-encoded into its user part (replacing
+    any password it had), so that ``@``, ``:`` or ``/`` in it cannot be read as
+    URL syntax. SQLAlchemy and redis-py decode it again."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"a password needs a URL with a host, got {url!r}")
+    user_info, _, host_port = parts.netloc.rpartition("@")
+    user = user_info.partition(":")[0]
+    netloc = f"{user}:{quote(password, safe='')}@{host_port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def load(environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -160,6 +194,12 @@ def load(environ: dict[str, str] | None = None, overrides: dict[str, Any] | None
         except ValueError as exc:
             raise ConfigError(f"{setting.env}: {exc}") from None
     values.update(overrides or {})
+    for url_key, password_key in (("DATABASE_URL", "DATABASE_PASSWORD"), ("REDIS_URL", "REDIS_PASSWORD")):
+        if values.get(password_key):
+            try:
+                values[url_key] = url_with_password(values[url_key], values[password_key])
+            except ValueError as exc:
+                raise ConfigError(f"{password_key}: {exc}") from None
     if values["BLOG_ENV"] == "production" and (
         not values["SECRET_KEY"] or values["SECRET_KEY"] == DEFAULT_SECRET_KEY
         or len(values["SECRET_KEY"]) < 16
@@ -170,6 +210,20 @@ def load(environ: dict[str, str] | None = None, overrides: dict[str, Any] | None
             "python -c 'import secrets; print(secrets.token_hex(32))')"
         )
     return values
+
+
+def shown(setting: Setting, value: Any) -> str:
+    """``value`` as ``aiblog settings`` prints it: secrets and URL passwords hidden."""
+    if setting.secret:
+        if setting.env == "SECRET_KEY" and value == DEFAULT_SECRET_KEY:
+            return "(development default)"
+        return "(set)" if value else "(unset)"
+    if isinstance(value, str) and "://" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            user_info, _, host_port = parts.netloc.rpartition("@")
+            return urlunsplit(parts._replace(netloc=f"{user_info.partition(':')[0]}:***@{host_port}"))
+    return str(value)
 
 
 def markdown_table() -> str:

@@ -8,7 +8,6 @@ never lost silently.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
@@ -147,8 +146,8 @@ def main() -> None:
     global _worker_app
     from .. import create_app
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper())
     _worker_app = create_app()
+    logging.basicConfig(level=_worker_app.config["LOG_LEVEL"].upper())
     client = _worker_app.extensions["aiblog"].redis.client
     if client is None:
         raise SystemExit("blog-worker needs Redis: set REDIS_URL (for example redis://127.0.0.1:6379/0)")

@@ -1,0 +1,216 @@
+"""aiblog's container image for tests: built once per test session, and run
+under podman the way Kubernetes runs it (the container, chart and operator
+tests all use this module).
+
+    from tests.support.container import aiblog_image, run_container   # noqa: F401 (fixture)
+
+    def test_x(aiblog_image):
+        with run_container(aiblog_image, ["aiblog", "migrate"], env={...}) as box:
+            assert box.wait(timeout=60) == 0, box.logs()
+
+- ``build_image()`` builds ``service/Dockerfile`` (from the stand-in base
+  that ``scripts/image.py`` makes once and caches) and returns an ``Image``
+  with its tag, size and build time; a second call in the same process
+  returns the same build. The ``aiblog_image`` fixture (session scope) wraps
+  it; import it into a conftest to use it.
+- ``run_container(image, command, env=..., ...)`` starts a detached container
+  locked down like the charts' pods by default: UID/GID 10001, read-only root
+  (and none of podman's own writable tmpfs), tmpfs only on ``/tmp`` and the
+  metrics dir, every capability dropped, no new privileges, host network
+  (traffic stays on 127.0.0.1). It returns a ``Container`` (a context manager
+  that removes the container) with ``logs``, ``wait``, ``signal``, ``exec``,
+  ``top``, ``diff`` and ``remove``.
+- ``podman(*args)`` runs podman with the project's containers.conf
+  (``deploy/podman/containers.conf``: runc and ulimits this machine needs).
+
+When podman cannot run containers here, ``build_image`` fails the test with
+one line saying what to install: never a silent skip.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "service" / "Dockerfile"
+
+
+def _image_script():
+    """scripts/image.py (what `make image` runs), as a module."""
+    spec = importlib.util.spec_from_file_location("aiblog_image_script", REPO / "scripts" / "image.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+image_script = _image_script()
+CONTAINERS_CONF = image_script.CONTAINERS_CONF
+ImageError = image_script.ImageError
+
+
+def _dockerfile_env(name: str) -> str:
+    match = re.search(rf"^\s*(?:ENV\s+)?{name}=(\S+)", DOCKERFILE.read_text(), re.M)
+    assert match, f"{name} is not set in {DOCKERFILE}"
+    return match.group(1)
+
+
+def _dockerfile_user() -> str:
+    return re.findall(r"^USER\s+(\S+)", DOCKERFILE.read_text(), re.M)[-1]
+
+
+# Facts of the image, read from the Dockerfile (their one source).
+IMAGE_USER = _dockerfile_user()  # "10001:10001"
+IMAGE_UID = int(IMAGE_USER.split(":")[0])
+METRICS_DIR = _dockerfile_env("PROMETHEUS_MULTIPROC_DIR")  # a tmpfs in tests, an emptyDir in a pod
+WRITABLE_DIRS = ("/tmp", METRICS_DIR)
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """podman with the project's containers.conf; ``check`` raises with its stderr."""
+    result = subprocess.run(["podman", *args], env=image_script.podman_env(), capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args[:3])} ... failed: {result.stderr.strip()[-2000:]}")
+    return result
+
+
+@dataclass(frozen=True)
+class Image:
+    tag: str
+    size_bytes: int
+    build_seconds: float  # this session's build (a few seconds when every layer was cached)
+    base: str
+
+
+def _podman_problem() -> str | None:
+    """Why podman cannot run containers here, or None."""
+    try:
+        done = subprocess.run(["podman", "info", "--format", "{{.Host.OCIRuntime.Name}}"],
+                              env=image_script.podman_env(), capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        return "podman is not installed: install podman, runc, uidmap and debootstrap (make test does)"
+    if done.returncode != 0:
+        return f"podman cannot run here ({done.stderr.strip().splitlines()[-1:]}): check podman, runc and uidmap"
+    return None
+
+
+@functools.cache
+def build_image() -> Image:
+    """Build (or find cached layers of) the image once per process."""
+    problem = _podman_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    started = time.monotonic()
+    try:
+        base = image_script.ensure_base()
+        # Its own tag per session run: a stale "latest" of another tree is never tested.
+        tag = image_script.build_image(base_image=base, tag=f"{image_script.IMAGE_NAME}:test", quiet=True,
+                                         also_latest=False)
+    except image_script.ImageError as exc:
+        pytest.fail(f"the aiblog image did not build: {exc}", pytrace=False)
+    seconds = time.monotonic() - started
+    return Image(tag=tag, size_bytes=image_script.image_size(tag), build_seconds=seconds, base=base)
+
+
+@pytest.fixture(scope="session")
+def aiblog_image() -> Image:
+    """The aiblog image, built once per session (import this into a conftest)."""
+    return build_image()
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    command: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> "Container":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def state(self) -> dict:
+        done = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", self.id, check=False)
+        status, _, code = done.stdout.strip().partition(" ")
+        return {"status": status or "gone", "exit_code": int(code) if code.strip().lstrip("-").isdigit() else None}
+
+    def running(self) -> bool:
+        return self.state()["status"] == "running"
+
+    def logs(self) -> str:
+        """stdout and stderr so far, interleaved as podman keeps them."""
+        done = podman("logs", self.id, check=False)
+        return done.stdout + done.stderr
+
+    def wait(self, timeout: float = 60) -> int:
+        """Wait for the container to exit; its exit code. Fails the test at the deadline."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state()
+            if state["status"] in {"exited", "stopped"}:
+                return state["exit_code"]
+            time.sleep(0.2)
+        raise AssertionError(f"container {self.name} ({' '.join(self.command)}) still running after "
+                             f"{timeout:g}s; logs:\n{self.logs()[-3000:]}")
+
+    def signal(self, name: str = "TERM") -> None:
+        podman("kill", "--signal", name, self.id)
+
+    def exec(self, *command: str, user: str | None = None) -> subprocess.CompletedProcess:
+        return podman("exec", *(["--user", user] if user else []), self.id, *command, check=False)
+
+    def top(self) -> list[dict[str, str]]:
+        """Processes in the container (podman top): user, pid, ppid, comm, args."""
+        done = podman("top", self.id, "user", "huser", "pid", "ppid", "comm", "args")
+        lines = done.stdout.strip().splitlines()
+        rows = []
+        for line in lines[1:]:
+            user, huser, pid, ppid, comm, *args = line.split()
+            rows.append({"user": user, "huser": huser, "pid": pid, "ppid": ppid, "comm": comm,
+                         "args": " ".join(args)})
+        return rows
+
+    def diff(self) -> list[str]:
+        """Paths changed in the container's own layer (``podman diff``: A/C/D path)."""
+        return [line.strip() for line in podman("diff", self.id).stdout.splitlines() if line.strip()]
+
+    def remove(self) -> None:
+        podman("rm", "--force", "--time", "0", self.id, check=False)
+
+
+def locked_down_flags(user: str = IMAGE_USER, tmpfs: Iterable[str] = WRITABLE_DIRS) -> list[str]:
+    """``podman run`` flags for the securityContext the charts give every pod."""
+    flags = ["--user", user, "--read-only", "--read-only-tmpfs=false", "--cap-drop", "ALL",
+             "--security-opt", "no-new-privileges", "--network", "host"]
+    for path in tmpfs:  # an emptyDir: empty, writable by the pod's user
+        flags += ["--tmpfs", f"{path}:rw,mode=1777"]
+    return flags
+
+
+def run_container(image: Image | str, command: list[str] | None = None, *,
+                  env: Mapping[str, str] | None = None,
+                  volumes: Iterable[tuple[str, str, str]] = (),
+                  user: str = IMAGE_USER, tmpfs: Iterable[str] = WRITABLE_DIRS,
+                  extra_flags: Iterable[str] = (), name: str | None = None) -> Container:
+    """Start a detached container of ``image`` running ``command`` (None: the
+    image's CMD), locked down (see ``locked_down_flags``). ``volumes`` are
+    (host path, container path, "ro"|"rw") bind mounts."""
+    tag = image.tag if isinstance(image, Image) else image
+    name = name or f"aiblog-test-{secrets.token_hex(4)}"
+    flags = ["--detach", "--name", name, "--label", "aiblog-test=1", *locked_down_flags(user, tmpfs)]
+    for key, value in (env or {}).items():
+        flags += ["--env", f"{key}={value}"]
+    for host, inside, mode in volumes:
+        flags += ["--volume", f"{host}:{inside}:{mode}"]
+    done = podman("run", *flags, *extra_flags, tag, *(command or []))
+    return Container(id=done.stdout.strip(), name=name, command=list(command or ["(CMD)"]))
