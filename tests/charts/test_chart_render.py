@@ -1,0 +1,125 @@
+"""Both charts render with Helm's own engine for the whole value matrix, pass
+`helm lint --strict`, and every object validates against Kubernetes' OpenAPI
+schema (and, for Prometheus Operator kinds, the fields its CRDs accept)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import helm_python
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, KUBERNETES_VERSION, MONITORING_CHART, Render,
+                                  render_error)
+
+pytestmark = pytest.mark.charts
+
+PROMETHEUS_OPERATOR_SCHEMA = json.loads((Path(__file__).parent / "schemas" / "prometheus-operator.json").read_text())
+MISSING_DEPENDENCY = "chart directory is missing these dependencies: kube-prometheus-stack"
+
+
+def validate(obj: dict) -> None:
+    if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+        schema = {**PROMETHEUS_OPERATOR_SCHEMA[obj["kind"]], "definitions": PROMETHEUS_OPERATOR_SCHEMA["definitions"]}
+        jsonschema.validate(obj, schema)
+    else:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_object_of_every_render_is_valid_for_kubernetes(any_chart: Render):
+    for obj in any_chart.objects:
+        try:
+            validate(obj)
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
+            raise AssertionError(f"{obj['kind']} {obj['metadata']['name']}: {exc}") from None
+
+
+def test_the_validator_refuses_a_misspelt_field(blog: Render):
+    """Strict validation is real: an unknown field in a Deployment fails."""
+    deployment = blog.of_kind("Deployment")[0]
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_monitoring_schema_refuses_a_misspelt_endpoint_field():
+    monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "x"},
+               "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"port": "metrics", "intervall": "5s"}]}}
+    with pytest.raises(jsonschema.ValidationError):
+        validate(monitor)
+
+
+def test_the_matrix_renders_what_each_value_set_asks_for():
+    from tests.charts.conftest import rendered
+
+    kinds = {name: sorted({o["kind"] for o in rendered("blog", name).objects}) for name in BLOG_VALUE_SETS}
+    everything = kinds["everything-enabled"]
+    for kind in ("Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "PodMonitor",
+                 "PrometheusRule", "NetworkPolicy", "StatefulSet"):
+        assert kind in everything, kind
+    assert "StatefulSet" not in kinds["everything-optional-off"]
+    assert "PodDisruptionBudget" not in kinds["defaults"]
+    assert "PodDisruptionBudget" in kinds["two-replicas"]
+    off = rendered("blog", "everything-optional-off")
+    assert [o["metadata"]["name"] for o in off.of_kind("Deployment")] == ["aiblog"]  # no worker without Redis
+
+
+def test_the_blog_chart_lints_clean_in_strict_mode():
+    report = helm_python.lint(BLOG_CHART, strict=True)
+    assert report["errors"] == [] and report["messages"] == [], report
+
+
+def test_the_monitoring_chart_lints_clean_but_for_its_undownloadable_dependency():
+    """kube-prometheus-stack cannot be fetched here: that one message, nothing else."""
+    for values in ({}, {"kube-prometheus-stack": {"enabled": False}}):
+        report = helm_python.lint(MONITORING_CHART, values, strict=True)
+        assert [m["error"] for m in report["messages"]] == [MISSING_DEPENDENCY], report
+        assert report["errors"] == [MISSING_DEPENDENCY], report
+
+
+def test_the_monitoring_chart_renders_with_the_stack_off_fetching_nothing():
+    from tests.charts.conftest import rendered
+
+    assert helm_python.dependency_list(MONITORING_CHART)[0]["status"] == "missing"
+    notes = rendered("monitoring", "stack-off").notes
+    assert "kube-prometheus-stack is off" in notes
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"replicaCount": "2"}, "at '/replicaCount': got string, want integer"),
+    ({"replicaCont": 2}, "additional properties 'replicaCont' not allowed"),
+    ({"service": {"port": -1}}, "at '/service/port': minimum: got -1, want 1"),
+    ({"web": {"port": 0}}, "at '/web/port': minimum: got 0, want 1"),
+    ({"llm": {"mode": "gpt"}}, "at '/llm/mode': value must be one of 'ollama', 'external', 'sim'"),
+    ({"image": {"tag": "latest"}}, "at '/image/tag': 'not' failed"),
+    ({"postgresql": {"image": "docker.io/library/postgres"}}, "at '/postgresql/image'"),
+    ({"web": {"settings": {"DATABASE_URL": "sqlite://"}}}, "invalid propertyName 'DATABASE_URL'"),
+    ({"replicaCount": 2, "redis": {"enabled": False}}, "at '/redis/enabled': value must be true"),
+    ({"autoscaling": {"enabled": True}, "redis": {"enabled": False}}, "at '/externalRedis/host': minLength"),
+    ({"postgresql": {"enabled": False}}, "at '/externalDatabase/existingSecret': minLength: got 0, want 1"),
+    ({"llm": {"mode": "external"}, "ollama": {"enabled": False}}, "at '/llm/external/baseUrl': minLength"),
+    ({"llm": {"mode": "ollama"}, "ollama": {"enabled": False}}, "at '/ollama/enabled': value must be true"),
+], ids=["string-replicas", "unknown-key", "negative-port", "zero-port", "unknown-llm-mode", "latest-tag",
+        "untagged-image", "chart-owned-setting", "replicas-without-redis", "hpa-without-redis",
+        "external-db-without-secret", "external-llm-without-url", "ollama-mode-without-ollama"])
+def test_the_schema_refuses_bad_values_with_helms_own_error(values, message):
+    error = render_error(BLOG_CHART, values)
+    assert "values don't meet the specifications of the schema" in error
+    assert message in error, error
+
+
+def test_the_monitoring_schema_refuses_an_unknown_key():
+    error = render_error(MONITORING_CHART, {"kube-prometheus-stak": {"enabled": False}})
+    assert "additional properties 'kube-prometheus-stak' not allowed" in error, error
+
+
+def test_replicas_with_external_redis_are_accepted(tmp_path):
+    from tests.support.charts import render
+
+    objects = render(BLOG_CHART, {"replicaCount": 3, "redis": {"enabled": False},
+                                  "externalRedis": {"host": "redis.cache"}}).objects
+    deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "aiblog")
+    assert deployment["spec"]["replicas"] == 3
