@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from aiblog.migration_lock import migration_lock
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -96,7 +98,8 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # Replicas starting at once migrate one at a time (aiblog/migration_lock.py).
+    with migration_lock(connectable), connectable.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
