@@ -1,0 +1,143 @@
+"""The developer loop cannot run here (no kind, no cluster): every file, value and
+name that skaffold.yaml, kind-config.yaml, the dev values and the README's
+"Deploy with Helm" / "Run on kind" commands mention must exist and render."""
+from __future__ import annotations
+
+import re
+import shlex
+
+import helm_python
+import pytest
+import yaml
+
+from aiblog import config
+from tests.support.charts import BLOG_CHART, MONITORING_CHART, Render, merged, render
+from tests.support.processes import REPO
+
+pytestmark = pytest.mark.charts
+
+SKAFFOLD = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+KIND = yaml.safe_load((REPO / "kind-config.yaml").read_text())
+README = (REPO / "README.md").read_text()
+GRAFANA_SERVICE = "{release}-grafana"  # kube-prometheus-stack's Grafana subchart names its Service and Secret so
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    body = README.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", body, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if line and not line.startswith("#"):
+                commands.append(shlex.split(line))
+    return commands
+
+
+def option(args: list[str], *names: str) -> list[str]:
+    return [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in names]
+
+
+def helm_install(args: list[str]) -> tuple[str, str, str, dict]:
+    """`helm install NAME CHART -n NS -f FILE --set K=V` as (release, chart, namespace, values)."""
+    release, chart = args[2], args[3]
+    values: dict = {}
+    for values_file in option(args, "-f", "--values"):
+        assert (REPO / values_file).is_file(), values_file
+        values = merged(values, yaml.safe_load((REPO / values_file).read_text()))
+    for expression in option(args, "--set"):
+        values = merged(values, helm_python.parse_set_string(expression))
+    return release, chart, option(args, "-n", "--namespace")[0], values
+
+
+def installs(section: str) -> dict[str, Render]:
+    found = {}
+    for args in readme_commands(section):
+        if args[:2] == ["helm", "install"]:
+            release, chart, namespace, values = helm_install(args)
+            assert (REPO / chart / "Chart.yaml").is_file(), chart
+            found[release] = render(REPO / chart, values, name=release, namespace=namespace)
+    return found
+
+
+def test_skaffold_builds_the_image_the_chart_runs():
+    assert re.fullmatch(r"skaffold/v4beta\d+", SKAFFOLD["apiVersion"])
+    (artifact,) = SKAFFOLD["build"]["artifacts"]
+    assert (REPO / artifact["context"] / artifact["docker"]["dockerfile"]).is_file()
+    values = yaml.safe_load((BLOG_CHART / "values.yaml").read_text())
+    assert artifact["image"] == values["image"]["repository"]
+    variable = re.sub(r"[^A-Za-z0-9]", "_", artifact["image"])
+    blog = next(r for r in SKAFFOLD["deploy"]["helm"]["releases"] if r["chartPath"] == "charts/blog")
+    assert blog["setValueTemplates"] == {"image.repository": f"{{{{.IMAGE_REPO_{variable}}}}}",
+                                         "image.tag": f"{{{{.IMAGE_TAG_{variable}}}}}"}
+
+
+def test_skaffold_releases_render_with_their_dev_values():
+    releases = SKAFFOLD["deploy"]["helm"]["releases"]
+    assert [r["chartPath"] for r in releases] == ["charts/monitoring", "charts/blog"], "monitoring (CRDs) first"
+    renders = {}
+    for release in releases:
+        values: dict = {}
+        for values_file in release["valuesFiles"]:
+            values = merged(values, yaml.safe_load((REPO / values_file).read_text()))
+        for key in release.get("setValueTemplates", {}):
+            values = merged(values, helm_python.parse_set_string(f"{key}=placeholder-from-skaffold"))
+        renders[release["name"]] = render(REPO / release["chartPath"], values, name=release["name"],
+                                          namespace=release["namespace"])
+    for forward in SKAFFOLD["portForward"]:
+        if forward["namespace"] == "monitoring":
+            assert forward["resourceName"] == GRAFANA_SERVICE.format(release="monitoring")
+        else:
+            service = renders["aiblog"].named("Service", forward["resourceName"])
+            assert forward["port"] in [p["port"] for p in service["spec"]["ports"]]
+
+
+def test_kind_maps_the_ingress_ports_the_readme_opens():
+    (node,) = KIND["nodes"]
+    assert "ingress-ready=true" in node["kubeadmConfigPatches"][0]
+    mapped = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
+    assert mapped[80] == 8080
+    assert "http://localhost:8080/" in README
+    assert KIND["name"] == "aiblog" and "--name aiblog" in README
+
+
+def test_dev_values_turn_the_secure_cookie_off_and_route_localhost():
+    dev = yaml.safe_load((BLOG_CHART / "values-dev.yaml").read_text())
+    settings = dev["web"]["settings"]
+    assert config.load({"SESSION_COOKIE_SECURE": settings["SESSION_COOKIE_SECURE"]})["SESSION_COOKIE_SECURE"] is False
+    assert dev["ingress"]["hosts"][0]["host"] == "localhost"
+    objects = render(BLOG_CHART, dev)
+    assert objects.named("ConfigMap", "aiblog")["data"]["SESSION_COOKIE_SECURE"] == "0"
+    assert objects.named("Ingress", "aiblog")["spec"]["ingressClassName"] == "nginx"
+
+
+@pytest.mark.parametrize("section", ["Deploy with Helm", "Run on kind"])
+def test_every_readme_command_names_files_values_and_objects_that_exist(section):
+    renders = installs(section)
+    assert "aiblog" in renders and "monitoring" in renders
+    blog = renders["aiblog"]
+    for args in readme_commands(section):
+        for path in option(args, "--config") + [a for a in args if "://" not in a and (a.startswith("charts/") or a.endswith(".yaml"))]:
+            assert (REPO / path).exists(), path
+        if args[0] == "kubectl":
+            namespace = (option(args, "-n", "--namespace") or [None])[0]
+            for ref in [a for a in args if re.fullmatch(r"(deployment|deploy|service|statefulset)/[\w-]+", a)]:
+                kind, name = ref.split("/")
+                if namespace == "monitoring":
+                    assert name == GRAFANA_SERVICE.format(release="monitoring"), ref
+                    continue
+                kind = {"deploy": "Deployment", "deployment": "Deployment", "service": "Service",
+                        "statefulset": "StatefulSet"}[kind]
+                obj = blog.named(kind, name)
+                for container in option(args, "-c"):
+                    assert container in [c["name"] for c in obj["spec"]["template"]["spec"]["containers"]]
+            if "secret" in args:
+                assert args[args.index("secret") + 1] == GRAFANA_SERVICE.format(release="monitoring")
+        if args[:2] == ["helm", "test"]:
+            assert args[2] in renders
+            assert blog.of_kind("Pod"), "helm test needs the chart's test pod"
+
+
+def test_a_wrong_value_in_the_readme_would_fail():
+    """The check renders what the README sets: a misspelt key fails at the schema."""
+    with pytest.raises(helm_python.HelmValuesError):
+        render(BLOG_CHART, helm_python.parse_set_string("serviceMonitor.enable=true"))
