@@ -27,3 +27,6 @@ def blog(request) -> Render:
 def any_chart(request) -> Render:
     """Either chart rendered with one of its value sets."""
     return rendered(*request.param)
+
+
+from tests.support.container import aiblog_image  # noqa: E402,F401 (the image fixture, for the pod runs)

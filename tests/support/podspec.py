@@ -29,9 +29,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.stack import StackError, wait_until
-from tests.support.processes import REPO
-
-CONTAINERS_CONF = REPO / "deploy" / "podman" / "containers.conf"
+from tests.support.container import CONTAINERS_CONF  # runc and the ulimits this machine needs
 
 
 class PodSpecError(RuntimeError):
@@ -155,7 +153,8 @@ def plan_container(pod_spec: dict, container: dict, cluster: Cluster, pod_name: 
     if user is not None:
         args += ["--user", f"{user}:{context.get('runAsGroup', user)}"]
     if context.get("readOnlyRootFilesystem"):
-        args.append("--read-only")
+        # Without the second flag podman adds writable tmpfs on /run, /tmp and /var/tmp: a pod has none.
+        args += ["--read-only", "--read-only-tmpfs=false"]
     if context.get("allowPrivilegeEscalation") is False:
         args += ["--security-opt", "no-new-privileges"]
     capabilities = context.get("capabilities") or {}
@@ -186,10 +185,13 @@ def mounts(pod_spec: dict, container: dict, cluster: Cluster, folder: Path) -> l
             raise PodSpecError(f"{container['name']}: volumeMount {mount['name']!r} names no volume")
         path = mount["mountPath"]
         if "emptyDir" in volume:
-            options = "rw,mode=1777"
+            # An emptyDir is empty and writable by the pod's user. podman 4.3 gives a tmpfs the mode
+            # (not the owner) of the image's folder at that path, so a 0700 folder of the image
+            # became a root-owned 0700 tmpfs; U=true gives it to the container's user instead.
+            options = f"type=tmpfs,destination={path},U=true,tmpfs-mode=1777"
             if volume["emptyDir"].get("sizeLimit"):
-                options += f",size={_bytes(volume['emptyDir']['sizeLimit'])}"
-            args += ["--tmpfs", f"{path}:{options}"]
+                options += f",tmpfs-size={_bytes(volume['emptyDir']['sizeLimit'])}"
+            args += ["--mount", options]
         elif "configMap" in volume or "secret" in volume:
             kind, ref = ("ConfigMap", volume["configMap"]) if "configMap" in volume else ("Secret", volume["secret"])
             ref_name = ref.get("name") or ref.get("secretName")

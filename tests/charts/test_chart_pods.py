@@ -1,0 +1,175 @@
+"""The rendered pods run: charts/blog rendered with the image under test and an
+external Postgres and Redis on loopback, then its blog and worker PodSpecs run
+under podman as the kubelet would (tests/support/podspec.py): the migrations
+init container, the server and the worker with the rendered command, env
+(Secret and ConfigMap references resolved), user, read-only root, tmpfs
+emptyDirs and dropped capabilities. Each rendered probe must pass and the
+home page must answer; wrong values must make it fail."""
+from __future__ import annotations
+
+import base64
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.stack import Postgres, Redis, free_port, port_open, wait_until
+from tests.support.charts import BLOG_CHART, Render, pod_spec, render
+from tests.support.podspec import Cluster, Pod, PodSpecError, plan_container
+
+pytestmark = [pytest.mark.charts, pytest.mark.postgres, pytest.mark.slow]
+
+# Characters that break a URL unless config.py percent-encodes the password.
+DATABASE_PASSWORD = "p@ss:w/rd#1?"
+REDIS_PASSWORD = "r@dis:pa/ss"
+
+
+class PasswordRedis(Redis):
+    """The stack's throwaway Redis, with AUTH required."""
+
+    def start(self) -> "PasswordRedis":
+        from loadtests.stack import _binary
+
+        self._spawn([_binary("redis-server", "the Debian package redis-server"), "--port", str(self.port),
+                     "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+                     "--requirepass", REDIS_PASSWORD, "--loglevel", "warning"])
+        wait_until(lambda: self.check_alive() or port_open(self.port), 10, f"redis-server on port {self.port}")
+        return self
+
+
+def secret(name: str, **data: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+
+
+@pytest.fixture(scope="module")
+def backing_services():
+    workdir = Path(tempfile.mkdtemp(prefix="aiblog-pods-"))
+    postgres = Postgres(workdir).start()
+    redis = PasswordRedis(workdir).start()
+    yield postgres, redis
+    redis.stop()
+    postgres.stop()
+
+
+def pod_values(image_tag: str, postgres, redis, **overrides) -> dict:
+    repository, tag = image_tag.rsplit(":", 1)
+    values = {
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "web": {"port": free_port(), "metricsPort": free_port(),
+                "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}},
+        "worker": {"metricsPort": free_port()},
+        "postgresql": {"enabled": False},
+        "externalDatabase": {"host": "127.0.0.1", "port": postgres.port, "database": "aiblog", "user": "postgres",
+                             "existingSecret": "blog-database"},
+        "redis": {"enabled": False},
+        "externalRedis": {"host": "127.0.0.1", "port": redis.port, "existingSecret": "blog-redis"},
+        "ollama": {"enabled": False},
+        "llm": {"mode": "sim"},
+    }
+    for key, value in overrides.items():
+        values[key] = {**values.get(key, {}), **value}
+    return values
+
+
+def cluster_for(objects: Render) -> Cluster:
+    """The render's objects plus the Secrets an operator would have created beforehand."""
+    return Cluster(objects.objects + [secret("blog-database", password=DATABASE_PASSWORD),
+                                      secret("blog-redis", password=REDIS_PASSWORD)])
+
+
+@pytest.fixture(scope="module")
+def running_blog(aiblog_image, backing_services):
+    postgres, redis = backing_services
+    values = pod_values(aiblog_image.tag, postgres, redis)
+    objects = render(BLOG_CHART, values)
+    cluster = cluster_for(objects)
+    web = Pod("aiblog-web-0", pod_spec(objects.named("Deployment", "aiblog")), cluster, namespace="blog")
+    worker = Pod("aiblog-worker-0", pod_spec(objects.named("Deployment", "aiblog-worker")), cluster, namespace="blog")
+    try:
+        web.start()
+        web_probes = web.wait_ready(timeout=120)
+        worker.start()
+        worker_probes = worker.wait_ready(timeout=60)
+        yield {"values": values, "objects": objects, "web": web, "worker": worker,
+               "probes": {**web_probes, **worker_probes}}
+    finally:
+        worker.stop()
+        web.stop()
+
+
+def test_every_rendered_probe_passes(running_blog):
+    probes = running_blog["probes"]
+    port = running_blog["values"]["web"]["port"]
+    assert [r.detail for r in probes["blog"]] == [f"GET http://127.0.0.1:{port}/healthz: 200",
+                                                    f"GET http://127.0.0.1:{port}/readyz: 200",
+                                                    f"GET http://127.0.0.1:{port}/healthz: 200"]
+    worker_port = running_blog["values"]["worker"]["metricsPort"]
+    assert [r.detail for r in probes["worker"]] == [f"GET http://127.0.0.1:{worker_port}/metrics: 200"] * 2
+
+
+def test_the_home_page_answers_and_readyz_saw_database_and_redis(running_blog):
+    port = running_blog["values"]["web"]["port"]
+    home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    assert home.status_code == 200 and "<html" in home.text.lower()
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json()
+    assert "database" in str(ready) and "redis" in str(ready), ready
+
+
+def test_metrics_are_served_on_the_metrics_port_only(running_blog):
+    values = running_blog["values"]["web"]
+    assert httpx.get(f"http://127.0.0.1:{values['metricsPort']}/metrics", timeout=10).status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{values['port']}/metrics", timeout=10).status_code == 404
+
+
+def test_the_migrations_ran_in_the_init_container(running_blog, backing_services):
+    import psycopg2
+
+    postgres, _ = backing_services
+    with psycopg2.connect(postgres.url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT version_num FROM alembic_version")
+        assert cursor.fetchone()[0]
+
+
+def test_the_pods_ran_locked_down_as_rendered(running_blog):
+    web = running_blog["web"]
+    plan = web.plan(web.container("blog"), detach=True)
+    for flag in ("--read-only", "--read-only-tmpfs=false", "--cap-drop=ALL", "no-new-privileges"):
+        assert flag in plan.args
+    assert plan.args[plan.args.index("--user") + 1] == "10001:10001"
+    assert plan.env["DATABASE_PASSWORD"] == DATABASE_PASSWORD and plan.env["REDIS_PASSWORD"] == REDIS_PASSWORD
+    from tests.support.container import podman
+
+    users = podman("top", "aiblog-web-0-blog", "huser", "args").stdout.splitlines()[1:]  # numeric: no such host user
+    assert users and all(line.split()[0] == "10001" for line in users), users
+    write = podman("exec", "aiblog-web-0-blog", "sh", "-c", "touch /opt/x", check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+
+
+def test_a_wrong_probe_path_in_values_fails_the_probe(running_blog):
+    """The same running pod, probed as a render with a misspelt path would probe it."""
+    values = running_blog["values"]
+    wrong = render(BLOG_CHART, {**values, "probes": {"readiness": {"path": "/ready", "periodSeconds": 5,
+                                                                   "failureThreshold": 2, "timeoutSeconds": 2}}})
+    container = pod_spec(wrong.named("Deployment", "aiblog"))["containers"][0]
+    result = running_blog["web"].probe(container, container["readinessProbe"])
+    assert not result.ok and result.detail.endswith(": 404"), result
+
+
+def test_a_wrong_database_port_fails_the_migrations(aiblog_image, backing_services):
+    postgres, redis = backing_services
+    values = pod_values(aiblog_image.tag, postgres, redis, externalDatabase={"port": free_port()})
+    objects = render(BLOG_CHART, values)
+    with Pod("aiblog-wrongdb-0", pod_spec(objects.named("Deployment", "aiblog")), cluster_for(objects)) as pod:
+        with pytest.raises(PodSpecError, match="migrate exited"):
+            pod.run_init_containers(timeout=120)
+
+
+def test_a_wrong_secret_key_name_is_refused_like_the_kubelet_does(aiblog_image, backing_services, tmp_path):
+    postgres, redis = backing_services
+    values = pod_values(aiblog_image.tag, postgres, redis, externalDatabase={"existingSecretPasswordKey": "pasword"})
+    objects = render(BLOG_CHART, values)
+    spec = pod_spec(objects.named("Deployment", "aiblog"))
+    with pytest.raises(PodSpecError, match="CreateContainerConfigError: key 'pasword'"):
+        plan_container(spec, spec["containers"][0], cluster_for(objects), "x", "blog", tmp_path, detach=True)
