@@ -2,6 +2,8 @@
 
     blog-perf all --target http://127.0.0.1:8000 --out perf-results/today
     blog-perf locust --target URL --users 200 --duration 60 --processes 2
+    blog-perf locust --target URL --master --expect-workers 4 --log-summary   # in one pod
+    blog-perf locust --target URL --worker --master-host HOST                  # in each of 4 others
     blog-perf cache --target URL --titles 5
     blog-perf concurrency --target URL --levels 1,5,10,20,50,100,200,500
     blog-perf report DIR
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import blog_api, cache_test, compare, concurrency, locust_run, report, results, thresholds
+from . import blog_api, cache_test, compare, concurrency, locust_run, log_summary, report, results, thresholds
 from .accounts import read_accounts
 from .progress import Progress
 
@@ -89,6 +91,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, type=_target, help="base URL of the blog, e.g. http://127.0.0.1:8000")
     parser.add_argument("--out", help="folder for results.json and report.html (default perf-results/<kind>-<time>)")
     parser.add_argument("--max-p95-ms", type=_positive(float), help="fail (exit 1) if a non-AI p95 is above this")
+    parser.add_argument("--max-p99-ms", type=_positive(float), help="fail (exit 1) if a non-AI p99 is above this")
     parser.add_argument("--max-error-rate", type=_non_negative,
                         help="fail (exit 1) if an error rate is above this share, e.g. 0.01 (429 backpressure excluded)")
     parser.add_argument("--min-rps", type=_positive(float), help="fail (exit 1) if throughput is below this")
@@ -112,6 +115,36 @@ def _add_locust(parser, duration: float) -> None:
     group.add_argument("--accounts", type=_accounts, default=None, metavar="N|FILE",
                        help="users share N accounts created before the run, or those in FILE (username:password "
                             "lines; also BLOG_PERF_ACCOUNTS); default: each user registers its own when it starts")
+
+
+def _add_distributed(parser) -> None:
+    group = parser.add_argument_group("distributed (Locust master and workers in separate processes or pods)")
+    role = group.add_mutually_exclusive_group()
+    role.add_argument("--master", action="store_true", help="be the master: wait for workers, record the figures")
+    role.add_argument("--worker", action="store_true", help="be a worker of the master at --master-host")
+    group.add_argument("--expect-workers", type=_positive(int), help="workers the master waits for (with --master)")
+    group.add_argument("--expect-workers-max-wait", type=_positive(float), default=120.0,
+                       help="seconds the master waits for them before failing the run (default %(default)s)")
+    group.add_argument("--master-host", help="the master's host name or address (with --worker)")
+    group.add_argument("--master-port", type=_positive(int), default=locust_run.MASTER_PORT,
+                       help="the master's port (default %(default)s)")
+    group.add_argument("--log-summary", action="store_true",
+                       help="end with the summary (and the gzipped report) as lines on stdout, for the LoadTest "
+                            "operator, which reads them from the pod's log")
+
+
+def _distributed_problem(args: argparse.Namespace) -> str | None:
+    if args.master and not args.expect_workers:
+        return "--master needs --expect-workers N"
+    if args.worker and not args.master_host:
+        return "--worker needs --master-host HOST"
+    if args.expect_workers and not args.master:
+        return "--expect-workers goes with --master"
+    if (args.master or args.worker) and args.processes > 1:
+        return "--processes is for one machine; with --master/--worker start more workers instead"
+    if args.master and args.accounts is not None:
+        return "--accounts is for single-process runs: a master's workers register their users' accounts themselves"
+    return None
 
 
 def _add_cache(parser) -> None:
@@ -147,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("locust", help="the Locust scenario, headless")
     _add_common(p)
     _add_locust(p, 30.0)
+    _add_distributed(p)
     p = sub.add_parser("cache", help="uncached vs cached AI generation")
     _add_common(p)
     _add_cache(p)
@@ -199,20 +233,29 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
         if kind in ("locust", "all"):
             progress.line("== Locust scenario ==")
             runs["locust"] = {}
+            master = locust_run.Master(args.expect_workers, args.expect_workers_max_wait, args.master_port) \
+                if getattr(args, "master", False) else None
             locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
                            args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
-                           accounts=args.accounts)
+                           accounts=args.accounts, master=master)
     except KeyboardInterrupt:
         document["interrupted"] = True
         code = EXIT_INTERRUPTED
         progress.line("interrupted: writing what was measured")
     finally:
         document["finished_at"] = results.now_iso()
-        document["thresholds"] = thresholds.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps)
+        document["thresholds"] = thresholds.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
+                                                     args.max_p99_ms)
         path = results.write(out, document)
         html = report.write(out, document)
         print(f"results: {path}\nreport:  {html}")
+        if getattr(args, "log_summary", False):
+            for line in log_summary.lines(document, html.read_bytes()):
+                print(line, flush=True)
     missed = thresholds.failed(document["thresholds"])
+    if code == EXIT_OK and (runs.get("locust") or {}).get("error"):
+        print(f"blog-perf locust: {runs['locust']['error']}", file=sys.stderr)
+        code = EXIT_FAILED
     for check in missed:
         print(f"threshold missed: {check['check']}: measured {check['measured']}, limit {check['limit']}",
               file=sys.stderr)
@@ -247,8 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("locust", "all") and args.wait_max < args.wait_min:
         print("blog-perf: --wait-max must not be smaller than --wait-min", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "locust" and (problem := _distributed_problem(args)):
+        print(f"blog-perf locust: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     # A stop request (SIGTERM, e.g. from Kubernetes) ends the run like Ctrl-C: results are still written.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if args.command == "locust" and args.worker:
+        return locust_run.run_worker(args.master_host, args.master_port, args.wait_min, args.wait_max, args.weights)
     try:
         return run_suite(args, Progress(quiet=args.quiet))
     except Exception as exc:  # a bug or an unusable target: say what happened, not a traceback wall

@@ -6,6 +6,12 @@ locustfile.py), which this module tails for the progress line and reads at
 the end. ``processes > 1`` uses Locust's ``--processes`` (a master plus forked
 workers) for more load than one core generates.
 
+Distributed over pods (the LoadTest operator): ``master=Master(workers=N)``
+runs Locust's ``--master --expect-workers N`` (the only process that records
+figures), and ``run_worker`` runs ``--worker --master-host H`` with the same
+scenario and settings. A master whose workers never connect gives up after
+``max_wait`` seconds and says so in ``record["error"]``.
+
 ``accounts``: a number creates that many accounts before the run (through the
 sign-up form, a few at a time, so the blog hashes their passwords before the
 measurement rather than all at once inside it) and the users share them; a
@@ -23,6 +29,7 @@ import sys
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import blog_api, blog_client, stats
@@ -32,6 +39,16 @@ from .results import now_iso
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 ACCOUNT_SIGNUPS_AT_ONCE = 4  # each sign-up is a password hash on the blog: a few at a time, not a burst
+MASTER_PORT = 5557  # Locust's default
+WORKERS_GAVE_UP = "Gave up waiting for workers to connect"  # Locust's own log line
+
+
+@dataclass(frozen=True)
+class Master:
+    """Run as the master of ``workers`` Locust workers in other processes or pods."""
+    workers: int
+    max_wait: float = 120.0  # seconds to wait for them before giving up
+    port: int = MASTER_PORT
 
 
 async def _register_accounts(target: str, count: int) -> list[Account]:
@@ -94,7 +111,7 @@ def _read_history(path: Path) -> list[dict]:
 def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 10.0, duration: float = 30.0,
         processes: int = 1, wait_min: float = 1.0, wait_max: float = 3.0, progress: Progress | None = None,
         record: dict | None = None, extra_env: dict | None = None, weights: dict | None = None,
-        accounts: int | str | Path | None = None) -> dict:
+        accounts: int | str | Path | None = None, master: Master | None = None) -> dict:
     progress = progress or Progress(quiet=True)
     record = {} if record is None else record
     work = Path(out_dir) / "locust"
@@ -103,11 +120,12 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
         (work / stale).unlink(missing_ok=True)
     record["parameters"] = {"users": users, "spawn_rate": spawn_rate, "duration_s": duration,
                             "processes": processes, "wait_min_s": wait_min, "wait_max_s": wait_max,
-                            "task_weights": weights or dict(blog_api.DEFAULT_TASK_WEIGHTS)}
+                            "task_weights": weights or dict(blog_api.DEFAULT_TASK_WEIGHTS),
+                            "workers": master.workers if master else 0}
     accounts_path, scratch = _accounts_file(target, accounts, record, progress)
     try:
         _run_locust(target, work, users, spawn_rate, duration, processes, wait_min, wait_max, progress, record,
-                    extra_env, accounts_path)
+                    extra_env, accounts_path, master)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)  # the accounts' passwords do not outlive the run
@@ -118,19 +136,47 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
     return record
 
 
+def _locust_env(wait_min: float, wait_max: float, weights: dict, extra_env: dict | None) -> dict:
+    """The scenario's settings, the same for a local run, a master and its workers."""
+    return {**os.environ, "BLOG_PERF_WAIT_MIN": str(wait_min), "BLOG_PERF_WAIT_MAX": str(wait_max),
+            "PYTHONUNBUFFERED": "1", "BLOG_PERF_TASK_WEIGHTS": ",".join(f"{k}={v}" for k, v in weights.items()),
+            **(extra_env or {})}
+
+
+def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float = 1.0, wait_max: float = 3.0,
+               weights: dict | None = None, extra_env: dict | None = None) -> int:
+    """Run one Locust worker of a master elsewhere until the master ends the run; its exit code.
+    The worker's output goes to this process's own (the pod's log)."""
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", master_host,
+               "--master-port", str(master_port), "--loglevel", "WARNING"]
+    env = _locust_env(wait_min, wait_max, weights or dict(blog_api.DEFAULT_TASK_WEIGHTS), extra_env)
+    env.pop("BLOG_PERF_LOCUST_OUT", None)  # only the master records
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        try:
+            return child.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            return child.wait(5)
+
+
 def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration: float, processes: int,
                 wait_min: float, wait_max: float, progress: Progress, record: dict, extra_env: dict | None,
-                accounts_path: Path | None) -> None:
+                accounts_path: Path | None, master: Master | None = None) -> None:
     record["started_at"] = now_iso()
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", target.rstrip("/"),
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s",
                "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
     if processes > 1:
         command += ["--processes", str(processes)]
-    env = {**os.environ, "BLOG_PERF_LOCUST_OUT": str(work), "BLOG_PERF_WAIT_MIN": str(wait_min),
-           "BLOG_PERF_WAIT_MAX": str(wait_max), "PYTHONUNBUFFERED": "1",
-           "BLOG_PERF_TASK_WEIGHTS": ",".join(f"{k}={v}" for k, v in record["parameters"]["task_weights"].items()),
-           **(extra_env or {})}
+    if master is not None:
+        command += ["--master", "--expect-workers", str(master.workers), "--master-bind-port", str(master.port),
+                    "--expect-workers-max-wait", str(max(1, int(round(master.max_wait))))]
+    env = {**_locust_env(wait_min, wait_max, record["parameters"]["task_weights"], extra_env),
+           "BLOG_PERF_LOCUST_OUT": str(work)}
     if accounts_path is not None:
         env["BLOG_PERF_ACCOUNTS"] = str(accounts_path)
     log_path = work / "locust.log"
@@ -167,5 +213,8 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
             record["log_tail"] = log_path.read_text(errors="replace")[-4000:]
             if record["summary"] is None:
                 record["error"] = "Locust ended without writing its summary; see log_tail"
+                if master is not None and WORKERS_GAVE_UP in record["log_tail"]:
+                    record["error"] = (f"workers never connected: fewer than {master.workers} within "
+                                       f"{master.max_wait:g} s")
     if interrupted:
         raise KeyboardInterrupt

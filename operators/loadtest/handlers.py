@@ -1,0 +1,68 @@
+"""The kopf handlers: short, each calls the pass in reconcile.py.
+
+One timer per LoadTest drives everything (start, follow, collect, tidy): its
+state lives in the LoadTest's status and its children's labels, never in this
+process, so a restarted operator carries on where the last one stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import kopf
+from kubernetes import client, config as kube_config
+
+from . import metrics
+from .kube import ApiException, Cluster
+from .manifests import GROUP, VERSION
+from .reconcile import OperatorConfig, Pass
+
+CONFIG = OperatorConfig()
+API: dict = {}  # "client": the kubernetes ApiClient; tests put theirs here before the operator starts
+
+
+def _api_client() -> client.ApiClient:
+    if "client" not in API:
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            kube_config.load_kube_config()
+        API["client"] = client.ApiClient()
+    return API["client"]
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_):
+    # Progress and diff-base in annotations: the CRD's status schema keeps only our own fields.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.posting.level = logging.INFO
+    _api_client()
+
+
+def _post_event(body, kind: str, reason: str, message: str) -> None:
+    kopf.event(body, type=kind, reason=reason, message=message[:1000])
+
+
+def _plain(body) -> dict:
+    """kopf's body as plain nested dicts (the manifests and kopf.adopt take those)."""
+    return json.loads(json.dumps(dict(body), default=dict))
+
+
+@kopf.timer(GROUP, VERSION, "loadtests", interval=CONFIG.interval_s, id="reconcile")
+def reconcile(body, **_):
+    try:
+        Pass(_plain(body), Cluster(_api_client()), CONFIG, _post_event).run()
+    except ApiException as exc:
+        metrics.RECONCILE_ERRORS.inc()
+        raise kopf.TemporaryError(f"the API answered {exc.status} {exc.reason}: {(exc.body or '')[:300]}; retrying",
+                                  delay=CONFIG.interval_s)
+    except Exception:
+        metrics.RECONCILE_ERRORS.inc()
+        raise
+
+
+@kopf.on.probe(id="loadtests")
+def liveness(**_):
+    """kopf's /healthz answers with this; a stuck event loop makes it time out."""
+    return {"reconcile_errors": metrics.RECONCILE_ERRORS._value.get()}

@@ -1,0 +1,131 @@
+"""The few API calls the operator makes, with the official ``kubernetes`` client.
+
+Objects go in and come out as plain dicts in the API's own camelCase (the
+shape kopf hands to handlers and the manifests are written in). Listing also
+filters by labels on this side: the API honours the selector, and a test
+emulator that ignores it still gets the right answer.
+"""
+from __future__ import annotations
+
+import json
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from .manifests import API_VERSION, GROUP, RUN_LABEL, TEST_LABEL, VERSION
+
+RESULTS = "loadtestresults"
+LOADTESTS = "loadtests"
+
+
+def _dict(response) -> dict:
+    return json.loads(response.data or b"{}")
+
+
+def _matches(obj: dict, selector: dict) -> bool:
+    found = (obj.get("metadata") or {}).get("labels") or {}
+    return all(found.get(k) == v for k, v in selector.items())
+
+
+def _selector(selector: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector.items())
+
+
+class Cluster:
+    def __init__(self, api_client: client.ApiClient):
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+
+    # -- creating ---------------------------------------------------------------
+    def create(self, namespace: str, manifest: dict) -> dict:
+        """Create the object, or return the one already there (a restart re-runs a creation: no duplicates)."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        try:
+            return _dict(self._create(namespace, kind, manifest))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return self.read(namespace, kind, name)
+
+    def _create(self, namespace: str, kind: str, body: dict):
+        if kind == "Job":
+            return self.batch.create_namespaced_job(namespace, body, _preload_content=False)
+        if kind == "Service":
+            return self.core.create_namespaced_service(namespace, body, _preload_content=False)
+        if kind == "ConfigMap":
+            return self.core.create_namespaced_config_map(namespace, body, _preload_content=False)
+        if kind == "LoadTestResult":
+            return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RESULTS, body,
+                                                               _preload_content=False)
+        raise ValueError(f"the operator does not create {kind} objects")
+
+    def read(self, namespace: str, kind: str, name: str) -> dict:
+        if kind == "Job":
+            return _dict(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+        if kind == "Service":
+            return _dict(self.core.read_namespaced_service(name, namespace, _preload_content=False))
+        if kind == "ConfigMap":
+            return _dict(self.core.read_namespaced_config_map(name, namespace, _preload_content=False))
+        if kind == "LoadTestResult":
+            return _dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RESULTS, name,
+                                                                  _preload_content=False))
+        raise ValueError(f"the operator does not read {kind} objects")
+
+    # -- listing ----------------------------------------------------------------
+    def jobs(self, namespace: str, **labels: str) -> list[dict]:
+        selector = _labels(labels)
+        items = _dict(self.batch.list_namespaced_job(namespace, label_selector=_selector(selector),
+                                                     _preload_content=False)).get("items", [])
+        return [job for job in items if _matches(job, selector)]
+
+    def pods(self, namespace: str, **labels: str) -> list[dict]:
+        selector = _labels(labels)
+        items = _dict(self.core.list_namespaced_pod(namespace, label_selector=_selector(selector),
+                                                    _preload_content=False)).get("items", [])
+        return [pod for pod in items if _matches(pod, selector)]
+
+    def results(self, namespace: str, test: str) -> list[dict]:
+        selector = {TEST_LABEL: test}
+        items = _dict(self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, RESULTS, label_selector=_selector(selector),
+            _preload_content=False)).get("items", [])
+        return [item for item in items if _matches(item, selector)]
+
+    def pod_log(self, namespace: str, name: str) -> str:
+        response = self.core.read_namespaced_pod_log(name, namespace, _preload_content=False)
+        return (response.data or b"").decode("utf-8", errors="replace")
+
+    # -- changing ---------------------------------------------------------------
+    def patch_status(self, namespace: str, name: str, status: dict) -> None:
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, LOADTESTS, name,
+                                                          {"status": status}, _preload_content=False)
+
+    def annotate_job(self, namespace: str, name: str, annotations: dict) -> None:
+        self.batch.patch_namespaced_job(name, namespace, {"metadata": {"annotations": annotations}},
+                                        _preload_content=False)
+
+    def delete(self, namespace: str, kind: str, name: str) -> None:
+        """Delete, with the pods of a Job too; already gone is fine."""
+        options = client.V1DeleteOptions(propagation_policy="Background")
+        try:
+            if kind == "Job":
+                self.batch.delete_namespaced_job(name, namespace, body=options, _preload_content=False)
+            elif kind == "Service":
+                self.core.delete_namespaced_service(name, namespace, _preload_content=False)
+            elif kind == "LoadTestResult":
+                self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, RESULTS, name,
+                                                            body=options, _preload_content=False)
+            else:
+                raise ValueError(f"the operator does not delete {kind} objects")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def _labels(short: dict) -> dict:
+    names = {"test": TEST_LABEL, "run": RUN_LABEL}
+    return {names.get(k, k): v for k, v in short.items()}
+
+
+__all__ = ["Cluster", "ApiException", "API_VERSION"]

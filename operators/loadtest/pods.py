@@ -1,0 +1,52 @@
+"""Reading the state of a run's pods and Jobs (plain dicts, as the API returns them)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from .schedule import parse_iso
+
+# Waiting reasons that do not end by themselves: past the grace period the run is Failed.
+STUCK_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
+                 "CreateContainerConfigError", "CreateContainerError"}
+
+
+def _since(pod: dict, condition: dict | None) -> datetime | None:
+    return parse_iso((condition or {}).get("lastTransitionTime")) or parse_iso(
+        (pod.get("status") or {}).get("startTime")) or parse_iso((pod.get("metadata") or {}).get("creationTimestamp"))
+
+
+def stuck(pods: list[dict], now: datetime, grace_s: float) -> str | None:
+    """Why a pod of the run has been stuck longer than ``grace_s``, or None."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        name = (pod.get("metadata") or {}).get("name")
+        unscheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"
+                            and c.get("status") == "False" and c.get("reason") == "Unschedulable"), None)
+        if unscheduled:
+            since = _since(pod, unscheduled)
+            if since and (now - since).total_seconds() > grace_s:
+                return f"pod {name} is unschedulable: {unscheduled.get('message') or 'no node fits it'}"
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK_REASONS:
+                since = _since(pod, None)
+                if since and (now - since).total_seconds() > grace_s:
+                    detail = f": {waiting['message']}" if waiting.get("message") else ""
+                    return f"pod {name} container {container.get('name')} is in {waiting['reason']}{detail}"
+    return None
+
+
+def running(pods: list[dict]) -> bool:
+    return any((p.get("status") or {}).get("phase") == "Running" for p in pods)
+
+
+def job_finished(job: dict | None) -> str | None:
+    """'Complete' or 'Failed' (with the Job controller's reason) when the Job has ended, else None."""
+    if not job:
+        return None
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
+            reason = condition.get("reason")
+            return condition["type"] + (f" ({reason})" if reason and condition["type"] == "Failed" else "")
+    return None

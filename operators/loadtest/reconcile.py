@@ -1,0 +1,255 @@
+"""One reconcile pass over a LoadTest: start a run when one is due, follow the
+running one, collect its figures when it ends, tidy what has expired.
+
+Everything the pass needs is in the LoadTest's status and the run's labelled
+children, and every child has a name fixed by the run's number, so a pass
+repeated after a restart finds what exists and creates nothing twice.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import kopf
+
+from loadtests.log_summary import LogSummaryError, parse_report, parse_summary
+
+from . import manifests, metrics, pods, results, schedule
+from .kube import Cluster
+from .spec import LoadTestSpec, SpecError, parse
+
+ACTIVE = ("Pending", "Running")
+
+
+@dataclass
+class OperatorConfig:
+    """What the operator is told by its Deployment (environment) and what tests replace."""
+    default_image: str | None = field(default_factory=lambda: os.environ.get("LOADTEST_RUNNER_IMAGE") or None)
+    interval_s: float = field(default_factory=lambda: float(os.environ.get("LOADTEST_RECONCILE_SECONDS", "5")))
+    stuck_grace_s: float = field(default_factory=lambda: float(os.environ.get("LOADTEST_STUCK_GRACE_SECONDS", "180")))
+    workers_max_wait_s: float = field(
+        default_factory=lambda: float(os.environ.get("LOADTEST_WORKERS_MAX_WAIT_SECONDS", "180")))
+    clock: schedule.SystemClock = field(default_factory=schedule.SystemClock)
+
+
+def _condition(status: dict, kind: str, value: bool, reason: str, message: str, now: datetime) -> list[dict]:
+    """The conditions with ``kind`` set; its transition time moves only when its value does."""
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != kind]
+    old = next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
+    text = "True" if value else "False"
+    since = old["lastTransitionTime"] if old and old.get("status") == text and old.get("lastTransitionTime") \
+        else schedule.iso(now)
+    conditions.append({"type": kind, "status": text, "reason": reason, "message": message,
+                       "lastTransitionTime": since})
+    return conditions
+
+
+@dataclass
+class Pass:
+    """One reconcile pass over one LoadTest."""
+    body: dict
+    cluster: Cluster
+    config: OperatorConfig
+    post_event: callable  # (body, type, reason, message)
+
+    def __post_init__(self):
+        meta = self.body["metadata"]
+        self.namespace, self.name = meta["namespace"], meta["name"]
+        self.generation = meta.get("generation")
+        self.status = dict(self.body.get("status") or {})
+        self.now = self.config.clock.now()
+
+    # -- helpers ------------------------------------------------------------------
+    def patch(self, **changes) -> None:
+        self.cluster.patch_status(self.namespace, self.name, changes)
+        self.status.update(changes)
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.post_event(self.body, kind, reason, message)
+
+    # -- the pass -------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            spec = parse(self.body.get("spec"), self.namespace)
+        except SpecError as exc:
+            self.reject(str(exc))
+            return
+        image = spec.image or self.config.default_image
+        if not image:
+            self.reject("spec.image is empty and the operator has no default (LOADTEST_RUNNER_IMAGE)")
+            return
+        if self.status.get("currentRun"):
+            self.follow(spec)
+        else:
+            self.maybe_start(spec, image)
+        self.remove_expired_jobs(spec)
+
+    def reject(self, message: str) -> None:
+        if self.status.get("phase") == "Failed" and self.status.get("message") == message:
+            return  # said once; a bad spec is not an error loop
+        self.patch(phase="Failed", verdict=None, message=f"invalid spec: {message}",
+                   observedGeneration=self.generation,
+                   conditions=_condition(self.status, "Ready", False, "InvalidSpec", message, self.now))
+        self.status["message"] = message
+        self.event("Warning", "InvalidSpec", message)
+
+    # -- starting ---------------------------------------------------------------------
+    def maybe_start(self, spec: LoadTestSpec, image: str) -> None:
+        if spec.suspend:
+            return
+        if spec.schedule:
+            due = schedule.parse_iso(self.status.get("nextScheduleTime"))
+            if due is None:
+                self.patch(phase=self.status.get("phase") or "Scheduled",
+                           nextScheduleTime=schedule.iso(schedule.next_after(spec.schedule, self.now)))
+                return
+            if self.now < due:
+                return
+            self.start(spec, image, lastScheduleTime=schedule.iso(due),
+                       nextScheduleTime=schedule.iso(schedule.next_after(spec.schedule, self.now)))
+            return
+        ran_this_spec = self.status.get("runs") and self.status.get("observedGeneration") == self.generation
+        if not ran_this_spec:  # a plain LoadTest runs once per spec; editing the spec runs it again
+            self.start(spec, image)
+
+    def start(self, spec: LoadTestSpec, image: str, **status) -> None:
+        number = int(self.status.get("runs") or 0) + 1
+        run = manifests.run_name(self.name, number)
+        self.create_children(spec, image, run)
+        message = f"run {run} started: {spec.users} users for {spec.duration} s" + (
+            f" on {spec.workers} workers" if spec.workers else "")
+        self.patch(phase="Pending", verdict=None, currentRun=run, runs=number, startTime=schedule.iso(self.now),
+                   finishTime=None, observedGeneration=self.generation, message=message,
+                   conditions=_condition({"conditions": [c for c in self.status.get("conditions") or []
+                                                         if c.get("type") != "SpecChanged"]},
+                                         "Complete", False, "RunStarted", message, self.now), **status)
+        metrics.RUNS_STARTED.inc()
+        self.event("Normal", "RunStarted", message)
+
+    def create_children(self, spec: LoadTestSpec, image: str, run: str) -> None:
+        for child in manifests.run_children(self.name, run, spec, image, self.config.workers_max_wait_s):
+            kopf.adopt(child, owner=self.body)
+            self.cluster.create(self.namespace, child)
+
+    # -- following --------------------------------------------------------------------
+    def follow(self, spec: LoadTestSpec) -> None:
+        run = self.status["currentRun"]
+        self.report_spec_change(run)
+        self.skip_missed_slot(spec)
+        jobs = {(j["metadata"].get("labels") or {}).get(manifests.ROLE_LABEL): j
+                for j in self.cluster.jobs(self.namespace, run=run)}
+        if "master" not in jobs:  # stopped between the status and the Jobs: finish creating them
+            self.create_children(spec, spec.image or self.config.default_image, run)
+            return
+        run_pods = self.cluster.pods(self.namespace, run=run)
+        stuck = pods.stuck(run_pods, self.now, self.config.stuck_grace_s)
+        if stuck:
+            for job in jobs.values():
+                self.cluster.delete(self.namespace, "Job", job["metadata"]["name"])
+            self.fail(run, "PodStuck", f"{stuck} for more than {self.config.stuck_grace_s:g} s")
+            return
+        ended = pods.job_finished(jobs["master"])
+        if ended is None:
+            phase = "Running" if pods.running(run_pods) else "Pending"
+            if self.status.get("phase") != phase:
+                self.patch(phase=phase)
+            return
+        self.collect(spec, run, ended, run_pods, jobs)
+
+    def report_spec_change(self, run: str) -> None:
+        observed = self.status.get("observedGeneration")
+        if self.generation is None or observed is None or observed == self.generation:
+            return
+        if any(c.get("type") == "SpecChanged" for c in self.status.get("conditions") or []):
+            return
+        message = f"the spec changed while run {run} is going; the change applies to the next run"
+        self.patch(conditions=_condition(self.status, "SpecChanged", True, "SpecChangedDuringRun", message,
+                                         self.now))
+        self.event("Normal", "SpecChangedDuringRun", message)
+
+    def skip_missed_slot(self, spec: LoadTestSpec) -> None:
+        due = schedule.parse_iso(self.status.get("nextScheduleTime"))
+        if spec.schedule and due and self.now >= due:  # like a CronJob's concurrencyPolicy: Forbid
+            self.patch(nextScheduleTime=schedule.iso(schedule.next_after(spec.schedule, self.now)))
+            self.event("Normal", "ScheduleSkipped",
+                       f"run due at {schedule.iso(due)} skipped: run {self.status['currentRun']} is still going")
+
+    # -- ending -------------------------------------------------------------------------
+    def collect(self, spec: LoadTestSpec, run: str, ended: str, run_pods: list[dict], jobs: dict) -> None:
+        masters = [p for p in run_pods if (p["metadata"].get("labels") or {}).get(manifests.ROLE_LABEL) == "master"]
+        masters.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        log = self.cluster.pod_log(self.namespace, masters[-1]["metadata"]["name"]) if masters else ""
+        try:
+            record = parse_summary(log)
+        except LogSummaryError as exc:
+            tail = " | ".join(line for line in log.strip().splitlines()[-3:])
+            self.fail(run, "NoSummary", f"the master Job ended as {ended} without figures: {exc}"
+                      + (f"; its log ends: {tail[-300:]}" if tail else ""), jobs)
+            return
+        if record.get("error"):
+            reason = "WorkersNotConnected" if "workers never connected" in record["error"] else "RunnerError"
+            self.fail(run, reason, record["error"], jobs)
+            return
+        verdict = results.judge(record.get("summary"), spec)
+        number = int(self.status.get("runs") or 0)
+        report = {"note": "the report did not reach the log"}
+        html = parse_report(log)
+        result_spec = results.result_spec(self.name, run, record, spec, verdict, report)
+        if html is not None:
+            result_spec["report"] = {"configMap": manifests.report_configmap_name(run), "key": manifests.REPORT_KEY,
+                                     "bytes": len(html)}
+            if len(html) > manifests.CONFIGMAP_LIMIT:
+                result_spec["report"] = {"bytes": len(html), "note": "too large for a ConfigMap; not kept"}
+        result = manifests.load_test_result(self.name, run, number, result_spec)
+        kopf.adopt(result, owner=self.body)
+        stored = self.cluster.create(self.namespace, result)
+        configmap = manifests.report_configmap(self.name, run, html) if html is not None else None
+        if configmap is not None:
+            kopf.adopt(configmap, owner=stored)  # the report goes with its result
+            self.cluster.create(self.namespace, configmap)
+        self.trim_history(spec)
+        phase = "Failed" if verdict.target_unreachable else "Succeeded"
+        summary = f"run {run}: {verdict.verdict}" + (f" ({'; '.join(verdict.reasons)})" if verdict.reasons else "")
+        self.mark_finished(jobs)
+        self.patch(phase=phase, verdict=verdict.verdict, currentRun=None, lastResult=run,
+                   finishTime=schedule.iso(self.now), latest=results.headline(result_spec), message=summary,
+                   conditions=_condition(self.status, "Complete", True,
+                                         "TargetUnreachable" if verdict.target_unreachable else verdict.verdict,
+                                         summary, self.now))
+        metrics.RUNS_FINISHED.labels(verdict=verdict.verdict, phase=phase).inc()
+        self.event("Normal" if verdict.verdict == results.PASSED else "Warning", f"Run{verdict.verdict}", summary)
+
+    def fail(self, run: str, reason: str, message: str, jobs: dict | None = None) -> None:
+        self.mark_finished(jobs or {})
+        text = f"run {run} failed: {message}"
+        self.patch(phase="Failed", verdict=results.FAILED, currentRun=None, finishTime=schedule.iso(self.now),
+                   message=text, conditions=_condition(self.status, "Complete", True, reason, text, self.now))
+        metrics.RUNS_FINISHED.labels(verdict=results.FAILED, phase="Failed").inc()
+        self.event("Warning", reason, text)
+
+    def mark_finished(self, jobs: dict) -> None:
+        for job in jobs.values():
+            self.cluster.annotate_job(self.namespace, job["metadata"]["name"],
+                                      {manifests.FINISHED_ANNOTATION: schedule.iso(self.now)})
+
+    # -- tidying ----------------------------------------------------------------------------
+    def trim_history(self, spec: LoadTestSpec) -> None:
+        kept = self.cluster.results(self.namespace, self.name)
+        kept.sort(key=lambda r: int((r["metadata"].get("labels") or {}).get(manifests.RUN_NUMBER_LABEL) or 0))
+        for old in kept[:max(0, len(kept) - spec.history_limit)]:
+            self.cluster.delete(self.namespace, "LoadTestResult", old["metadata"]["name"])
+
+    def remove_expired_jobs(self, spec: LoadTestSpec) -> None:
+        """Finished runs' Jobs (with their pods) and Services go after ttlSecondsAfterFinished; results stay."""
+        current = self.status.get("currentRun")
+        for job in self.cluster.jobs(self.namespace, test=self.name):
+            meta = job["metadata"]
+            finished = schedule.parse_iso((meta.get("annotations") or {}).get(manifests.FINISHED_ANNOTATION))
+            run = (meta.get("labels") or {}).get(manifests.RUN_LABEL)
+            if run == current or finished is None:
+                continue
+            if (self.now - finished).total_seconds() >= spec.ttl_seconds_after_finished:
+                self.cluster.delete(self.namespace, "Job", meta["name"])
+                if (meta.get("labels") or {}).get(manifests.ROLE_LABEL) == "master":
+                    self.cluster.delete(self.namespace, "Service", manifests.master_service_name(run))

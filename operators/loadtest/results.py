@@ -1,0 +1,83 @@
+"""From the runner's summary line to a LoadTestResult and a verdict.
+
+The verdict comes from ``loadtests.thresholds.locust_checks``: the code behind
+``blog-perf``'s exit code, so a LoadTest and a CI job judge alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loadtests import thresholds as judging
+
+from .spec import LoadTestSpec
+
+PASSED, FAILED = "Passed", "Failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    reasons: list[str]
+    checks: list[dict]
+    # The run could not measure the blog (no answer at all): Failed whatever the thresholds say.
+    target_unreachable: bool = False
+
+
+def _clean(value):
+    """Drop None (an unmeasured figure), so the result holds only what was measured."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value if v is not None]
+    return value
+
+
+def _latency(source: dict) -> dict:
+    return {"p50": source.get("p50_ms"), "p90": source.get("p90_ms"), "p95": source.get("p95_ms"),
+            "p99": source.get("p99_ms")}
+
+
+def judge(summary: dict | None, spec: LoadTestSpec) -> Verdict:
+    t = spec.thresholds
+    checks = judging.locust_checks(summary, t.p95_ms, t.p99_ms, t.max_error_rate, t.min_rps)
+    reasons = [f"{c['check']}: measured {c['measured']}, limit {c['limit']} ({c['kind']})"
+               for c in judging.failed(checks)]
+    summary = summary or {}
+    requests, failures = summary.get("requests") or 0, summary.get("failures") or 0
+    unreachable = requests == 0 or failures >= requests
+    if unreachable:
+        reasons.insert(0, f"the target did not answer: {failures} of {requests} requests failed")
+    return Verdict(FAILED if reasons else PASSED, reasons, checks, unreachable)
+
+
+def result_spec(test: str, run: str, record: dict, spec: LoadTestSpec, verdict: Verdict, report: dict) -> dict:
+    """The LoadTestResult's spec: what was asked, what was measured, the verdict, where the report is."""
+    summary = record.get("summary") or {}
+    weights = ((record.get("parameters") or {}).get("task_weights")) or spec.weights
+    return _clean({
+        "testName": test, "runName": run, "target": record.get("target") or spec.target_url,
+        "startTime": record.get("started_at"), "finishTime": record.get("finished_at"),
+        "parameters": {"users": spec.users, "spawnRate": spec.spawn_rate, "duration": spec.duration,
+                       "workers": spec.workers, "accounts": spec.accounts, "weights": dict(weights)},
+        "totals": {"requests": summary.get("requests", 0), "failures": summary.get("failures", 0),
+                   "backpressure429": summary.get("backpressure_429"), "failureRate": summary.get("failure_rate"),
+                   "rps": summary.get("rps"), "latencyMs": _latency(summary),
+                   "nonAiLatencyMs": _latency(summary.get("non_ai") or {})},
+        "endpoints": [{"method": e.get("method"), "name": e.get("name"), "requests": e.get("requests", 0),
+                       "failures": e.get("failures", 0), "rps": e.get("rps"), "latencyMs": _latency(e)}
+                      for e in summary.get("entries", [])],
+        "errors": [{"method": e.get("method"), "name": e.get("name"), "error": e.get("error"),
+                    "occurrences": e.get("occurrences")} for e in summary.get("errors", [])],
+        "verdict": verdict.verdict, "reasons": verdict.reasons,
+        "checks": [dict(c) for c in verdict.checks],
+        "report": report,
+    })
+
+
+def headline(result: dict) -> dict:
+    """The figures a LoadTest's status shows of its latest result."""
+    totals = result["totals"]
+    return _clean({"requests": totals.get("requests"), "failures": totals.get("failures"),
+                   "errorRate": totals.get("failureRate"), "rps": totals.get("rps"),
+                   "p95Ms": (totals.get("latencyMs") or {}).get("p95"),
+                   "p99Ms": (totals.get("latencyMs") or {}).get("p99")})

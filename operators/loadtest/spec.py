@@ -1,0 +1,157 @@
+"""A LoadTest's spec, read and checked once, with its defaults.
+
+The CRD's schema rejects most nonsense at ``kubectl apply``; this is the second
+line for what a schema cannot say (a cron expression, think times in order,
+accounts with workers) and for objects that got in some other way. A problem
+becomes a clear status message, never an exception loop.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from loadtests.blog_api import DEFAULT_TASK_WEIGHTS
+
+from . import schedule
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")
+MAX_WORKERS = 500
+MAX_DURATION_S = 86400
+
+
+class SpecError(ValueError):
+    """The spec cannot be run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_error_rate: float | None = None
+    min_rps: float | None = None
+
+
+@dataclass(frozen=True)
+class LoadTestSpec:
+    target_url: str
+    users: int
+    duration: int
+    spawn_rate: float = 10.0
+    workers: int = 0
+    accounts: int = 0
+    image: str | None = None
+    weights: dict = field(default_factory=lambda: dict(DEFAULT_TASK_WEIGHTS))
+    wait_min: float = 1.0
+    wait_max: float = 3.0
+    resources: dict = field(default_factory=dict)
+    thresholds: Thresholds = Thresholds()
+    ttl_seconds_after_finished: int = 600
+    schedule: str | None = None
+    history_limit: int = 10
+    suspend: bool = False
+
+
+def _number(spec: dict, key: str, default, kind, low, high):
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise SpecError(f"spec.{key} must be a {'whole ' if kind is int else ''}number, not {value!r}")
+    if not low <= value <= high:
+        raise SpecError(f"spec.{key} must be between {low} and {high}, not {value}")
+    return kind(value)
+
+
+def _target_url(target, namespace: str) -> str:
+    if not isinstance(target, dict) or ("url" in target) == ("service" in target):
+        raise SpecError("spec.target needs exactly one of url (http://...) or service {name, port, path}")
+    if "url" in target:
+        url = target["url"]
+        parsed = urlparse(url if isinstance(url, str) else "")
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise SpecError(f"spec.target.url must be an http(s) URL, not {url!r}")
+        return url.rstrip("/")
+    service = target["service"] if isinstance(target["service"], dict) else {}
+    name, port, path = service.get("name"), service.get("port"), service.get("path", "/")
+    if not isinstance(name, str) or not DNS_LABEL.match(name):
+        raise SpecError(f"spec.target.service.name must be a Service name, not {name!r}")
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise SpecError(f"spec.target.service.port must be a port number, not {port!r}")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise SpecError(f"spec.target.service.path must start with '/', not {path!r}")
+    return f"http://{name}.{namespace}.svc:{port}{path}".rstrip("/")
+
+
+def _weights(scenario: dict) -> dict:
+    given = scenario.get("weights") or {}
+    unknown = sorted(set(given) - set(DEFAULT_TASK_WEIGHTS))
+    if unknown:
+        raise SpecError(f"spec.scenario.weights: unknown task(s) {', '.join(unknown)}; "
+                        f"the tasks are {', '.join(DEFAULT_TASK_WEIGHTS)}")
+    weights = {**DEFAULT_TASK_WEIGHTS, **given}
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in weights.values()):
+        raise SpecError("spec.scenario.weights are whole numbers from 0")
+    if not any(weights.values()):
+        raise SpecError("spec.scenario.weights: at least one task needs a weight above 0")
+    return weights
+
+
+def _thresholds(raw) -> Thresholds:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise SpecError("spec.thresholds must be an object")
+    values = {}
+    for key, name, high in (("p95Ms", "p95_ms", 1e9), ("p99Ms", "p99_ms", 1e9), ("maxErrorRate", "max_error_rate", 1),
+                            ("minRps", "min_rps", 1e9)):
+        if key in raw:
+            values[name] = _number(raw, key, None, float, 0, high)
+    return Thresholds(**values)
+
+
+def _resources(raw) -> dict:
+    raw = raw or {}
+    for part in ("requests", "limits"):
+        for key, value in (raw.get(part) or {}).items():
+            if key not in ("cpu", "memory") or not QUANTITY.match(str(value)):
+                raise SpecError(f"spec.resources.{part}.{key}: {value!r} is not a cpu or memory quantity")
+    return {part: {k: str(v) for k, v in (raw.get(part) or {}).items()} for part in ("requests", "limits")
+            if raw.get(part)}
+
+
+def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
+    """The spec with its defaults; SpecError names the first problem."""
+    if not isinstance(spec, dict):
+        raise SpecError("the LoadTest has no spec")
+    if "users" not in spec or "duration" not in spec:
+        raise SpecError("spec.users and spec.duration are required")
+    scenario = spec.get("scenario") or {}
+    think = scenario.get("thinkTime") or {}
+    wait_min = _number(think, "min", 1.0, float, 0, 3600)
+    wait_max = _number(think, "max", 3.0, float, 0, 3600)
+    if wait_max < wait_min:
+        raise SpecError(f"spec.scenario.thinkTime: max ({wait_max:g}) is smaller than min ({wait_min:g})")
+    workers = _number(spec, "workers", 0, int, 0, MAX_WORKERS)
+    accounts = _number(spec, "accounts", 0, int, 0, 10000)
+    if accounts and workers:
+        raise SpecError("spec.accounts needs workers: 0 (in a distributed run each worker's users register "
+                        "their own accounts); set accounts: 0 or workers: 0")
+    cron = spec.get("schedule")
+    if cron is not None:
+        problem = schedule.problem(cron)
+        if problem:
+            raise SpecError(f"spec.schedule: {problem}")
+    image = spec.get("image")
+    if image is not None and (not isinstance(image, str) or not image.strip()):
+        raise SpecError("spec.image must be an image reference")
+    users = _number(spec, "users", None, int, 1, 100000)
+    return LoadTestSpec(
+        target_url=_target_url(spec.get("target"), namespace), users=users,
+        duration=_number(spec, "duration", None, int, 1, MAX_DURATION_S),
+        spawn_rate=_number(spec, "spawnRate", 10.0, float, 0.001, 10000),
+        workers=workers, accounts=accounts, image=image, weights=_weights(scenario),
+        wait_min=wait_min, wait_max=wait_max, resources=_resources(spec.get("resources")),
+        thresholds=_thresholds(spec.get("thresholds")),
+        ttl_seconds_after_finished=_number(spec, "ttlSecondsAfterFinished", 600, int, 0, 604800),
+        schedule=cron, history_limit=_number(spec, "historyLimit", 10, int, 1, 1000),
+        suspend=bool(spec.get("suspend", False)),
+    )

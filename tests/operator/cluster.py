@@ -1,0 +1,307 @@
+"""A cluster for the operator tests: kmock's KubernetesEmulator (the API) plus
+the parts of a cluster that kmock 0.8 does not play, played here:
+
+- the API server's own bookkeeping: ``uid``, ``generation`` (bumped when the
+  spec changes), ``creationTimestamp``, ``generateName``, ``resourceVersion``
+  (and 422 for a JSON patch whose resourceVersion test fails, as kopf expects);
+- the garbage collector: objects whose owner is gone are deleted (ownerReferences);
+- the Job controller: a Job's pods (``parallelism`` of them) and its status
+  (active/succeeded/failed counts, the Complete/Failed condition, backoffLimit 0);
+- the kubelet: each pod runs as a script says (a log, an exit code, a waiting
+  reason such as ImagePullBackOff, unschedulable, or running until deleted),
+  or hands its PodSpec to a real runner (podman, in the end-to-end test);
+- ``pods/log`` as text.
+
+The operator itself runs for real: kopf's runtime (cluster-wide: kmock 0.8
+cannot list namespaces), the official kubernetes client, over HTTP.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import jsonpatch
+import kmock
+import kopf
+
+GROUP_VERSION = "perf.aiblog.dev/v1alpha1"
+NAMESPACE = "perf"
+RESOURCES = {
+    f"{GROUP_VERSION}/loadtests": {"kind": "LoadTest", "subresources": ["status"]},
+    f"{GROUP_VERSION}/loadtestresults": {"kind": "LoadTestResult"},
+    "batch/v1/jobs": {"kind": "Job", "subresources": ["status"]},
+    "v1/pods": {"kind": "Pod", "subresources": ["log", "status"]},
+    "v1/services": {"kind": "Service"},
+    "v1/configmaps": {"kind": "ConfigMap"},
+    "v1/events": {"kind": "Event"},
+    # kopf waits for these two to be discoverable before it watches anything.
+    "v1/namespaces": {"kind": "Namespace", "namespaced": False},
+    "apiextensions.k8s.io/v1/customresourcedefinitions": {"kind": "CustomResourceDefinition", "namespaced": False},
+}
+VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+API_URL: dict = {}  # the running emulator's, for kopf's login handler
+
+
+@kopf.on.login()
+def login_to_the_emulator(**_):
+    return kopf.ConnectionInfo(server=API_URL["url"], insecure=True)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's API emulator with the metadata a real API server fills in."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._versions = itertools.count(1)
+
+    async def _handle(self, request):
+        data = request.data
+        if request.resource is not None and request.action in (kmock.action.CREATE, kmock.action.UPDATE):
+            version = str(next(self._versions))
+            if isinstance(data, list):  # a JSON patch: its own "test" op checks the old version first
+                data.append({"op": "add", "path": "/metadata/resourceVersion", "value": version})
+            elif isinstance(data, dict):
+                meta = data.setdefault("metadata", {})
+                meta["resourceVersion"] = version
+                if request.action == kmock.action.CREATE:
+                    if not meta.get("name") and meta.get("generateName"):  # kopf names its Events so
+                        meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
+                    meta.setdefault("uid", str(uuid.uuid4()))
+                    meta.setdefault("creationTimestamp", now_iso())
+                    meta["generation"] = 1
+                elif request.name and not request.subresource and "spec" in data:
+                    current = self._current(request)
+                    if current is not None and data["spec"] != current.get("spec"):
+                        meta["generation"] = int((current.get("metadata") or {}).get("generation") or 1) + 1
+        try:
+            return await super()._handle(request)
+        except jsonpatch.JsonPatchTestFailed as exc:  # a stale resourceVersion: 422, as the API server answers
+            return await self._render_error(kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)))
+
+    def _current(self, request) -> dict | None:
+        for (resource, namespace, name), obj in self.objects.items():
+            if resource == request.resource and namespace == request.namespace and name == request.name \
+                    and not obj.deleted:
+                return dict(obj)
+        return None
+
+
+@dataclass
+class PodScript:
+    """What the fake kubelet does with the pods of one role (master or worker)."""
+    log: str = ""
+    exit_code: int = 0
+    run_seconds: float = 0.3  # Running this long, then terminated with exit_code
+    waiting: str | None = None  # e.g. "ImagePullBackOff": the container never starts
+    unschedulable: bool = False
+    forever: bool = False  # runs until deleted
+
+
+@dataclass
+class FakeCluster:
+    """The controller-manager and kubelet around the emulator (see the module's docstring)."""
+    k: Emulator
+    scripts: dict = field(default_factory=dict)  # role -> PodScript
+    runner: object | None = None  # plays pods for real when set (end to end)
+    logs: dict = field(default_factory=dict)  # pod name -> log text
+    started: dict = field(default_factory=dict)  # pod name -> monotonic start
+    jobs_seen: set = field(default_factory=set)
+
+    def live(self, plural: str) -> list[tuple[tuple, kmock.Object]]:
+        return [(key, obj) for key, obj in list(self.k.objects.items())
+                if key[0].plural == plural and not obj.deleted]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.collect_garbage()
+            self.control_jobs()
+            await self.kubelet()
+            self.update_job_statuses()
+            await asyncio.sleep(0.05)
+
+    # -- garbage collector --------------------------------------------------------
+    def collect_garbage(self) -> None:
+        for _ in range(5):  # owners of owners: a few rounds reach the leaves
+            uids = {(obj.get("metadata") or {}).get("uid") for _, obj in self.live_all()}
+            orphans = [(key, obj) for key, obj in self.live_all()
+                       if (refs := (obj.get("metadata") or {}).get("ownerReferences"))
+                       and not any(ref.get("uid") in uids for ref in refs)]
+            if not orphans:
+                return
+            for key, obj in orphans:
+                self.forget_pod(key)
+                obj.delete()
+
+    def live_all(self):
+        return [(key, obj) for key, obj in list(self.k.objects.items()) if not obj.deleted]
+
+    def forget_pod(self, key) -> None:
+        if key[0].plural == "pods" and self.runner is not None:
+            self.runner.stop(key[2])
+
+    # -- Job controller --------------------------------------------------------------
+    def control_jobs(self) -> None:
+        for (resource, namespace, name), job in self.live("jobs"):
+            if name in self.jobs_seen:
+                continue
+            self.jobs_seen.add(name)
+            spec = copy.deepcopy(job.raw["spec"])
+            template = spec["template"]
+            job_uid = job["metadata"]["uid"]
+            for index in range(int(spec.get("parallelism", 1))):
+                pod_name = f"{name}-{index}-{uuid.uuid4().hex[:5]}"
+                labels = {**(template.get("metadata") or {}).get("labels", {}), "job-name": name}
+                self.k.objects[kmock.resource("v1/pods"), namespace, pod_name] = {
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod_name, "namespace": namespace, "labels": labels, "uid": str(uuid.uuid4()),
+                                 "creationTimestamp": now_iso(),
+                                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                                      "uid": job_uid, "controller": True}]},
+                    "spec": template["spec"],
+                    "status": {"phase": "Pending"},
+                }
+
+    def update_job_statuses(self) -> None:
+        pods = self.live("pods")
+        for (_, namespace, name), job in self.live("jobs"):
+            if job.get("status", {}).get("conditions"):
+                continue
+            mine = [p for _, p in pods if p["metadata"]["labels"].get("job-name") == name]
+            phases = [p["status"].get("phase") for p in mine]
+            completions = int(job["spec"].get("completions", 1))
+            status = {"active": sum(ph in ("Pending", "Running") for ph in phases),
+                      "succeeded": phases.count("Succeeded"), "failed": phases.count("Failed")}
+            if status["failed"] > int(job["spec"].get("backoffLimit", 6)):
+                status["conditions"] = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "lastTransitionTime": now_iso()}]
+            elif status["succeeded"] >= completions:
+                status["conditions"] = [{"type": "Complete", "status": "True", "lastTransitionTime": now_iso()}]
+            job.patch({"status": status})
+
+    # -- kubelet ---------------------------------------------------------------------------
+    async def kubelet(self) -> None:
+        loop = asyncio.get_running_loop()
+        for (_, namespace, name), pod in self.live("pods"):
+            phase = pod["status"].get("phase")
+            if phase in ("Succeeded", "Failed"):
+                continue
+            role = pod["metadata"]["labels"].get("perf.aiblog.dev/role")
+            if self.runner is not None:
+                status, log = await loop.run_in_executor(None, self.runner.step, name, copy.deepcopy(pod.raw))
+                if log is not None:
+                    self.logs[name] = log
+                if status:
+                    pod.patch({"status": status})
+                continue
+            script = self.scripts.get(role, PodScript())
+            if script.unschedulable:
+                if phase != "Pending" or not pod["status"].get("conditions"):
+                    pod.patch({"status": {"phase": "Pending", "conditions": [
+                        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                         "message": "0/3 nodes are available: 3 Insufficient cpu.", "lastTransitionTime": now_iso()}]}})
+                continue
+            container = pod["spec"]["containers"][0]["name"]
+            if script.waiting:
+                pod.patch({"status": {"phase": "Pending", "startTime": pod["metadata"]["creationTimestamp"],
+                                      "containerStatuses": [{"name": container, "ready": False, "state": {
+                                          "waiting": {"reason": script.waiting,
+                                                      "message": f"Back-off pulling image {container}"}}}]}})
+                continue
+            began = self.started.setdefault(name, loop.time())
+            self.logs[name] = script.log
+            if script.forever or loop.time() - began < script.run_seconds:
+                if phase != "Running":
+                    pod.patch({"status": {"phase": "Running", "startTime": now_iso(), "containerStatuses": [
+                        {"name": container, "ready": True, "state": {"running": {"startedAt": now_iso()}}}]}})
+                continue
+            pod.patch({"status": {"phase": "Succeeded" if script.exit_code == 0 else "Failed", "containerStatuses": [
+                {"name": container, "ready": False,
+                 "state": {"terminated": {"exitCode": script.exit_code, "finishedAt": now_iso()}}}]}})
+
+    def serve_log(self, request) -> bytes:
+        return self.logs.get(request.name, "").encode("utf-8")
+
+
+class OperatorThread:
+    """The emulator, the fake cluster and the real kopf operator, in a thread with their own event loop."""
+
+    def __init__(self, configure_operator):
+        self.configure_operator = configure_operator
+        self.url: str | None = None
+        self.k: Emulator | None = None
+        self.cluster: FakeCluster | None = None
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._operator_stop: asyncio.Event | None = None
+        self._operator_task: asyncio.Task | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def start(self) -> "OperatorThread":
+        self._thread.start()
+        if not self._ready.wait(30) or self.error:
+            raise RuntimeError(f"the emulator did not start: {self.error!r}")
+        return self
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported by start() or stop()
+            self.error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with Emulator() as k, kmock.Server(k) as server:
+            for name, info in RESOURCES.items():
+                k.resources[name] = {"namespaced": True, "verbs": VERBS, **info}
+            self.k, self.url = k, str(server.url).rstrip("/")
+            self.cluster = FakeCluster(k)
+            k[kmock.subresource("log")] << self.cluster.serve_log
+            cluster_task = asyncio.create_task(self.cluster.run(self._stop))
+            API_URL["url"] = self.url
+            self.configure_operator(self.url)
+            self._start_operator()
+            self._ready.set()
+            await self._stop.wait()
+            await self._stop_operator()
+            await cluster_task
+
+    def _start_operator(self) -> None:
+        import kopf
+        self._operator_stop = asyncio.Event()
+        self._operator_task = asyncio.create_task(kopf.operator(
+            clusterwide=True, standalone=True, stop_flag=self._operator_stop))
+
+    async def _stop_operator(self) -> None:
+        self._operator_stop.set()
+        try:
+            await asyncio.wait_for(self._operator_task, 20)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            self._operator_task.cancel()
+
+    def call(self, coroutine_fn, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coroutine_fn(), self._loop).result(timeout)
+
+    def restart_operator(self) -> None:
+        """Stop kopf and start a new one: the state it had in memory is gone, as after a pod restart."""
+        async def restart():
+            await self._stop_operator()
+            self._start_operator()
+        self.call(restart, 40)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(40)

@@ -1,0 +1,76 @@
+"""Helpers of the operator tests: LoadTest documents, runner logs, waiting on the emulator."""
+from __future__ import annotations
+
+import copy
+
+from kubernetes import client
+
+from loadtests import log_summary
+from loadtests.stack import wait_until
+from tests.operator.cluster import NAMESPACE
+
+GROUP, VERSION = "perf.aiblog.dev", "v1alpha1"
+
+BASIC_SPEC = {"target": {"service": {"name": "blog", "port": 8000}}, "users": 20, "spawnRate": 5, "duration": 30}
+
+
+def load_test(name: str, **spec) -> dict:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LoadTest",
+            "metadata": {"name": name, "namespace": NAMESPACE}, "spec": {**copy.deepcopy(BASIC_SPEC), **spec}}
+
+
+def apply(cluster, document: dict) -> dict:
+    return client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, "loadtests", document)
+
+
+def objects(cluster, plural: str) -> dict[str, dict]:
+    """The live objects of one kind, by name (read straight from the emulator's memory)."""
+    return {key[2]: copy.deepcopy(obj.raw) for key, obj in list(cluster.k.objects.items())
+            if key[0].plural == plural and not obj.deleted}
+
+
+def status(cluster, name: str) -> dict:
+    return (objects(cluster, "loadtests").get(name) or {}).get("status") or {}
+
+
+def wait_status(cluster, name: str, what: str, timeout: float = 20, **expected) -> dict:
+    def matches():
+        found = status(cluster, name)
+        return found if all(found.get(k) == v for k, v in expected.items()) else None
+    try:
+        return wait_until(matches, timeout=timeout, what=what)
+    except TimeoutError:
+        raise AssertionError(f"{what}: status is {status(cluster, name)}") from None
+
+
+def summary_document(requests=1000, failures=5, rps=33.3, p95=120.0, p99=250.0, error=None, users=20) -> dict:
+    """A results.json document as ``blog-perf locust`` writes it (the parts the summary line carries)."""
+    entries = [
+        {"method": "GET", "name": "/", "requests": requests * 6 // 10, "failures": failures, "mean_ms": 40.0,
+         "min_ms": 3, "max_ms": 900, "p50_ms": 30.0, "p90_ms": 90.0, "p95_ms": p95, "p99_ms": p99, "rps": rps * 0.6,
+         "response_times": {"30": 10}},
+        {"method": "GET", "name": "/post/[id]", "requests": requests - requests * 6 // 10, "failures": 0,
+         "mean_ms": 35.0, "min_ms": 2, "max_ms": 800, "p50_ms": 25.0, "p90_ms": 80.0, "p95_ms": p95 - 10,
+         "p99_ms": p99 - 10, "rps": rps * 0.4, "response_times": {"25": 10}},
+    ]
+    summary = None if error else {
+        "requests": requests, "failures": failures, "backpressure_429": 0,
+        "failure_rate": failures / requests if requests else None, "rps": rps,
+        "p50_ms": 30.0, "p90_ms": 85.0, "p95_ms": p95, "p99_ms": p99, "users": users,
+        "non_ai": {"requests": requests, "p50_ms": 30.0, "p95_ms": p95, "p99_ms": p99},
+        "ai": {"requests": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None},
+        "entries": entries, "errors": [{"method": "GET", "name": "/", "error": "HTTPError('500')",
+                                        "occurrences": failures}] if failures else [],
+    }
+    return {"environment": {"target": "http://blog.perf.svc:8000"}, "interrupted": False,
+            "runs": {"locust": {"started_at": "2026-11-30T00:00:00.000+00:00",
+                                "finished_at": "2026-11-30T00:00:30.000+00:00", "exit_code": 0 if not error else 1,
+                                "error": error, "parameters": {"users": users}, "summary": summary}},
+            "thresholds": []}
+
+
+def runner_log(document: dict, report: bytes | None = b"<html>report</html>") -> str:
+    """The master pod's log: Locust's chatter, then the summary lines ``--log-summary`` prints."""
+    return "\n".join(["[2026-11-30 00:00:00] starting Locust", "results: /tmp/blog-perf/results.json",
+                      *log_summary.lines(document, report)]) + "\n"
