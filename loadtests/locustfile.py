@@ -67,12 +67,15 @@ _fresh_numbers = itertools.count(1)
 
 
 class KnownPosts:
-    """Ids of posts that exist: learned once per process from the JSON API,
-    plus the posts this process's writers create."""
+    """Ids of posts that exist, and how many home pages there are: learned
+    once per process from the JSON API, plus the posts this process's
+    writers create."""
 
-    def __init__(self, sample_pages: int = 10):
+    def __init__(self, sample_pages: int = 10, deepest_home_page: int = 5):
         self.ids: list[int] = []
+        self.home_pages = 1
         self.sample_pages = sample_pages
+        self.deepest_home_page = deepest_home_page
         self._lock = Semaphore()
         self._loaded = False
 
@@ -82,13 +85,16 @@ class KnownPosts:
                 return
             import requests  # cooperative under Locust's gevent patching; not counted in the stats
 
-            def page(number: int) -> dict:
-                url = f"{host.rstrip('/')}{blog_api.API_POSTS}?page={number}&per_page=100"
-                response = requests.get(url, timeout=30)
+            def page(number: int, per_page: int | None = 100) -> dict:
+                url = f"{host.rstrip('/')}{blog_api.API_POSTS}?page={number}"
+                response = requests.get(url + (f"&per_page={per_page}" if per_page else ""), timeout=30)
                 response.raise_for_status()
                 return response.json()
 
             try:
+                # Without per_page the API pages as the home page does: its
+                # ``pages`` is the number of home pages that exist.
+                self.home_pages = int(page(1, per_page=None).get("pages") or 1)
                 first = page(1)
                 self.ids.extend(item["id"] for item in first["items"])
                 pages = int(first.get("pages") or 1)
@@ -100,6 +106,11 @@ class KnownPosts:
 
     def pick(self) -> int | None:
         return random.choice(self.ids) if self.ids else None
+
+    def later_home_page(self) -> int | None:
+        """A home page after the first that exists (up to the fifth), or None when there is only one."""
+        deepest = min(self.deepest_home_page, self.home_pages)
+        return random.randint(2, deepest) if deepest >= 2 else None
 
     def add(self, post_id: int) -> None:
         self.ids.append(post_id)
@@ -166,10 +177,11 @@ class BlogUser(FastHttpUser):
 
     # -- readers --------------------------------------------------------------
     def home(self) -> None:
-        if random.random() < 0.8:
+        later = KNOWN_POSTS.later_home_page()
+        if later is None or random.random() < 0.8:
             self.client.get(blog_api.HOME, name="/")
         else:
-            self.client.get(f"/?page={random.randint(2, 5)}", name="/?page=[n]")
+            self.client.get(f"/?page={later}", name="/?page=[n]")
 
     def read_post(self) -> None:
         post_id = KNOWN_POSTS.pick()

@@ -1,7 +1,7 @@
 """A complete throwaway blog stack on free loopback ports, for ``make bench``.
 
 Postgres and Redis in temp dirs, the LLM simulator, the blog under gunicorn
-with the production config, the RQ worker when the blog has one, and the bare
+with the production config, its RQ worker (``blog-worker``), and the bare
 Flask "hello" app under the same gunicorn config. Everything is stopped by
 ``Stack.stop()`` (also on errors and Ctrl-C); nothing listens beyond 127.0.0.1.
 
@@ -261,34 +261,25 @@ class Gunicorn(Service):
 
 
 class RQWorker(Service):
+    """``blog-worker``, the RQ worker of background AI jobs, with its metrics on a free port."""
+
     name = "blog-worker"
 
     def __init__(self, workdir: Path, env: dict):
         super().__init__(workdir)
-        self.env = env
-
-    @staticmethod
-    def available() -> bool:
-        return (VENV_BIN / "blog-worker").exists() and _module_exists("aiblog.ai.worker")
+        self.metrics_port = free_port()
+        self.env = {**env, "WORKER_METRICS_PORT": str(self.metrics_port)}
 
     def start(self) -> "RQWorker":
         import redis
         from rq import Worker
 
-        self._spawn([str(VENV_BIN / "blog-worker")], env=self.env)
+        self._spawn([_binary("blog-worker", "this project (pip install -e .)")], env=self.env)
         connection = redis.Redis.from_url(self.env["REDIS_URL"])
-        # A worker has no port; it is ready once it has registered itself in Redis.
-        wait_until(lambda: self.check_alive() or Worker.count(connection=connection) > 0, 20, "blog-worker")
+        # A worker has no port to poll; it is ready once it has registered itself in Redis.
+        wait_until(lambda: self.check_alive() or any(w.pid == self.process.pid for w in Worker.all(connection=connection)),
+                   20, "blog-worker")
         return self
-
-
-def _module_exists(name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def children_of(pid: int) -> list[int]:
@@ -325,7 +316,7 @@ def blog_environment(**settings: str) -> dict:
 
 
 class Stack:
-    """Postgres + Redis + LLM simulator + blog (+ worker) + hello app."""
+    """Postgres + Redis + LLM simulator + blog + worker + hello app."""
 
     def __init__(self, workdir: Path | None = None, answer_seconds: float = 2.5, posts: int = 1000,
                  blog_settings: dict | None = None, postgres: bool = True, hello: bool = True,
@@ -375,10 +366,9 @@ class Stack:
             self.log("migrating and seeding")
             self.aiblog("migrate")
             self.seed(self.posts)
-            self.log("starting the blog (gunicorn, production config)")
+            self.log("starting the blog (gunicorn, production config) and its background worker")
             self.blog = Gunicorn(self.workdir, self.env).start()
-            if RQWorker.available():
-                self.worker = RQWorker(self.workdir, self.env).start()
+            self.worker = RQWorker(self.workdir, self.env).start()
             if self.use_hello:
                 self.log("starting the bare Flask hello app (same gunicorn config)")
                 self.hello = Gunicorn(self.workdir, self.env, app="loadtests.hello_app:create_app()",

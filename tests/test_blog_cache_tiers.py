@@ -1,10 +1,13 @@
 """The Redis-mode page cache across replicas: a hit costs no Redis round trip
-(L1 in the process), writes reach other machines through pub/sub, and the
-writer reads fresh pages on any replica at once."""
+(L1 in the process), L1 is not trusted while Redis is down, writes reach
+other machines through pub/sub, and the writer reads fresh pages on any
+replica at once."""
 from __future__ import annotations
 
 
 import pytest
+import redis
+from prometheus_client import REGISTRY
 
 from aiblog.page_cache import FRESH_COOKIE, LISTS, TieredPageCache
 from aiblog.services import services
@@ -32,16 +35,48 @@ def replicas(sqlite_url, redis_url):
     return one, two
 
 
-def test_hits_are_served_from_the_process_without_redis(replicas, redis_server):
+def page_lookups() -> dict[str, float]:
+    """The page cache's hit and miss counts of this process so far."""
+    return {result: REGISTRY.get_sample_value("blog_cache_requests_total", {"cache": "page", "result": result}) or 0.0
+            for result in ("hit", "miss")}
+
+
+def page_reads_in_redis(redis_url: str) -> int:
+    """Commands Redis has run that can read a page: GET, and the Lua lookup of L2."""
+    stats = redis.Redis.from_url(redis_url).info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "evalsha", "eval"))
+
+
+def test_hits_are_served_from_the_process_without_a_redis_round_trip(replicas, redis_url):
     one, _ = replicas
     reader = one.test_client()
     assert reader.get("/").status_code == 200  # miss: rendered, stored in L1 and L2
     with one.app_context():
         assert isinstance(services().pages, TieredPageCache)
-    redis_server.stop()  # a hit must not need Redis at all
+    before, reads_before = page_lookups(), page_reads_in_redis(redis_url)
+    response = reader.get("/")
+    assert response.status_code == 200 and "Latest posts" in response.get_data(as_text=True)
+    after = page_lookups()
+    assert (after["hit"] - before["hit"], after["miss"] - before["miss"]) == (1, 0)  # a hit: no render
+    assert page_reads_in_redis(redis_url) == reads_before  # and Redis was not asked for it
+
+
+def test_while_redis_is_down_pages_come_from_the_database_not_from_a_possibly_stale_l1(replicas, redis_server):
+    """The process cannot hear other replicas' invalidations while Redis is
+    down, so it does not trust its L1 then: pages are rendered again."""
+    one, _ = replicas
+    reader = one.test_client()
+    assert reader.get("/").status_code == 200
+    with one.app_context():
+        cache = services().pages
+    redis_server.stop()
     try:
+        wait_until(lambda: not cache._subscribed, 10, "the listener to notice the outage")
+        before = page_lookups()
         response = reader.get("/")
         assert response.status_code == 200 and "Latest posts" in response.get_data(as_text=True)
+        after = page_lookups()
+        assert (after["hit"] - before["hit"], after["miss"] - before["miss"]) == (0, 1)
     finally:
         redis_server.start()
 

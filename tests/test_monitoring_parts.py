@@ -14,6 +14,7 @@ from aiblog import active_users, metrics, metrics_server
 from aiblog.active_users import LocalActiveUsers, RedisActiveUsers, Throttle, count_in_redis
 from aiblog.redis_lite import RedisLite, RedisLiteError
 from tests.conftest import make_app
+from tests.support.ai import bearer_for, create_user
 from tests.support.processes import REPO, free_port, port_open, require_binary, wait_until
 
 
@@ -79,6 +80,17 @@ def test_logged_in_users_are_recorded_in_redis_once_per_throttle_window(app, cli
     members = store.zrange(active_users.KEY, 0, -1, withscores=True)
     assert [member for member, _ in members] == [b"1"]
     assert abs(members[0][1] - time.time()) < 5
+
+
+def test_users_of_the_ai_api_are_recorded_as_active(sqlite_url, redis_url):
+    app = make_app(sqlite_url, redis_url)
+    client = app.test_client()
+    headers = bearer_for(client, *create_user(app, "api-writer"))
+    store = redis.Redis.from_url(redis_url)
+    assert store.zcard(active_users.KEY) == 0  # asking for a token is not using the blog
+    response = client.post("/api/v1/generate", json={"title": "Counted", "mode": "background"}, headers=headers)
+    assert response.status_code == 202, response.get_json()
+    assert [member for member, _ in store.zrange(active_users.KEY, 0, -1, withscores=True)] == [b"1"]
 
 
 def test_throttle_writes_each_user_at_most_once_per_interval():

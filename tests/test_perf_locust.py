@@ -88,6 +88,26 @@ def test_weights_change_the_task_mix(perf_blog, tmp_path):
     home = requests_of(summary, "GET", "/") + requests_of(summary, "GET", "/?page=[n]")
     posts = requests_of(summary, "GET", "/post/[id]")
     assert posts >= 1 and home >= 4 * posts, (home, posts)
+    assert requests_of(summary, "GET", "/?page=[n]") >= 1  # 60 posts: later home pages exist and are read
+
+
+@pytest.fixture(scope="module")
+def demo_blog():
+    """A blog holding only the demo posts of ``aiblog seed`` (one home page), as a fresh ``make run`` does."""
+    stack = start_stack(posts=0)
+    yield stack
+    stack.cleanup()
+
+
+def test_the_default_mix_asks_only_for_pages_that_exist_on_a_blog_with_the_demo_posts(demo_blog, tmp_path):
+    done = run_perf("locust", "--target", demo_blog.blog.url, "--out", str(tmp_path), "--users", "4",
+                    "--spawn-rate", "4", "--duration", "6", "--wait-min", "0.01", "--wait-max", "0.05")
+    summary = load_results(tmp_path)["runs"]["locust"]["summary"]
+    assert summary["failures"] == 0, summary["errors"]
+    assert done.returncode == 0, explain(done)
+    # Enough home page views that one in five asking for a later page would have shown.
+    assert requests_of(summary, "GET", "/") >= 40
+    assert requests_of(summary, "GET", "/?page=[n]") == 0  # there is only one home page
 
 
 def test_users_share_accounts_created_before_the_run(perf_blog, tmp_path):

@@ -128,10 +128,18 @@ def _track_active_users(app: Flask) -> None:
 
     @app.after_request
     def _record_active_user(response):
-        # Only identities the request already established: an API token's
-        # user, or a session user that flask-login loaded for the view.
-        # Loading one here would cost a query on requests that need none.
-        user = g.get("api_user") or g.get("_login_user")
-        if user is not None and user.is_authenticated and throttle.due(user.id):
-            tracker.record(user.id)
+        user_id = _established_user_id()
+        if user_id is not None and throttle.due(user_id):
+            tracker.record(user_id)
         return response
+
+
+def _established_user_id() -> int | None:
+    """Who made the request, if the request already established it: an API
+    token's user (``token_required`` keeps the ``User``, ``token_user_id_required``
+    only its id), or a session user that flask-login loaded for the view.
+    Loading one here would cost a query on requests that need none."""
+    if g.get("api_user_id") is not None:
+        return g.api_user_id
+    user = g.get("api_user") or g.get("_login_user")
+    return user.id if user is not None and user.is_authenticated else None

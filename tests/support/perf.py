@@ -28,8 +28,8 @@ QUICK_CACHE = ["--titles", "3", "--repeats", "2", "--concurrent-clients", "5", "
 QUICK_LOCUST = ["--users", "4", "--spawn-rate", "4", "--duration", "6", "--wait-min", "0.1", "--wait-max", "0.4"]
 
 
-def start_stack(**settings) -> Stack:
-    return Stack(answer_seconds=ANSWER_SECONDS, posts=60, postgres=False, hello=False,
+def start_stack(posts: int = 60, **settings) -> Stack:
+    return Stack(answer_seconds=ANSWER_SECONDS, posts=posts, postgres=False, hello=False,
                  blog_settings={**TEST_SETTINGS, **settings}).start()
 
 
