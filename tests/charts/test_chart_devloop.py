@@ -141,3 +141,19 @@ def test_a_wrong_value_in_the_readme_would_fail():
     """The check renders what the README sets: a misspelt key fails at the schema."""
     with pytest.raises(helm_python.HelmValuesError):
         render(BLOG_CHART, helm_python.parse_set_string("serviceMonitor.enable=true"))
+
+
+def test_notes_name_objects_and_pages_that_exist():
+    from aiblog import create_app
+
+    objects = render(BLOG_CHART, {})
+    notes = objects.notes
+    for kind, name in re.findall(r"\b(service|deploy|statefulset)/([\w-]+)", notes):
+        if name == GRAFANA_SERVICE.format(release="monitoring"):  # charts/monitoring's, as in the README
+            continue
+        kind = {"deploy": "Deployment", "service": "Service", "statefulset": "StatefulSet"}[kind]
+        objects.named(kind, name)
+    routes = {rule.rule for rule in create_app({"TESTING": True}).url_map.iter_rules()}
+    for path in re.findall(r"register at (/\S+)", notes):
+        assert path.rstrip(",") in routes, path
+    assert "-c blog -- aiblog create-admin" in notes and "SESSION_COOKIE_SECURE" in notes

@@ -55,10 +55,13 @@ def backing_services():
 
 def pod_values(image_tag: str, postgres, redis, **overrides) -> dict:
     repository, tag = image_tag.rsplit(":", 1)
+    port = free_port()
     values = {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
-        "web": {"port": free_port(), "metricsPort": free_port(),
+        "web": {"port": port, "metricsPort": free_port(),
                 "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}},
+        # kube-proxy is not emulated: the Service port equals the pod's, so `helm test` reaches it.
+        "service": {"port": port},
         "worker": {"metricsPort": free_port()},
         "postgresql": {"enabled": False},
         "externalDatabase": {"host": "127.0.0.1", "port": postgres.port, "database": "aiblog", "user": "postgres",
@@ -173,3 +176,21 @@ def test_a_wrong_secret_key_name_is_refused_like_the_kubelet_does(aiblog_image, 
     spec = pod_spec(objects.named("Deployment", "aiblog"))
     with pytest.raises(PodSpecError, match="CreateContainerConfigError: key 'pasword'"):
         plan_container(spec, spec["containers"][0], cluster_for(objects), "x", "blog", tmp_path, detach=True)
+
+
+def test_the_helm_test_pod_passes_against_the_running_blog(running_blog):
+    """`helm test`: the chart's test pod (the blog's image) fetches /readyz through the Service's name."""
+    objects = running_blog["objects"]
+    (test_pod,) = objects.of_kind("Pod")
+    with Pod("aiblog-test-readyz", test_pod["spec"], cluster_for(objects), hosts={"aiblog": "127.0.0.1"}) as pod:
+        output = pod.run_to_completion(test_pod["spec"]["containers"][0], timeout=60)
+    port = running_blog["values"]["web"]["port"]
+    assert f"http://aiblog:{port}/readyz 200" in output, output
+
+
+def test_the_expand_contract_check_waits_for_a_second_migration():
+    """With one migration there is no previous head to run against the new schema. When a
+    second one lands, this fails: add the test that runs the previous head's app (the image
+    of the previous commit) against the upgraded schema before raising this number."""
+    versions = Path(__file__).resolve().parents[2] / "service" / "aiblog" / "migrations" / "versions"
+    assert len(list(versions.glob("*.py"))) == 1

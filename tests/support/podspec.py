@@ -247,6 +247,9 @@ class Pod:
     cluster: Cluster
     namespace: str = "default"
     image: str | None = None  # replaces every container's image (the image under test)
+    # Service names the cluster DNS would resolve, e.g. {"aiblog": "127.0.0.1"} (kube-proxy is not
+    # emulated: give such a Service the same port as its target so the address works on loopback).
+    hosts: dict[str, str] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -257,8 +260,11 @@ class Pod:
         return {**container, "image": self.image} if self.image else container
 
     def plan(self, container: dict, detach: bool) -> RunPlan:
-        return plan_container(self.spec, self._prepared(container), self.cluster, self.name, self.namespace,
+        plan = plan_container(self.spec, self._prepared(container), self.cluster, self.name, self.namespace,
                               self.scratch, detach)
+        for host, address in self.hosts.items():
+            plan.args[1:1] = ["--add-host", f"{host}:{address}"]
+        return plan
 
     def run_init_containers(self, timeout: float = 300) -> None:
         for container in self.spec.get("initContainers") or []:
