@@ -151,7 +151,12 @@ def test_network_policy_admits_exactly_the_intended_peers():
     http_rule, metrics_rule = web["ingress"]
     assert [p["port"] for p in http_rule["ports"]] == ["http"]
     peers = http_rule["from"]
-    assert peers[1]["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "loadtest-runner"}}
+    from operators.loadtest.manifests import labels as loadtest_runner_labels
+
+    assert peers[1]["namespaceSelector"] == {}
+    assert matches(peers[1]["podSelector"], loadtest_runner_labels("smoke", "smoke-1", "master")), \
+        "the operator's runner pods must reach the blog's http port"
+    assert not workloads_selected(objects, peers[1]["podSelector"])
     assert workloads_selected(objects, peers[2]["podSelector"]) == ["aiblog-test-readyz"]
     assert [p["port"] for p in metrics_rule["ports"]] == ["metrics"]
     assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
