@@ -17,7 +17,6 @@ CREATE = "/create"
 API_POSTS = "/api/v1/posts"
 API_TOKENS = "/api/v1/tokens"
 API_GENERATE = "/api/v1/generate"
-HEALTH = "/healthz"
 # How the Locust scenario names AI requests; a 429 (deliberate backpressure) gets its own name.
 AI_REQUEST_NAME = API_GENERATE
 BACKPRESSURE_REQUEST_NAME = f"{API_GENERATE} [429 backpressure]"

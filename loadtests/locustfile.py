@@ -45,6 +45,7 @@ from locust.runners import WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
 from loadtests import blog_api  # noqa: E402
 from loadtests.accounts import Account, read_accounts  # noqa: E402
+from loadtests.stats import histogram_percentile  # noqa: E402
 
 AI_NAME = blog_api.AI_REQUEST_NAME
 BACKPRESSURE_NAME = blog_api.BACKPRESSURE_REQUEST_NAME
@@ -342,18 +343,6 @@ def _delta(now: dict[int, int], before: dict[int, int]) -> dict[int, int]:
     return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0) > 0}
 
 
-def _percentile(histogram: dict[int, int], pct: float) -> float | None:
-    total = sum(histogram.values())
-    if total == 0:
-        return None
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        if seen >= total * pct / 100:
-            return float(value)
-    return float(max(histogram))
-
-
 def _sample_history(environment, out: Path) -> None:
     stats = environment.stats
     started = time.time()
@@ -378,8 +367,9 @@ def _sample_history(environment, out: Path) -> None:
                 "rps": round((requests - before["requests"]) / span, 2),
                 "failures_per_s": round((failures - before["failures"]) / span, 3),
                 "backpressure_per_s": round((backpressure - before["backpressure"]) / span, 3),
-                "p50_ms": _percentile(interval_all, 50), "p95_ms": _percentile(interval_all, 95),
-                "non_ai_p50_ms": _percentile(interval_reads, 50), "non_ai_p95_ms": _percentile(interval_reads, 95),
+                "p50_ms": histogram_percentile(interval_all, 50), "p95_ms": histogram_percentile(interval_all, 95),
+                "non_ai_p50_ms": histogram_percentile(interval_reads, 50),
+                "non_ai_p95_ms": histogram_percentile(interval_reads, 95),
                 "requests": requests, "failures": failures, "backpressure": backpressure,
             }
             handle.write(json.dumps(line) + "\n")
@@ -395,8 +385,8 @@ def _entry(entry) -> dict:
         "requests": entry.num_requests, "failures": entry.num_failures,
         "mean_ms": entry.avg_response_time if entry.num_requests else None,
         "min_ms": entry.min_response_time, "max_ms": entry.max_response_time if entry.num_requests else None,
-        "p50_ms": _percentile(histogram, 50), "p90_ms": _percentile(histogram, 90),
-        "p95_ms": _percentile(histogram, 95), "p99_ms": _percentile(histogram, 99),
+        "p50_ms": histogram_percentile(histogram, 50), "p90_ms": histogram_percentile(histogram, 90),
+        "p95_ms": histogram_percentile(histogram, 95), "p99_ms": histogram_percentile(histogram, 99),
         "rps": entry.total_rps, "response_times": {str(k): v for k, v in sorted(histogram.items())},
     }
 
@@ -415,14 +405,14 @@ def write_summary(environment, out: Path) -> None:
         "backpressure_429": backpressure,
         "failure_rate": (stats.total.num_failures / counted) if counted > 0 else None,
         "rps": stats.total.total_rps,
-        "p50_ms": _percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 50),
-        "p90_ms": _percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 90),
-        "p95_ms": _percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 95),
-        "p99_ms": _percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 99),
-        "non_ai": {"requests": sum(non_ai.values()), "p50_ms": _percentile(non_ai, 50),
-                   "p95_ms": _percentile(non_ai, 95), "p99_ms": _percentile(non_ai, 99)},
-        "ai": {"requests": sum(ai.values()), "p50_ms": _percentile(ai, 50), "p95_ms": _percentile(ai, 95),
-               "p99_ms": _percentile(ai, 99)},
+        "p50_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 50),
+        "p90_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 90),
+        "p95_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 95),
+        "p99_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 99),
+        "non_ai": {"requests": sum(non_ai.values()), "p50_ms": histogram_percentile(non_ai, 50),
+                   "p95_ms": histogram_percentile(non_ai, 95), "p99_ms": histogram_percentile(non_ai, 99)},
+        "ai": {"requests": sum(ai.values()), "p50_ms": histogram_percentile(ai, 50),
+               "p95_ms": histogram_percentile(ai, 95), "p99_ms": histogram_percentile(ai, 99)},
         "entries": [_entry(e) for e in sorted(entries, key=lambda e: (e.name, e.method))],
         "errors": [{"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
                    for e in stats.errors.values()],

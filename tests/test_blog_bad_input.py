@@ -124,6 +124,44 @@ def test_body_over_one_mebibyte_is_413_on_the_web_form_and_the_api(app, client, 
     assert table_counts(app) == (1, 0)
 
 
+def test_the_413_answer_and_the_api_document_give_the_configured_limit(sqlite_url):
+    app = make_app(sqlite_url, MAX_CONTENT_LENGTH=2048)
+    client = app.test_client()
+    response = client.post("/register", data={"username": "x" * 3000})
+    assert response.status_code == 413 and "at most 2 KiB" in response.get_data(as_text=True)
+    responses = client.get("/api/v1/openapi.json").get_json()["paths"]["/posts"]["post"]["responses"]
+    assert "larger than 2 KiB" in responses["413"]["description"]
+
+
+# One rule for a title, whether it names a post or asks the AI writer for one.
+TITLES = {
+    "padded and decomposed": ("  Cafe\u0301 notes  ", "Caf\u00e9 notes"),
+    "tab inside": ("a\tb", "a\tb"),
+    "newline": ("two\nlines", "must not contain control characters"),
+    "trailing newline": ("ends with a newline\n", "must not contain control characters"),
+    "blank": (" \t ", "must not be empty"),
+    "too long": ("x" * (TITLE_MAX + 1), f"must be at most {TITLE_MAX} characters"),
+    "too long once padded": (" " + "x" * TITLE_MAX, f"must be at most {TITLE_MAX} characters"),
+}
+
+
+@pytest.mark.parametrize("title, expected", TITLES.values(), ids=TITLES.keys())
+def test_posts_and_ai_requests_follow_one_title_rule(title, expected):
+    from aiblog.ai.generation import InvalidRequest, validate_title
+    from aiblog.posts.store import PostValidationError, validate
+
+    def outcome(check, error):
+        try:
+            return check()
+        except error as exc:
+            return str(exc)
+
+    as_post = outcome(lambda: validate(title, "body")[0], PostValidationError)
+    as_ai_request = outcome(lambda: validate_title(title), InvalidRequest)
+    assert as_post == as_ai_request  # the same title, or the same error
+    assert (expected in as_post) if "must" in expected else (as_post == expected)
+
+
 # -- JSON that is not JSON -------------------------------------------------------
 
 MALFORMED = {

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from aiblog import active_users, metrics, metrics_server
-from aiblog.active_users import LocalActiveUsers, RedisActiveUsers, Throttle, count_in_redis
+from aiblog.active_users import LocalActiveUsers, RedisActiveUsers, Throttle, trim_and_count_in_redis
 from aiblog.redis_lite import RedisLite, RedisLiteError
 from tests.conftest import make_app
 from tests.support.ai import bearer_for, create_user
@@ -119,7 +119,7 @@ def test_redis_active_users_are_counted_by_the_metrics_server_client(redis_url):
     RedisActiveUsers(lambda fn: fn(client)).record(11)
     RedisActiveUsers(lambda fn: fn(client)).record(12)
     client.zadd(active_users.KEY, {"13": time.time() - active_users.WINDOW_SECONDS - 5})
-    assert count_in_redis(RedisLite(redis_url).command) == 2
+    assert trim_and_count_in_redis(RedisLite(redis_url).command) == 2
     assert client.zcard(active_users.KEY) == 2  # the stale one was trimmed
 
 
@@ -163,7 +163,7 @@ def test_redis_lite_reconnects_after_a_redis_restart(redis_server):
 def test_collectors_omit_a_value_they_cannot_read_rather_than_report_a_wrong_one():
     dead = RedisLite(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)
     assert list(metrics_server.JobsQueuedCollector(dead).collect()) == []
-    assert list(metrics_server.ActiveUsersCollector(lambda: count_in_redis(dead.command)).collect()) == []
+    assert list(metrics_server.ActiveUsersCollector(lambda: trim_and_count_in_redis(dead.command)).collect()) == []
 
 
 def test_multiproc_dir_is_created_emptied_of_metric_files_only_and_exported(tmp_path, monkeypatch):

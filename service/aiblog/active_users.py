@@ -66,9 +66,10 @@ class RedisActiveUsers:
         self.call(write)
 
 
-def count_in_redis(command: Callable[..., object]) -> int:
-    """Users seen within the window; ``command(*args)`` runs one Redis command
-    (``RedisLite.command`` in the metrics server)."""
+def trim_and_count_in_redis(command: Callable[..., object]) -> int:
+    """Drop the users last seen before the window, then count the others;
+    ``command(*args)`` runs one Redis command (``RedisLite.command`` in the
+    metrics server)."""
     cutoff = time.time() - WINDOW_SECONDS
     command("ZREMRANGEBYSCORE", KEY, "-inf", f"({cutoff}")
     return int(command("ZCOUNT", KEY, cutoff, "+inf"))

@@ -17,12 +17,24 @@ MESSAGES = {
     403: "You are not allowed to do that.",
     404: "There is nothing here. The page may have been moved or deleted.",
     405: "That method is not allowed here.",
-    413: "That is too large. Requests may be at most 1 MiB.",
     429: "Too many requests. Please wait a moment and try again.",
     500: "Something went wrong on our side. It has been logged.",
     503: "The site is busy right now. Please try again in a moment.",
 }
 OVERLOAD_RETRY_AFTER_S = 5
+
+
+def byte_size(count: int) -> str:
+    """A byte count as people read it: 1048576 -> "1 MiB", 2048 -> "2 KiB", 1000 -> "1,000 bytes"."""
+    for unit, size in (("MiB", 1024 ** 2), ("KiB", 1024)):
+        if count >= size and count % size == 0:
+            return f"{count // size:,} {unit}"
+    return f"{count:,} bytes"
+
+
+def largest_body() -> str:
+    """MAX_CONTENT_LENGTH, the largest request body the app accepts, as people read it."""
+    return byte_size(current_app.config["MAX_CONTENT_LENGTH"])
 
 
 def wants_json() -> bool:
@@ -41,7 +53,12 @@ def _http_error(exc: HTTPException):
     code = exc.code or 500
     # A description given by abort(code, "...") is meant for the user.
     default = type(exc).description
-    message = exc.description if exc.description and exc.description != default else MESSAGES.get(code, exc.description)
+    if exc.description and exc.description != default:
+        message = exc.description
+    elif code == 413:
+        message = f"That is too large. Requests may be at most {largest_body()}."
+    else:
+        message = MESSAGES.get(code, exc.description)
     headers = {}
     if code == 429:
         retry_after = getattr(exc, "retry_after", None)

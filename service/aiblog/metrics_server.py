@@ -28,7 +28,7 @@ import threading
 from typing import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from .active_users import LocalActiveUsers, count_in_redis, local_directory
+from .active_users import LocalActiveUsers, local_directory, trim_and_count_in_redis
 from .redis_lite import RedisLite
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def build_registry(settings: dict, master_pid: int, worker_pids: Callable[[], It
     registry.register(ProcessCollector(master_pid, worker_pids))
     if settings["REDIS_URL"]:
         client = RedisLite(settings["REDIS_URL"], timeout=1.0)
-        registry.register(ActiveUsersCollector(lambda: count_in_redis(client.command)))
+        registry.register(ActiveUsersCollector(lambda: trim_and_count_in_redis(client.command)))
         registry.register(JobsQueuedCollector(client))
     else:
         local = LocalActiveUsers(local_directory(os.environ[MULTIPROC_ENV]))

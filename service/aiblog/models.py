@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
@@ -15,11 +17,28 @@ TITLE_MAX = 200
 # Control characters a title may not hold (all but tab), as the inside of a
 # regex character class; the API's OpenAPI patterns are built from it too.
 TITLE_FORBIDDEN_CHARS = r"\x00-\x08\x0a-\x1f\x7f-\x9f"
+_TITLE_FORBIDDEN = re.compile(f"[{TITLE_FORBIDDEN_CHARS}]")
 BODY_MAX = 100_000
 USERNAME_MAX = 40
 # Ids are INTEGER columns: 32-bit on Postgres. Larger ids in a URL are a 404
 # (see ``DatabaseIdConverter``), never a database error.
 ID_MAX = 2**31 - 1
+
+
+def clean_title(title: str) -> str:
+    """The one rule for a title, of a post and of an AI request: at most
+    TITLE_MAX characters as sent (as the web form and the OpenAPI document
+    count them) and once NFC-normalised (as the column holds it), no control
+    character but tab, not blank. Returns it normalised and stripped; raises
+    ValueError saying what is wrong."""
+    normalised = unicodedata.normalize("NFC", title)
+    if max(len(title), len(normalised)) > TITLE_MAX:
+        raise ValueError(f"title must be at most {TITLE_MAX} characters")
+    if _TITLE_FORBIDDEN.search(title):
+        raise ValueError("title must not contain control characters")
+    if not normalised.strip():
+        raise ValueError("title must not be empty")
+    return normalised.strip()
 
 
 def utcnow() -> datetime:

@@ -9,12 +9,14 @@ only have stored its page under the old key, which is never read again — so
 there is no stale-after-own-write window, with Redis or without it.
 
 Backends:
-- Redis (``REDIS_URL`` set): generations and pages in Redis, one round trip per
-  lookup (a Lua script reads the generation and the page together). If a bump
-  fails because Redis is down, an epoch shared by all keys is bumped the
-  moment Redis answers again, before anything is read from it; a restarted
-  Redis (which may reload pages from its snapshot) gets a new epoch from
-  every process that meets it (see ``RedisStore._on_connect``).
+- Redis (``REDIS_URL`` set): ``TieredPageCache``. A hit is served from the
+  process's own LRU (L1) with no Redis round trip; a miss there costs one
+  round trip to the pages shared in Redis (L2: a Lua script reads the
+  generation and the page together). If a bump fails because Redis is down,
+  an epoch shared by all keys is bumped the moment Redis answers again,
+  before anything is read from it; a restarted Redis (which may reload pages
+  from its snapshot) gets a new epoch from every process that meets it (see
+  ``RedisStore._on_connect``).
 - Local (no ``REDIS_URL``): pages in a per-process LRU; generations in a small
   memory-mapped file shared by every worker on the machine, so a write in one
   gunicorn worker invalidates the pages held by all the others.

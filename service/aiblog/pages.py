@@ -1,9 +1,10 @@
 """Serving cacheable pages.
 
-Anonymous visitors get the whole rendered page from the cache (one Redis
-round trip, no database, no template). Logged-in users get the cached content
-fragment wrapped in a freshly rendered layout, so their name, CSRF tokens and
-edit buttons are never shared with anyone else.
+Anonymous visitors get the whole rendered page from the cache (from the
+process's own memory on a hit, no database, no template; see page_cache.py).
+Logged-in users get the cached content fragment wrapped in a freshly rendered
+layout, so their name, CSRF tokens and edit buttons are never shared with
+anyone else.
 """
 from __future__ import annotations
 
@@ -58,12 +59,12 @@ def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_co
     cache = services().pages
     fresh = FRESH_COOKIE in request.cookies
     if not _personalized():
-        key, body = cache.get(scope, name + ":page", fresh=fresh)
+        _, body = cache.get(scope, name + ":page", fresh=fresh)
         if body is None:
             body = _fill_once(cache, scope, name + ":page", fresh,
                               lambda: _render(build(), layout_context).encode())
         return Response(body, mimetype="text/html")
-    key, raw = cache.get(scope, name + ":frag", fresh=fresh)
+    _, raw = cache.get(scope, name + ":frag", fresh=fresh)
     if raw is None:
         raw = _fill_once(cache, scope, name + ":frag", fresh, lambda: build().dumps())
     return _render(Fragment.loads(raw), layout_context)

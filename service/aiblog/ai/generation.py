@@ -17,7 +17,6 @@ import hashlib
 import json
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -26,7 +25,7 @@ from flask import Flask, current_app
 
 from .. import metrics
 from ..markup import render_markdown
-from ..models import TITLE_MAX
+from ..models import clean_title
 from ..redis_store import RedisStore
 from .circuit import CircuitBreaker
 from .flight import LocalFlight, Outcome, RedisFlight, RedisUnavailable
@@ -72,14 +71,10 @@ class GenerationError(Exception):
 def validate_title(title: Any) -> str:
     if not isinstance(title, str):
         raise InvalidRequest("'title' must be a string")
-    title = unicodedata.normalize("NFC", title).strip()
-    if not title:
-        raise InvalidRequest("'title' must not be empty")
-    if len(title) > TITLE_MAX:
-        raise InvalidRequest(f"'title' must be at most {TITLE_MAX} characters")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t" for ch in title):
-        raise InvalidRequest("'title' must not contain control characters")
-    return title
+    try:
+        return clean_title(title)  # the same rule as a post's title
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def validate_mode(mode: Any) -> str:

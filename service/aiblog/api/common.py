@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from functools import wraps
 
-from flask import abort, current_app, g, jsonify, request
+from flask import current_app, g, jsonify, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
@@ -151,4 +151,4 @@ def created(payload: dict, location: str):
 
 
 __all__ = ["ApiError", "fail", "json_body", "issue_token", "token_required", "token_user_id_required", "page_arg",
-           "created", "abort"]
+           "created"]

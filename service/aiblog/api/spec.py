@@ -1,6 +1,7 @@
 """The OpenAPI 3 document of /api/v1. A test checks it against the URL map."""
 from flask import jsonify
 
+from ..errors import largest_body
 from ..models import BODY_MAX, ID_MAX, TITLE_FORBIDDEN_CHARS, TITLE_MAX
 from . import bp
 
@@ -9,13 +10,11 @@ def _error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-_JSON_ONLY = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 ERRORS = {
     "400": _error("Invalid input; `message` says what is wrong."),
     "401": _error("Missing, invalid or expired token."),
     "403": _error("Authenticated but not allowed."),
     "404": _error("No such object."),
-    "413": _error("Request body larger than 1 MiB."),
     "429": _error("Rate limit or LLM capacity exceeded; see `Retry-After`."),
 }
 BEARER = [{"bearerAuth": []}]
@@ -29,7 +28,8 @@ def _json(schema_ref: str, description: str) -> dict:
 
 
 def _pick(*codes: str) -> dict:
-    return {code: ERRORS[code] for code in codes}
+    errors = {**ERRORS, "413": _error(f"Request body larger than {largest_body()} (MAX_CONTENT_LENGTH).")}
+    return {code: errors[code] for code in codes}
 
 
 # What the server accepts, as patterns (linear-time, no nested repetition):

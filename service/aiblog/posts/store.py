@@ -2,7 +2,6 @@
 before it returns, so the writer's next page view is fresh."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -10,7 +9,7 @@ from sqlalchemy import func, select
 from .. import metrics
 from ..extensions import db
 from ..markup import render_markdown
-from ..models import BODY_MAX, TITLE_FORBIDDEN_CHARS, TITLE_MAX, Post, User
+from ..models import BODY_MAX, Post, User, clean_title
 from ..page_cache import LISTS, post_scope
 from ..pages import invalidate
 
@@ -19,21 +18,15 @@ class PostValidationError(ValueError):
     pass
 
 
-_TITLE_FORBIDDEN = re.compile(f"[{TITLE_FORBIDDEN_CHARS}]")
-
-
 def validate(title: object, body: object) -> tuple[str, str]:
     # Lengths are checked before stripping, as the web form and the OpenAPI
     # document count them.
     if not isinstance(title, str) or not isinstance(body, str):
         raise PostValidationError("title and body must be strings")
-    if len(title) > TITLE_MAX:
-        raise PostValidationError(f"title must be at most {TITLE_MAX} characters")
-    if _TITLE_FORBIDDEN.search(title):
-        raise PostValidationError("title must not contain control characters")
-    title = title.strip()
-    if not title:
-        raise PostValidationError("title must not be empty")
+    try:
+        title = clean_title(title)
+    except ValueError as exc:
+        raise PostValidationError(str(exc)) from None
     if len(body) > BODY_MAX:
         raise PostValidationError(f"body must be at most {BODY_MAX} characters")
     if "\x00" in body:
@@ -103,7 +96,3 @@ def count_posts() -> int:
 
 def get_post(post_id: int) -> Post | None:
     return db.session.get(Post, post_id)
-
-
-def recent_post_ids(limit: int = 1000) -> list[int]:
-    return list(db.session.scalars(select(Post.id).order_by(Post.id.desc()).limit(limit)))
