@@ -77,7 +77,6 @@ image:
 
 # One universal resolution of every extra (Python 3.11+: markers cover the host's
 # 3.11.7 and the image's Debian 3.11.2), then each install's slice constrained to it.
-IMAGE_EXTRAS := load
 UV ?= $(VENV)/bin/uv
 UV_COMPILE = $(UV) pip compile -q --universal --python-version 3.11 --generate-hashes \
   --custom-compile-command "make lock"
@@ -88,7 +87,8 @@ lock: | $(VENV)/bin/python
 	$(UV_COMPILE) pyproject.toml -c requirements/all.txt -o requirements/run.txt
 	$(UV_COMPILE) --extra load pyproject.toml -c requirements/all.txt -o requirements/load.txt
 	$(UV_COMPILE) --extra test pyproject.toml -c requirements/all.txt -o requirements/test.txt
-	$(UV_COMPILE) $(addprefix --extra ,$(IMAGE_EXTRAS)) pyproject.toml -c requirements/all.txt -o requirements/image.txt
+	$(UV_COMPILE) --extra load pyproject.toml -c requirements/all.txt -o requirements/image.txt
+	$(UV_COMPILE) --extra operator pyproject.toml -c requirements/all.txt -o requirements/operator-image.txt
 
 clean:
 	rm -rf $(VENV) instance .run build *.egg-info

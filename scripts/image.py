@@ -1,4 +1,5 @@
-"""Build aiblog's container image with podman (``make image``).
+"""Build aiblog's container images with podman (``make image``): the blog
+image (every role but one) and the LoadTest operator's (``--target operator``).
 
     python3 scripts/image.py            # stand-in base from Debian's packages
     BASE_IMAGE=python:3.11-slim-bookworm@sha256:... python3 scripts/image.py
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "service" / "Dockerfile"
 CONTAINERS_CONF = REPO / "deploy" / "podman" / "containers.conf"
 IMAGE_NAME = "localhost/aiblog"
+OPERATOR_IMAGE_NAME = "localhost/aiblog-operator"  # the Dockerfile's `operator` target
 
 # The stand-in base: what an official slim Python image gives (a Python >= 3.11
 # with venv and CA certificates), from Debian bookworm's packages.
@@ -163,25 +165,33 @@ def git_sha() -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
+def source_url() -> str:
+    done = subprocess.run(["git", "-C", str(REPO), "remote", "get-url", "origin"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def image_tag() -> str:
     """``localhost/aiblog:<version>-<git sha>`` (``-dirty`` when the tree has changes)."""
     return f"{IMAGE_NAME}:{project_version()}-{git_sha()}"
 
 
 def build_image(base_image: str | None = None, tag: str | None = None, quiet: bool = False,
-                also_latest: bool = True) -> str:
+                also_latest: bool = True, target: str | None = None) -> str:
     """Build the image and return its tag. ``base_image`` None makes (or reuses)
-    the stand-in base; ``also_latest`` also names it ``aiblog:latest`` in this
-    machine's storage."""
+    the stand-in base; ``also_latest`` also names it ``:latest`` in this
+    machine's storage; ``target`` "operator" builds the operator's image
+    (``tag`` then defaults to OPERATOR_IMAGE_NAME's)."""
     base_image = base_image or os.environ.get("BASE_IMAGE") or ensure_base()
-    tag = tag or image_tag()
+    name = OPERATOR_IMAGE_NAME if target == "operator" else IMAGE_NAME
+    tag = tag or image_tag().replace(IMAGE_NAME, name, 1)
     with tempfile.TemporaryDirectory(prefix="aiblog-build-") as workdir:
         secrets_args, volume_args = pip_build_access(Path(workdir))
         command = ["build", "--network", "host", "--pull=never" if base_image.startswith("localhost/") else "--pull=missing",
                    "--file", str(DOCKERFILE), "--build-arg", f"BASE_IMAGE={base_image}",
                    "--build-arg", f"VERSION={project_version()}", "--build-arg", f"REVISION={git_sha()}",
+                   "--build-arg", f"SOURCE={source_url()}", *(["--target", target] if target else []),
                    *secrets_args, *volume_args, "--tag", tag,
-                   *(["--tag", f"{IMAGE_NAME}:latest"] if also_latest else []), str(REPO)]
+                   *(["--tag", f"{name}:latest"] if also_latest else []), str(REPO)]
         log(f"podman build {tag} from {base_image}")
         done = podman(*command, check=False, capture=quiet)
         if done.returncode != 0:
@@ -203,11 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.base_only:
             print(ensure_base())
             return 0
-        tag = build_image()
+        tags = [build_image(), build_image(target="operator")]
     except ImageError as exc:
         print(f"image: {exc}", file=sys.stderr)
         return 1
-    print(f"built {tag} ({image_size(tag) / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+    for tag in tags:
+        print(f"built {tag} ({image_size(tag) / 1e6:.0f} MB)")
+    print(f"in {time.monotonic() - started:.0f} s")
     return 0
 
 

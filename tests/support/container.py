@@ -10,9 +10,11 @@ tests all use this module).
 
 - ``build_image()`` builds ``service/Dockerfile`` (from the stand-in base
   that ``scripts/image.py`` makes once and caches) and returns an ``Image``
-  with its tag, size and build time; a second call in the same process
-  returns the same build. The ``aiblog_image`` fixture (session scope) wraps
-  it; import it into a conftest to use it.
+  with its tag (``localhost/aiblog:test``), size and build time; a second
+  call in the same process returns the same build. ``build_image("operator")``
+  builds the operator's image (``localhost/aiblog-operator:test``). The
+  ``aiblog_image`` and ``aiblog_operator_image`` fixtures (session scope) wrap
+  them; import them into a conftest to use them.
 - ``run_container(image, command, env=..., ...)`` starts a detached container
   locked down like the charts' pods by default: UID/GID 10001, read-only root
   (and none of podman's own writable tmpfs), tmpfs only on ``/tmp`` and the
@@ -104,27 +106,36 @@ def _podman_problem() -> str | None:
 
 
 @functools.cache
-def build_image() -> Image:
-    """Build (or find cached layers of) the image once per process."""
+def build_image(target: str | None = None) -> Image:
+    """Build (or find cached layers of) the image once per process: the blog
+    image, or with ``target="operator"`` the LoadTest operator's image."""
     problem = _podman_problem()
     if problem:
         pytest.fail(problem, pytrace=False)
     started = time.monotonic()
+    name = image_script.OPERATOR_IMAGE_NAME if target == "operator" else image_script.IMAGE_NAME
     try:
         base = image_script.ensure_base()
         # Its own tag per session run: a stale "latest" of another tree is never tested.
-        tag = image_script.build_image(base_image=base, tag=f"{image_script.IMAGE_NAME}:test", quiet=True,
-                                         also_latest=False)
+        tag = image_script.build_image(base_image=base, tag=f"{name}:test", quiet=True, also_latest=False,
+                                       target=target)
     except image_script.ImageError as exc:
-        pytest.fail(f"the aiblog image did not build: {exc}", pytrace=False)
+        pytest.fail(f"the {name} image did not build: {exc}", pytrace=False)
     seconds = time.monotonic() - started
     return Image(tag=tag, size_bytes=image_script.image_size(tag), build_seconds=seconds, base=base)
 
 
 @pytest.fixture(scope="session")
 def aiblog_image() -> Image:
-    """The aiblog image, built once per session (import this into a conftest)."""
+    """The blog image (every role but the operator), built once per session
+    (import this into a conftest)."""
     return build_image()
+
+
+@pytest.fixture(scope="session")
+def aiblog_operator_image() -> Image:
+    """The LoadTest operator's image (the blog image plus kopf and the Kubernetes client)."""
+    return build_image("operator")
 
 
 @dataclass
