@@ -11,6 +11,7 @@ import logging
 
 import kopf
 from kubernetes import client, config as kube_config
+from urllib3.exceptions import HTTPError
 
 from . import metrics
 from .kube import ApiException, Cluster
@@ -57,6 +58,9 @@ def reconcile(body, **_):
         metrics.RECONCILE_ERRORS.inc()
         raise kopf.TemporaryError(f"the API answered {exc.status} {exc.reason}: {(exc.body or '')[:300]}; retrying",
                                   delay=CONFIG.interval_s)
+    except (HTTPError, OSError) as exc:  # the API server restarting, a dropped connection: try again soon
+        metrics.RECONCILE_ERRORS.inc()
+        raise kopf.TemporaryError(f"cannot reach the API ({exc}); retrying", delay=CONFIG.interval_s)
     except Exception:
         metrics.RECONCILE_ERRORS.inc()
         raise

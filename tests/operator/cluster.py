@@ -298,6 +298,7 @@ class OperatorThread:
         """Stop kopf and start a new one: the state it had in memory is gone, as after a pod restart."""
         async def restart():
             await self._stop_operator()
+            self.configure_operator(self.url)  # a new process has new connections too
             self._start_operator()
         self.call(restart, 40)
 
