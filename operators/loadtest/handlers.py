@@ -52,6 +52,7 @@ def _plain(body) -> dict:
 
 @kopf.timer(GROUP, VERSION, "loadtests", interval=CONFIG.interval_s, id="reconcile")
 def reconcile(body, **_):
+    metrics.RECONCILE_PASSES.inc()
     try:
         Pass(_plain(body), Cluster(_api_client()), CONFIG, _post_event).run()
     except ApiException as exc:

@@ -85,14 +85,13 @@ class Pass:
             self.maybe_start(spec, image)
         self.remove_expired_jobs(spec)
 
-    def reject(self, message: str) -> None:
+    def reject(self, problem: str) -> None:
+        message = f"invalid spec: {problem}"
         if self.status.get("phase") == "Failed" and self.status.get("message") == message:
             return  # said once; a bad spec is not an error loop
-        self.patch(phase="Failed", verdict=None, message=f"invalid spec: {message}",
-                   observedGeneration=self.generation,
-                   conditions=_condition(self.status, "Ready", False, "InvalidSpec", message, self.now))
-        self.status["message"] = message
-        self.event("Warning", "InvalidSpec", message)
+        self.patch(phase="Failed", verdict=None, message=message, observedGeneration=self.generation,
+                   conditions=_condition(self.status, "Ready", False, "InvalidSpec", problem, self.now))
+        self.event("Warning", "InvalidSpec", problem)
 
     # -- starting ---------------------------------------------------------------------
     def maybe_start(self, spec: LoadTestSpec, image: str) -> None:
