@@ -1,0 +1,60 @@
+"""``blog-perf locust --master/--worker`` for real: a master and two workers as
+separate processes (as they will be separate pods) against the real blog, and
+the summary line the operator reads agreeing with results.json."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from loadtests import log_summary
+from loadtests.stack import free_port
+from tests.support.perf import BLOG_PERF, REPO, explain, load_results
+
+pytestmark = pytest.mark.slow
+
+QUICK = ["--users", "6", "--spawn-rate", "6", "--duration", "6", "--wait-min", "0.1", "--wait-max", "0.4",
+         "--weights", "home=10,post=5,login=0,write=0,ai=0", "--quiet"]
+
+
+def _worker(target: str, port: int) -> subprocess.Popen:
+    return subprocess.Popen([str(BLOG_PERF), "locust", "--target", target, "--worker", "--master-host", "127.0.0.1",
+                             "--master-port", str(port), *QUICK], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_master_and_two_worker_processes_run_one_scenario_and_log_its_summary(perf_blog, tmp_path):
+    port = free_port()
+    target = perf_blog.blog.url
+    workers = [_worker(target, port) for _ in range(2)]
+    try:
+        done = subprocess.run([str(BLOG_PERF), "locust", "--target", target, "--out", str(tmp_path), "--master",
+                               "--expect-workers", "2", "--expect-workers-max-wait", "60", "--master-port", str(port),
+                               "--log-summary", "--max-p99-ms", "60000", *QUICK],
+                              cwd=REPO, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, explain(done)
+        worker_codes = [worker.wait(60) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(10)
+    assert worker_codes == [0, 0], [worker.stdout.read()[-2000:] for worker in workers]
+    logged = log_summary.parse_summary(done.stdout)
+    written = load_results(tmp_path)["runs"]["locust"]
+    assert logged["summary"]["requests"] == written["summary"]["requests"] > 20
+    assert logged["summary"]["non_ai"] == written["summary"]["non_ai"]
+    assert logged["parameters"]["workers"] == 2 and logged["error"] is None
+    assert [c["check"] for c in logged["thresholds"]] == ["locust non-AI p99 (ms)"] and logged["thresholds"][0]["passed"]
+    assert log_summary.parse_report(done.stdout) == (tmp_path / "report.html").read_bytes()
+
+
+def test_a_master_whose_workers_never_come_fails_with_a_summary_that_says_so(perf_blog, tmp_path):
+    done = subprocess.run([str(BLOG_PERF), "locust", "--target", perf_blog.blog.url, "--out", str(tmp_path),
+                           "--master", "--expect-workers", "2", "--expect-workers-max-wait", "2",
+                           "--master-port", str(free_port()), "--log-summary", *QUICK],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, explain(done)
+    logged = log_summary.parse_summary(done.stdout)
+    assert logged["error"] == "workers never connected: fewer than 2 within 2 s"
+    assert "workers never connected" in done.stderr
