@@ -22,6 +22,9 @@ CONFIG = OperatorConfig()
 API: dict = {}  # "client": the kubernetes ApiClient; tests put theirs here before the operator starts
 
 
+USER_AGENT = "aiblog-loadtest-operator"  # names the operator's requests in the API server's audit log
+
+
 def _api_client() -> client.ApiClient:
     if "client" not in API:
         try:
@@ -29,6 +32,7 @@ def _api_client() -> client.ApiClient:
         except kube_config.ConfigException:
             kube_config.load_kube_config()
         API["client"] = client.ApiClient()
+    API["client"].user_agent = USER_AGENT
     return API["client"]
 
 

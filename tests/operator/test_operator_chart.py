@@ -1,0 +1,106 @@
+"""The operator's part of charts/monitoring, rendered by Helm's own engine: its
+Deployment runs what the operator's entry point reads, and its RBAC allows
+every request the operator made in an emulated run, and nothing broader."""
+from __future__ import annotations
+
+from kubernetes import client
+
+from loadtests.stack import wait_until
+from operators.loadtest import main as operator_main
+from operators.loadtest.handlers import USER_AGENT
+from tests.operator.cluster import NAMESPACE, PodScript
+from tests.operator.support import GROUP, VERSION, apply, load_test, objects, runner_log, summary_document, wait_status
+from tests.support.charts import MONITORING_CHART, render, render_error
+
+RELEASE = "monitoring"
+
+
+def _render(**operator):
+    return render(MONITORING_CHART, {"operator": operator} if operator else {}, name=RELEASE, namespace="monitoring")
+
+
+def _container(rendered) -> dict:
+    deployment = rendered.named("Deployment", f"{RELEASE}-loadtest-operator")
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_operator_deployment_runs_the_entry_point_with_its_settings():
+    container = _container(_render())
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert container["command"] == ["blog-loadtest-operator"]
+    assert env["WATCH_NAMESPACES"] == "monitoring" and env["LOADTEST_RUNNER_IMAGE"] == "localhost/aiblog:0.1.0"
+    assert container["image"] == "localhost/aiblog-operator:0.1.0"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": int(env["LIVENESS_PORT"]), "metrics": int(env["METRICS_PORT"])}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    parsed = operator_main.build_parser().parse_args([])
+    assert (parsed.liveness_port, parsed.metrics_port) == (8080, 9102)  # the defaults match the chart's ports
+
+
+def test_watched_namespaces_each_get_a_role_and_only_kopf_needs_a_cluster_role():
+    rendered = _render(watchNamespaces=["blog", "perf"])
+    assert {r["metadata"]["namespace"] for r in rendered.of_kind("Role")} == {"blog", "perf"}
+    assert {b["metadata"]["namespace"] for b in rendered.of_kind("RoleBinding")} == {"blog", "perf"}
+    assert _container(rendered)["env"][0] == {"name": "WATCH_NAMESPACES", "value": "blog,perf"}
+    (cluster_role,) = rendered.of_kind("ClusterRole")
+    assert {(tuple(r["apiGroups"]), tuple(r["resources"])) for r in cluster_role["rules"]} == {
+        (("apiextensions.k8s.io",), ("customresourcedefinitions",)), (("",), ("namespaces",))}
+    for role in [*rendered.of_kind("Role"), cluster_role]:
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+            assert "secrets" not in rule["resources"]
+
+
+def test_the_values_schema_refuses_bad_operator_values():
+    assert "watchNamespaces" in render_error(MONITORING_CHART, {"operator": {"enabled": True,
+                                                                            "watchNamespaces": ["Blog"]}})
+    assert "reconcileSeconds" in render_error(MONITORING_CHART, {"operator": {"enabled": True,
+                                                                             "reconcileSeconds": 0}})
+    assert "additional properties" in render_error(MONITORING_CHART, {"operator": {"enabled": True, "replicas": 2}}
+                                                   ).lower()
+    assert not _render(enabled=False).of_kind("Deployment")
+
+
+def _verb(request) -> str:
+    method = str(request.method).upper().rsplit(".", 1)[-1]
+    if method == "GET":
+        if request.name:
+            return "get"
+        return "watch" if (request.params or {}).get("watch") in ("true", "1") else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+def _allowed(rules: list[dict], group: str, resource: str, verb: str) -> bool:
+    return any(group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+               for rule in rules)
+
+
+def test_the_roles_allow_every_request_the_operator_makes_in_a_run(cluster):
+    cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.2)
+    apply(cluster, load_test("audited", workers=1, ttlSecondsAfterFinished=0, historyLimit=1))
+    wait_status(cluster, "audited", "run 1 is collected", lastResult="audited-1")
+    client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, "loadtests", "audited", {"spec": {"users": 30}})
+    wait_status(cluster, "audited", "run 2 is collected", lastResult="audited-2")
+    wait_until(lambda: list(objects(cluster, "loadtestresults")) == ["audited-2"] and not objects(cluster, "jobs"),
+               what="run 1's result trimmed and the Jobs removed")
+    rendered = _render(watchNamespaces=[NAMESPACE])
+    (role,) = rendered.of_kind("Role")
+    (cluster_role,) = rendered.of_kind("ClusterRole")
+    made = set()
+    for request in list(cluster.k):
+        agent = (request.headers or {}).get("User-Agent", "")
+        if request.resource is None or request.resource.plural is None or \
+                not (agent.startswith("kopf/") or agent == USER_AGENT):
+            continue
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        made.add((request.resource.group or "", resource, _verb(request), request.namespace))
+    assert ("", "pods/log", "get", NAMESPACE) in made and ("batch", "jobs", "delete", NAMESPACE) in made
+    assert (GROUP, "loadtestresults", "delete", NAMESPACE) in made
+    # The emulated operator runs cluster-wide (kmock 0.8 cannot serve kopf's namespaced mode), so its
+    # watch of LoadTests has no namespace here; in the cluster it is per watched namespace, under the Role.
+    cluster_scoped = {"namespaces", "customresourcedefinitions"}
+    refused = [(group, resource, verb, namespace) for group, resource, verb, namespace in made
+               if not _allowed(cluster_role["rules"] if resource in cluster_scoped else role["rules"],
+                               group, resource, verb)]
+    assert refused == [], f"the chart's RBAC would refuse: {refused}"
