@@ -81,7 +81,11 @@ class Blog:
                 raise AssertionError(f"the blog container exited:\n{self.box.logs()[-3000:]}")
             return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
 
-        wait_until(healthy, timeout, "the blog container's /healthz")
+        try:
+            wait_until(healthy, timeout, "the blog container's /healthz")
+        except BaseException:
+            self.box.remove()  # no container left behind by a failed start
+            raise
         return self
 
     def __enter__(self) -> "Blog":
