@@ -1,0 +1,68 @@
+"""End to end, for real: the operator (kopf, in the emulated API) creates a run's
+Jobs; the test's kubelet runs each Job pod's container spec under podman with
+the project's image (master and workers as separate containers) against the
+containerised blog; the LoadTestResult must carry the figures that Locust run
+reported."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loadtests import log_summary
+from tests.container.test_container_image import blog, migrated, stack  # noqa: F401 (the containerised blog)
+from tests.operator.podman_kubelet import PodmanKubelet
+from tests.operator.support import apply, load_test, objects, wait_status
+from tests.support.container import aiblog_image  # noqa: F401 (the image, built once per session)
+
+pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(600)]
+
+WORKERS = 2
+
+
+@pytest.fixture
+def podman_kubelet(cluster, aiblog_image, operator_config):  # noqa: F811
+    operator_config.workers_max_wait_s = 90  # containers start in seconds, not instantly
+    operator_config.stuck_grace_s = 300
+    kubelet = PodmanKubelet(image=aiblog_image.tag, hosts={"e2e-1-master": "127.0.0.1"})
+    cluster.cluster.runner = kubelet
+    yield kubelet
+    kubelet.stop_all()
+
+
+def _summary_line(log: str) -> dict:
+    """The master's own summary line, read straight from its container's output."""
+    line = next(line for line in reversed(log.splitlines()) if line.startswith(log_summary.SUMMARY_PREFIX))
+    return json.loads(line[len(log_summary.SUMMARY_PREFIX):])
+
+
+def test_a_distributed_run_in_containers_ends_as_a_result_with_the_figures_locust_reported(
+        cluster, podman_kubelet, blog):  # noqa: F811
+    apply(cluster, load_test(
+        "e2e", target={"url": blog.url}, users=6, spawnRate=6, duration=8, workers=WORKERS,
+        scenario={"weights": {"home": 10, "post": 5, "login": 0, "write": 0, "ai": 0},
+                  "thinkTime": {"min": 0.1, "max": 0.5}},
+        thresholds={"p95Ms": 5000, "maxErrorRate": 0.05}, ttlSecondsAfterFinished=3600))
+    final = wait_status(cluster, "e2e", "the containerised run is collected", timeout=400, lastResult="e2e-1")
+    pods = {name: pod for name, pod in podman_kubelet.pods.items()}
+    roles = sorted(pod.spec["containers"][0]["name"] for pod in pods.values())
+    assert roles == ["master"] + ["worker"] * WORKERS  # separate containers, one per pod
+    master_log = next(cluster.cluster.logs[name] for name, pod in pods.items()
+                      if pod.spec["containers"][0]["name"] == "master")
+    reported = _summary_line(master_log)["summary"]
+    result = objects(cluster, "loadtestresults")["e2e-1"]["spec"]
+    assert final["phase"] == "Succeeded" and final["verdict"] == result["verdict"] == "Passed", final
+    totals = result["totals"]
+    assert totals["requests"] == reported["requests"] > 0 and totals["failures"] == reported["failures"]
+    assert totals["rps"] == reported["rps"]
+    assert totals["latencyMs"] == {"p50": reported["p50_ms"], "p90": reported["p90_ms"],
+                                   "p95": reported["p95_ms"], "p99": reported["p99_ms"]}
+    assert {e["name"]: e["requests"] for e in result["endpoints"]} == {
+        e["name"]: e["requests"] for e in reported["entries"]}
+    assert final["latest"]["requests"] == reported["requests"]
+    report = objects(cluster, "configmaps")[result["report"]["configMap"]]["data"]["report.html"]
+    assert report.encode() == log_summary.parse_report(master_log)
+    print(f"\nend to end: {totals['requests']} requests, {totals['failures']} failures, "
+          f"{totals['rps']:.1f} req/s, p50 {totals['latencyMs']['p50']} ms, p95 {totals['latencyMs']['p95']} ms, "
+          f"p99 {totals['latencyMs']['p99']} ms; endpoints {[(e['name'], e['requests']) for e in result['endpoints']]}; "
+          f"report {result['report']['bytes']} bytes")
