@@ -200,7 +200,8 @@ def test_the_operator_has_its_own_image_and_the_blog_image_stays_without_its_wei
 def test_migrations_create_the_schema_and_a_second_run_is_harmless(migrated, stack):
     for code, output in migrated:
         assert code == 0 and "database is up to date" in output, output
-    engine = sqlalchemy.create_engine(stack["postgres"].url)
+    # psycopg2 explicitly, as the blog does (SQLAlchemy 2.1 would pick psycopg 3).
+    engine = sqlalchemy.create_engine(stack["postgres"].url.replace("postgresql://", "postgresql+psycopg2://", 1))
     with engine.connect() as connection:
         tables = set(sqlalchemy.inspect(connection).get_table_names())
         posts = connection.execute(sqlalchemy.text("select count(*) from posts")).scalar()

@@ -101,7 +101,8 @@ def _podman_problem() -> str | None:
     except FileNotFoundError:
         return "podman is not installed: install podman, runc, uidmap and debootstrap (make test does)"
     if done.returncode != 0:
-        return f"podman cannot run here ({done.stderr.strip().splitlines()[-1:]}): check podman, runc and uidmap"
+        reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return f"podman cannot run here ({reason}): check podman, runc, uidmap and deploy/podman/containers.conf"
     return None
 
 
@@ -116,6 +117,12 @@ def build_image(target: str | None = None) -> Image:
     name = image_script.OPERATOR_IMAGE_NAME if target == "operator" else image_script.IMAGE_NAME
     try:
         base = image_script.ensure_base()
+        ran = subprocess.run(["podman", "run", "--rm", "--network", "host", base, "true"],
+                             env=image_script.podman_env(), capture_output=True, text=True, timeout=120)
+        if ran.returncode != 0:
+            reason = (ran.stderr.strip().splitlines() or [f"exit {ran.returncode}"])[-1]
+            pytest.fail(f"podman cannot run containers here ({reason}): see deploy/podman/containers.conf",
+                        pytrace=False)
         # Its own tag per session run: a stale "latest" of another tree is never tested.
         tag = image_script.build_image(base_image=base, tag=f"{name}:test", quiet=True, also_latest=False,
                                        target=target)
