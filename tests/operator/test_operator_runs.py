@@ -134,3 +134,26 @@ def test_a_master_that_dies_without_figures_fails_the_run_with_its_log_problem(c
     final = wait_status(cluster, "crash", "the run fails", phase="Failed")
     assert "ended as Failed (BackoffLimitExceeded) without figures" in final["message"]
     assert "no BLOG_PERF_SUMMARY line" in final["message"] and final["message"].endswith("MemoryError")
+
+
+def test_runs_are_counted_in_the_operators_metrics_by_verdict(cluster):
+    from prometheus_client import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    started, passed = sample("loadtest_runs_started_total"), sample(
+        "loadtest_runs_finished_total", verdict="Passed", phase="Succeeded")
+    cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()))
+    apply(cluster, load_test("counted"))
+    wait_status(cluster, "counted", "the run is collected", phase="Succeeded")
+    assert sample("loadtest_runs_started_total") == started + 1
+    assert sample("loadtest_runs_finished_total", verdict="Passed", phase="Succeeded") == passed + 1
+
+
+def test_the_entry_point_needs_namespaces_to_watch(capsys, monkeypatch):
+    from operators.loadtest import main
+
+    monkeypatch.delenv("WATCH_NAMESPACES", raising=False)
+    assert main.main([]) == 2
+    assert "give --namespace NAME (or WATCH_NAMESPACES) or --all-namespaces" in capsys.readouterr().err

@@ -130,3 +130,18 @@ def test_an_invalid_load_test_gets_a_failed_status_and_an_event_then_runs_once_f
     _patch_spec(cluster, "typo", {"schedule": None})
     wait_status(cluster, "typo", "the fixed test runs", phase="Running", currentRun="typo-1")
     assert len([e for e in objects(cluster, "events").values() if e.get("reason") == "InvalidSpec"]) == 1
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_the_examples_target_the_blog_charts_service_and_its_http_port(example):
+    from urllib.parse import urlparse
+
+    from tests.support.charts import BLOG_CHART, NAMESPACE as BLOG_NAMESPACE, render
+    service = render(BLOG_CHART).named("Service", "aiblog")  # release "aiblog", as the README installs it
+    http_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+    target = yaml.safe_load(example.read_text())["spec"]["target"]
+    if "service" in target:
+        assert (target["service"]["name"], target["service"]["port"]) == ("aiblog", http_port)
+    else:
+        url = urlparse(target["url"])
+        assert url.hostname == f"aiblog.{BLOG_NAMESPACE}.svc.cluster.local" and (url.port or 80) == http_port
