@@ -1,2 +1,9 @@
 """The container tests share one build of each image per session (tests/support/container.py)."""
-from tests.support.container import aiblog_image, aiblog_operator_image  # noqa: F401  (session fixtures)
+from tests.support.container import aiblog_image, aiblog_operator_image, built_images  # noqa: F401  (fixtures)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Image sizes and build times at the end of the run (also on success)."""
+    for image in built_images():
+        terminalreporter.write_line(f"container image {image.tag}: {image.size_bytes / 1e6:.0f} MB, "
+                                    f"built in {image.build_seconds:.0f} s (base {image.base})")

@@ -129,7 +129,16 @@ def build_image(target: str | None = None) -> Image:
     except image_script.ImageError as exc:
         pytest.fail(f"the {name} image did not build: {exc}", pytrace=False)
     seconds = time.monotonic() - started
-    return Image(tag=tag, size_bytes=image_script.image_size(tag), build_seconds=seconds, base=base)
+    _BUILT[target] = Image(tag=tag, size_bytes=image_script.image_size(tag), build_seconds=seconds, base=base)
+    return _BUILT[target]
+
+
+def built_images() -> list[Image]:
+    """The images this process has built so far (for reports)."""
+    return list(_BUILT.values())
+
+
+_BUILT: dict[str | None, Image] = {}
 
 
 @pytest.fixture(scope="session")
