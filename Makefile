@@ -5,12 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSPKG := scripts/ensure-system-packages.sh
 RUN_PACKAGES := redis-server:redis-server
+# What `make image` and the container tests need (podman 4.3 runs with runc here).
+IMAGE_PACKAGES := podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap
 TEST_PACKAGES := redis-server:redis-server /usr/lib/postgresql:postgresql \
   prometheus:prometheus promtool:prometheus chromium:chromium pgrep:procps \
   /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk \
   $(IMAGE_PACKAGES)
-# What `make image` and the container tests need (podman 4.3 runs with runc here).
-IMAGE_PACKAGES := podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap
 # The lock (see `make lock`): every install below takes exact versions with hashes from it.
 LOCK_INSTALL := $(PY) -m pip install -q --require-hashes -r requirements/build.txt
 PROJECT_INSTALL := $(PY) -m pip install -q --no-deps --no-build-isolation -e .
