@@ -155,7 +155,7 @@ def test_build_context_leaves_out_tests_git_and_venv():
 
 # --- the image -----------------------------------------------------------------
 
-def test_image_builds_and_holds_no_compiler_pip_tests_or_git(aiblog_image):
+def test_image_builds_and_holds_no_compiler_pip_tests_git_build_secrets_or_files_of_its_user(aiblog_image):
     print(f"\nimage {aiblog_image.tag}: {aiblog_image.size_bytes / 1e6:.0f} MB, "
           f"built in {aiblog_image.build_seconds:.0f} s (base {aiblog_image.base})")
     assert aiblog_image.size_bytes < 450e6, "the image grew past 450 MB"
@@ -168,6 +168,15 @@ def test_image_builds_and_holds_no_compiler_pip_tests_or_git(aiblog_image):
     code, output = run_to_end(aiblog_image, ["python3", "-c", probe], {}, user="0:0")
     assert code == 0, output
     assert output.strip() == "[] []", f"compilers/pip or build leftovers in the image: {output}"
+    code, owned = run_to_end(aiblog_image, ["find", "/", "-xdev", "-user", str(IMAGE_UID)], {}, user="0:0")
+    assert code == 0 and owned.strip() == "", f"the image's user owns files: {owned[:500]}"
+    # The host's pip configuration and CA bundle were build secrets: nothing of them is kept.
+    config = podman("image", "inspect", "--format", "{{json .Config.Env}}", aiblog_image.tag).stdout
+    history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", aiblog_image.tag).stdout
+    assert "PIP_" not in config, config
+    assert "/opt/pypi" not in history and "BEGIN CERTIFICATE" not in history
+    code, found = run_to_end(aiblog_image, ["find", "/", "-xdev", "-name", "pip.conf"], {}, user="0:0")
+    assert found.strip() == "", found
     labels = podman("image", "inspect", "--format", "{{json .Labels}}", aiblog_image.tag).stdout
     for label in ("org.opencontainers.image.source", "org.opencontainers.image.version",
                   "org.opencontainers.image.licenses"):
