@@ -61,6 +61,8 @@ run: $(VENV)/.installed-run $(if $(filter local,$(LLM)),$(VENV)/.installed-local
 
 test: $(VENV)/.installed-test
 	@$(SYSPKG) $(TEST_PACKAGES)
+	@# The container tests' base image, made once per machine (about 2 min) before any test's timeout runs.
+	@$(PY) scripts/image.py --base-only >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(VENV)/.installed-load: pyproject.toml requirements/load.txt | $(VENV)/bin/python
