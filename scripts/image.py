@@ -113,6 +113,8 @@ def ensure_base() -> str:
 def pip_settings() -> dict[str, str]:
     """What ``pip config list`` says (files and PIP_* variables), key -> value."""
     listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        log(f"could not read pip's configuration with {sys.executable} (no pip?): the build uses pip's defaults")
     settings: dict[str, str] = {}
     for line in listed.stdout.splitlines():
         match = re.match(r"^(?:[^.]*)\.([\w-]+)='(.*)'$", line)
