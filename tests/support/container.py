@@ -19,7 +19,8 @@ tests all use this module).
   locked down like the charts' pods by default: UID/GID 10001, read-only root
   (and none of podman's own writable tmpfs), tmpfs only on ``/tmp`` and the
   metrics dir, every capability dropped, no new privileges, host network
-  (traffic stays on 127.0.0.1). It returns a ``Container`` (a context manager
+  (give the blog ``BIND_HOST=127.0.0.1``: on the host's network the image's
+  ``0.0.0.0`` would listen on every interface). It returns a ``Container`` (a context manager
   that removes the container) with ``logs``, ``wait``, ``signal``, ``exec``,
   ``top``, ``diff`` and ``remove``.
 - ``podman(*args)`` runs podman with the project's containers.conf
@@ -123,7 +124,7 @@ def build_image(target: str | None = None) -> Image:
             reason = (ran.stderr.strip().splitlines() or [f"exit {ran.returncode}"])[-1]
             pytest.fail(f"podman cannot run containers here ({reason}): see deploy/podman/containers.conf",
                         pytrace=False)
-        # Its own tag per session run: a stale "latest" of another tree is never tested.
+        # Rebuilt under ":test" every session: a stale "latest" of another tree is never tested.
         tag = image_script.build_image(base_image=base, tag=f"{name}:test", quiet=True, also_latest=False,
                                        target=target)
     except image_script.ImageError as exc:
