@@ -142,3 +142,33 @@ def test_the_scan_finds_reads_written_every_way(tmp_path):
 def test_readme_configuration_table_is_the_generated_one():
     readme = (REPO / "README.md").read_text()
     assert config.markdown_table() in readme, "README's table is stale: run python scripts/readme_settings.py"
+
+
+def _run(command: list[str], **env: str):
+    """``command`` (``python`` or ``aiblog`` of this venv first) with only ``env`` as blog settings."""
+    import os
+    import subprocess
+    import sys
+
+    own = {setting.env for setting in config.SETTINGS}
+    clean = {k: v for k, v in os.environ.items() if k not in own}
+    program = sys.executable if command[0] == "python" else str(Path(sys.executable).parent / command[0])
+    return subprocess.run([program, *command[1:]], env={**clean, **env}, capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+
+
+def test_gunicorn_takes_its_settings_from_the_table():
+    done = _run(["python", "-c", "import aiblog.gunicorn_conf as c; print(c.worker_class, c.max_requests, "
+                       "c.max_requests_jitter, c.loglevel, c.accesslog, c.forwarded_allow_ips, c.control_socket_disable)"],
+                GUNICORN_WORKER_CLASS="gthread", GUNICORN_MAX_REQUESTS="5000", LOG_LEVEL="WARNING",
+                GUNICORN_ACCESS_LOG="-", FORWARDED_ALLOW_IPS="*")
+    assert done.stdout.split() == ["gthread", "5000", "500", "warning", "-", "*", "True"], done.stderr
+    default = _run(["python", "-c", "import aiblog.gunicorn_conf as c; print(c.max_requests, c.max_requests_jitter, c.accesslog)"])
+    assert default.stdout.split() == ["0", "0", "None"], default.stderr  # no restarts unless asked
+
+
+def test_serve_refuses_a_bad_setting_in_one_line():
+    done = _run(["aiblog", "serve"], LOG_LEVEL="loud")
+    assert done.returncode == 2, done
+    assert done.stderr.strip() == ("aiblog: configuration error: LOG_LEVEL: expected one of debug, info, warning, "
+                                   "error, critical, got 'loud'"), done.stderr
