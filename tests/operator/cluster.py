@@ -232,7 +232,9 @@ class FakeCluster:
 
 
 class OperatorThread:
-    """The emulator, the fake cluster and the real kopf operator, in a thread with their own event loop."""
+    """The emulator and the fake cluster in one thread with its own event loop, and the real kopf
+    operator in another: kopf cancels every task of its loop that outlives it, so it gets a loop
+    of its own, as it has a process of its own in a cluster."""
 
     def __init__(self, configure_operator):
         self.configure_operator = configure_operator
@@ -243,14 +245,15 @@ class OperatorThread:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._operator_stop: asyncio.Event | None = None
-        self._operator_task: asyncio.Task | None = None
+        self._operator: tuple[threading.Thread, threading.Event] | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)
 
     def start(self) -> "OperatorThread":
         self._thread.start()
         if not self._ready.wait(30) or self.error:
             raise RuntimeError(f"the emulator did not start: {self.error!r}")
+        self.configure_operator(self.url)
+        self._start_operator()
         return self
 
     def _main(self) -> None:
@@ -271,38 +274,37 @@ class OperatorThread:
             k[kmock.subresource("log")] << self.cluster.serve_log
             cluster_task = asyncio.create_task(self.cluster.run(self._stop))
             API_URL["url"] = self.url
-            self.configure_operator(self.url)
-            self._start_operator()
             self._ready.set()
             await self._stop.wait()
-            await self._stop_operator()
             await cluster_task
 
     def _start_operator(self) -> None:
-        import kopf
-        self._operator_stop = asyncio.Event()
-        self._operator_task = asyncio.create_task(kopf.operator(
-            clusterwide=True, standalone=True, stop_flag=self._operator_stop))
+        stop_flag = threading.Event()
 
-    async def _stop_operator(self) -> None:
-        self._operator_stop.set()
-        try:
-            await asyncio.wait_for(self._operator_task, 20)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            self._operator_task.cancel()
+        def run() -> None:
+            try:
+                asyncio.run(kopf.operator(clusterwide=True, standalone=True, stop_flag=stop_flag))
+            except BaseException as exc:  # reported by stop()
+                self.error = exc
 
-    def call(self, coroutine_fn, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coroutine_fn(), self._loop).result(timeout)
+        thread = threading.Thread(target=run, daemon=True, name="kopf")
+        thread.start()
+        self._operator = (thread, stop_flag)
+
+    def _stop_operator(self) -> None:
+        thread, stop_flag = self._operator
+        stop_flag.set()
+        thread.join(30)
 
     def restart_operator(self) -> None:
         """Stop kopf and start a new one: the state it had in memory is gone, as after a pod restart."""
-        async def restart():
-            await self._stop_operator()
-            self.configure_operator(self.url)  # a new process has new connections too
-            self._start_operator()
-        self.call(restart, 40)
+        self._stop_operator()
+        self.configure_operator(self.url)  # a new process has new connections too
+        self._start_operator()
 
     def stop(self) -> None:
+        if self._operator is not None:
+            self._stop_operator()
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(40)

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from kubernetes import client
 
 from loadtests.stack import wait_until
-from tests.operator.conftest import api_client
 from tests.operator.cluster import NAMESPACE, PodScript
 from tests.operator.support import (GROUP, VERSION, apply, load_test, objects, runner_log, status,
                                     summary_document, wait_status)
@@ -39,8 +38,6 @@ def test_a_restart_mid_run_adopts_the_run_and_a_spec_edit_waits_for_the_next_run
     apply(cluster, load_test("steady", workers=2))
     wait_status(cluster, "steady", "the run is Running", phase="Running")
     cluster.restart_operator()
-    # A new client too: pooled connections opened before the restart stall in kmock 0.8 afterwards.
-    cluster.api = api_client(cluster.url)
     _patch_spec(cluster, "steady", {"users": 99})
     running = wait_until(lambda: next((c for c in status(cluster, "steady").get("conditions", [])
                                        if c["type"] == "SpecChanged"), None),
