@@ -1,12 +1,16 @@
-"""A complete throwaway blog stack on free loopback ports, for ``make bench``.
+"""Throwaway processes on free loopback ports: the one toolkit of ``make
+bench``, ``make run`` (scripts/devserver.py), the scripts and the tests.
 
-Postgres and Redis in temp dirs, the LLM simulator, the blog under gunicorn
-with the production config, its RQ worker (``blog-worker``), and the bare
-Flask "hello" app under the same gunicorn config. Everything is stopped by
-``Stack.stop()`` (also on errors and Ctrl-C); nothing listens beyond 127.0.0.1.
+Free ports, a readiness wait, and launchers for Redis, Postgres, the LLM
+simulator, the blog (or any app) under gunicorn with the production config,
+and the RQ worker. Each part runs in a session of its own (Ctrl-C in the
+terminal does not kill it half-way; ``stop`` does), keeps its log in its
+folder (a temp dir unless one is given, removed by ``close``) and listens on
+127.0.0.1 only. ``Stack`` starts all of them, and the bare Flask "hello" app,
+for ``make bench``; ``Stack.stop()`` stops everything (also on errors and Ctrl-C).
 
 Kept inside ``loadtests`` (not tests/) because the benchmark must run without
-the test suite; tests may reuse it.
+the test suite.
 """
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+from urllib.parse import quote
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-GUNICORN_CONF = REPO / "service" / "gunicorn.conf.py"
 VENV_BIN = Path(sys.executable).parent
 PG_BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
+THIS_PROJECT = "this project (pip install -e .)"
 
 
 class StackError(RuntimeError):
@@ -51,6 +56,14 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """Whether ``url`` answers 200 (False while nothing listens there)."""
+    try:
+        return httpx.get(url, timeout=timeout, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition",
                interval: float = 0.05):
     """Poll until ``predicate`` is truthy; raise StackTimeout naming ``what`` at the deadline.
@@ -71,28 +84,73 @@ def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str
                      + (f" (last error: {last_error!r})" if last_error else ""))
 
 
-def _binary(name: str, package: str) -> str:
+def require_binary(name: str, install: str) -> str:
+    """The path of program ``name`` (the venv's first), or a StackError saying to install ``install``."""
     for candidate in (VENV_BIN / name, shutil.which(name)):
         if candidate and Path(candidate).exists():
             return str(candidate)
-    raise StackError(f"'{name}' not found: install {package}")
+    raise StackError(f"'{name}' not found: install {install}")
+
+
+_binary = require_binary  # its former name, still used by tests/charts
+
+
+def run_aiblog(*args: str, env: dict, timeout: float = 600) -> str:
+    """``aiblog ARGS`` (migrate, seed...) to completion; its output, or a StackError carrying it."""
+    done = subprocess.run([require_binary("aiblog", THIS_PROJECT), *args], env=env, cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise StackError(f"aiblog {' '.join(args)} failed:\n{done.stdout[-3000:]}")
+    return done.stdout
+
+
+def blog_environment(**settings: Any) -> dict:
+    """The caller's environment without any blog setting, plus ``settings``."""
+    from aiblog.config import SETTINGS
+
+    own = {s.env for s in SETTINGS}
+    env = {k: v for k, v in os.environ.items() if k not in own}
+    env.update({k: str(v) for k, v in settings.items()})
+    return env
 
 
 class Service:
-    """A child process in its own session (Ctrl-C in the terminal does not kill
-    it half-way; ``stop`` does, after the run has saved its results)."""
+    """A child process in its own session, with its log in its folder.
+
+    ``console=True`` (``make run``) sends its output to the terminal instead."""
 
     name = "service"
 
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
+    def __init__(self, workdir: Path | str | None = None, console: bool = False):
+        self.own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"aiblog-{self.name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.console = console
         self.process: subprocess.Popen | None = None
-        self.log_path = workdir / f"{self.name}.log"
+        self.log_path = self.workdir / f"{self.name}.log"
+        self._log = None
 
     def _spawn(self, args: list[str], env: dict | None = None) -> None:
-        self._log = open(self.log_path, "ab")
+        if not self.console:
+            self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(args, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def _await(self, ready: Callable[[], object], timeout: float, what: str) -> None:
+        """Wait until ``ready()``. If the process dies or the time runs out, stop it
+        and raise a StackError carrying its log."""
+        try:
+            wait_until(lambda: self.check_alive() or ready(), timeout, what)
+        except StackTimeout as exc:
+            self.stop()
+            raise StackTimeout(f"{exc}; {self.name}'s log:\n{self.log_tail()}") from None
+        except BaseException:  # it died, or Ctrl-C: never leave it running
+            self.stop()
+            raise
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -105,7 +163,7 @@ class Service:
             raise StackError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
 
     def stop(self, grace: float = 15) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.running:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
                 self.process.wait(grace)
@@ -114,27 +172,57 @@ class Service:
                 self.process.wait(5)
             except ProcessLookupError:
                 pass
-        if getattr(self, "_log", None):
+        if self._log is not None:
             self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        """Stop, and remove the folder if this part made it."""
+        self.stop()
+        if self.own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def start(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self if self.running else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class Redis(Service):
+    """``redis-server``; ``persist`` keeps its data in the folder across restarts (``make run``)."""
+
     name = "redis"
 
-    def __init__(self, workdir: Path):
-        super().__init__(workdir)
-        self.port = free_port()
+    def __init__(self, workdir: Path | str | None = None, port: int | None = None, *, password: str | None = None,
+                 persist: bool = False, console: bool = False):
+        super().__init__(workdir, console)
+        self.port = port or free_port()
+        self.password = password
+        self.persist = persist
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> "Redis":
-        self._spawn([_binary("redis-server", "the Debian package redis-server"), "--port", str(self.port),
-                     "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-                     "--maxclients", "10000", "--loglevel", "warning"])
-        wait_until(lambda: self.check_alive() or port_open(self.port), 10, f"redis-server on port {self.port}")
+        args = [require_binary("redis-server", "the Debian package 'redis-server'"), "--port", str(self.port),
+                "--bind", "127.0.0.1", "--dir", str(self.workdir), "--maxclients", "10000", "--loglevel", "warning",
+                "--save", "60 1" if self.persist else "", "--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self._spawn(args)
+        self._await(lambda: port_open(self.port), 10, f"redis-server on port {self.port}")
         return self
+
+    def flush(self) -> None:
+        import redis
+
+        redis.Redis.from_url(self.url).flushall()
 
 
 class Postgres:
@@ -143,9 +231,11 @@ class Postgres:
 
     name = "postgres"
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path | str | None = None):
+        self.own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="aiblog-postgres-"))
         self.port = free_port()
-        self.dir = workdir / "postgres"
+        self.dir = self.workdir / "postgres"
         self.data = self.dir / "data"
         self.bin = next((d for d in PG_BIN_DIRS if (d / "initdb").exists()), None)
         if self.bin is None:
@@ -179,12 +269,12 @@ class Postgres:
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--no-locale")
-        # Durability off: a throwaway benchmark database, measured for speed, not crash safety.
+        # Durability off: a throwaway database, measured for speed, not crash safety.
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o",
                   f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400", "start")
         self.started = True
-        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "aiblog")
+        self.create_database("aiblog")
         return self
 
     def stop(self) -> None:
@@ -195,46 +285,84 @@ class Postgres:
                 pass
             self.started = False
 
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir if self.own_workdir else self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "Postgres":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 class LLMSimulator(Service):
-    name = "llm-sim"
+    """``blog-llm-sim``. Options are its settings (``answer_seconds``, ``ttft``,
+    ``tokens``, ``tokens_per_second``, ``error_rate``, ``hang_rate``,
+    ``cut_rate``, ``seed``, ``models``), passed as flags; ``None`` leaves the
+    simulator's own default. Without options it answers any model in 2.5 s."""
 
-    def __init__(self, workdir: Path, answer_seconds: float = 2.5, ttft: float = 0.2, tokens: int = 120):
-        super().__init__(workdir)
+    name = "llm-sim"
+    DEFAULTS = {"answer_seconds": 2.5, "ttft": 0.2, "tokens": 120, "models": ["*"]}
+
+    def __init__(self, workdir: Path | str | None = None, console: bool = False, **options: Any):
+        super().__init__(workdir, console)
         self.port = free_port()
-        self.options = {"answer_seconds": answer_seconds, "ttft": ttft, "tokens": tokens}
+        self.options = {key: value for key, value in {**self.DEFAULTS, **options}.items() if value is not None}
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "LLMSimulator":
-        self._spawn([_binary("blog-llm-sim", "this project (pip install -e .)"), "--port", str(self.port),
-                     "--model", "*", "--ttft", str(self.options["ttft"]), "--tokens", str(self.options["tokens"]),
-                     "--answer-seconds", str(self.options["answer_seconds"])])
-        wait_until(lambda: self.check_alive() or httpx.get(self.url + "/sim/stats", timeout=1).status_code == 200,
-                   15, "the LLM simulator")
+    def command(self) -> list[str]:
+        command = [require_binary("blog-llm-sim", THIS_PROJECT), "--port", str(self.port)]
+        for key, value in self.options.items():
+            if key in ("model", "models"):
+                command += [arg for name in ([value] if isinstance(value, str) else value) for arg in ("--model", name)]
+            else:
+                command += [f"--{key.replace('_', '-')}", str(value)]
+        return command
+
+    def start(self, timeout: float = 30) -> "LLMSimulator":
+        self._spawn(self.command())
+        # /sim/stats is not counted, so readiness polls leave the counts at 0.
+        self._await(lambda: http_ok(self.url + "/sim/stats"), timeout, "the LLM simulator")
         return self
 
     def stats(self) -> dict:
         return httpx.get(self.url + "/sim/stats", timeout=5).json()
 
-    def reset(self) -> None:
-        httpx.post(self.url + "/sim/reset", timeout=5)
+    def reset(self) -> dict:
+        return httpx.post(self.url + "/sim/reset", timeout=5).json()
+
+    def configure(self, **settings: Any) -> dict:
+        response = httpx.post(self.url + "/sim/config", json=settings, timeout=5)
+        if response.status_code != 200:
+            raise ValueError(f"blog-llm-sim refused {settings}: {response.text}")
+        return response.json()
 
 
 class Gunicorn(Service):
-    """An app under ``service/gunicorn.conf.py`` (the production serving config)."""
+    """An app (the blog unless ``app`` says otherwise) under the production
+    serving config, ``aiblog.gunicorn_conf``, on free ports unless
+    ``port``/``metrics_port`` are given."""
 
-    def __init__(self, workdir: Path, env: dict, app: str = "aiblog:create_app()", name: str = "blog",
-                 extra_args: list[str] | None = None):
+    def __init__(self, workdir: Path | str | None = None, env: dict | None = None, app: str = "aiblog:create_app()",
+                 name: str = "blog", extra_args: list[str] | None = None, *, workers: int | None = None,
+                 port: int | None = None, metrics_port: int | None = None, multiproc_dir: str | None = None,
+                 console: bool = False):
         self.name = name
-        super().__init__(workdir)
-        self.port = free_port()
-        self.metrics_port = free_port()
-        # Each gunicorn its own metrics dir: it is emptied when a server starts.
-        self.env = {**env, "PORT": str(self.port), "METRICS_PORT": str(self.metrics_port),
-                    "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"prometheus-{name}")}
+        super().__init__(workdir, console)
+        self.port = port or free_port()
+        self.metrics_port = metrics_port or free_port()
+        self.env = {**(blog_environment() if env is None else env), "PORT": str(self.port),
+                    "METRICS_PORT": str(self.metrics_port)}
+        # Without a metrics dir, gunicorn makes a private one and removes it when it stops.
+        self.multiproc_dir = multiproc_dir
+        if multiproc_dir:
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
+        if workers is not None:
+            self.env["WEB_CONCURRENCY"] = str(workers)
         self.app = app
         self.extra_args = extra_args or []
 
@@ -242,15 +370,16 @@ class Gunicorn(Service):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self, timeout: float = 60) -> "Gunicorn":
-        self._spawn([_binary("gunicorn", "gunicorn (pip install -e .)"), "-c", str(GUNICORN_CONF),
-                     *self.extra_args, self.app], env=self.env)
+        from aiblog.cli import GUNICORN_CONFIG
 
-        def ready() -> bool:
-            self.check_alive()
-            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
-
-        wait_until(ready, timeout, f"{self.name} (gunicorn) /healthz")
+        self._spawn([require_binary("gunicorn", THIS_PROJECT), "--config", GUNICORN_CONFIG, *self.extra_args,
+                     self.app], env=self.env)
+        self._await(lambda: http_ok(self.url + "/healthz", timeout=2), timeout, f"{self.name} (gunicorn) /healthz")
         return self
 
     def worker_pids(self) -> list[int]:
@@ -259,26 +388,32 @@ class Gunicorn(Service):
     def worker_rss_mb(self) -> dict[int, float]:
         return {pid: rss for pid in self.worker_pids() if (rss := rss_mb(pid)) is not None}
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the master and its workers so far."""
+        return sum(cpu_seconds(pid) for pid in [self.process.pid, *self.worker_pids()])
+
 
 class RQWorker(Service):
     """``blog-worker``, the RQ worker of background AI jobs, with its metrics on a free port."""
 
     name = "blog-worker"
 
-    def __init__(self, workdir: Path, env: dict):
-        super().__init__(workdir)
-        self.metrics_port = free_port()
-        self.env = {**env, "WORKER_METRICS_PORT": str(self.metrics_port)}
+    def __init__(self, workdir: Path | str | None = None, env: dict | None = None, console: bool = False,
+                 metrics_port: int | None = None):
+        super().__init__(workdir, console)
+        # 0 turns the worker's metrics server off.
+        self.metrics_port = free_port() if metrics_port is None else metrics_port
+        self.env = {**(env or blog_environment()), "WORKER_METRICS_PORT": str(self.metrics_port)}
 
-    def start(self) -> "RQWorker":
+    def start(self, timeout: float = 30) -> "RQWorker":
         import redis
         from rq import Worker
 
-        self._spawn([_binary("blog-worker", "this project (pip install -e .)")], env=self.env)
+        self._spawn([require_binary("blog-worker", THIS_PROJECT)], env=self.env)
         connection = redis.Redis.from_url(self.env["REDIS_URL"])
-        # A worker has no port to poll; it is ready once it has registered itself in Redis.
-        wait_until(lambda: self.check_alive() or any(w.pid == self.process.pid for w in Worker.all(connection=connection)),
-                   20, "blog-worker")
+        # A worker has no port of its own to poll; it is ready once it has registered in Redis.
+        self._await(lambda: any(w.pid == self.process.pid for w in Worker.all(connection=connection)),
+                    timeout, "blog-worker to register in Redis")
         return self
 
 
@@ -305,14 +440,13 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def blog_environment(**settings: str) -> dict:
-    """The caller's environment without any blog setting, plus ``settings``."""
-    from aiblog.config import SETTINGS
-
-    own = {s.env for s in SETTINGS}
-    env = {k: v for k, v in os.environ.items() if k not in own}
-    env.update({k: str(v) for k, v in settings.items()})
-    return env
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Stack:
@@ -379,11 +513,7 @@ class Stack:
         return self
 
     def aiblog(self, *args: str, timeout: float = 600, env: dict | None = None) -> str:
-        done = subprocess.run([_binary("aiblog", "this project (pip install -e .)"), *args], env=env or self.env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
-        if done.returncode != 0:
-            raise StackError(f"aiblog {' '.join(args)} failed:\n{done.stdout[-3000:]}")
-        return done.stdout
+        return run_aiblog(*args, env=env or self.env, timeout=timeout)
 
     def seed(self, posts: int, env: dict | None = None) -> int:
         """Seed until the blog holds about ``posts`` posts; returns the total."""
@@ -418,7 +548,9 @@ class Stack:
         if database_url.startswith("postgresql"):
             from sqlalchemy import create_engine, text
 
-            engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+            from aiblog import sqlalchemy_url
+
+            engine = create_engine(sqlalchemy_url(database_url), isolation_level="AUTOCOMMIT")
             try:
                 with engine.connect() as connection:
                     connection.execute(text("VACUUM ANALYZE"))

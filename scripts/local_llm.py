@@ -30,14 +30,10 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from loadtests.stack import Service, StackError, free_port, http_ok
 
 MODEL_ALIAS = "gemma3:270m"
 CACHE_DIR = Path(os.environ.get("AIBLOG_CACHE_DIR") or Path.home() / ".cache" / "aiblog")
@@ -51,31 +47,50 @@ class LocalLLMError(RuntimeError):
     """The local model cannot be started; the message says what to do."""
 
 
-@dataclass
-class LocalLLM:
-    base_url: str
-    model: str
-    process: subprocess.Popen
-    log_path: Path
-    model_path: Path = field(repr=False, default=Path())
+class LocalLLM(Service):
+    """``llama-server`` on 127.0.0.1, its log in the cache folder."""
+
+    name = "llama-server"
+
+    def __init__(self, port: int | None = None, *, threads: int = THREADS, context: int = CONTEXT,
+                 slots: int = SLOTS, ready_timeout: float = 180.0, cache_dir: Path = CACHE_DIR):
+        super().__init__(cache_dir)
+        self.port = port or free_port()
+        self.log_path = cache_dir / f"llama-server-{self.port}.log"
+        self.model = MODEL_ALIAS
+        self.model_path = Path()
+        self.options = {"threads": threads, "context": context, "slots": slots}
+        self.ready_timeout = ready_timeout
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def log(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+        return self.log_tail(chars)
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-    def __enter__(self) -> "LocalLLM":
+    def start(self) -> "LocalLLM":
+        """Start ``llama-server`` and return once ``/health`` says ok."""
+        binary = server_binary()
+        self.model_path = model_file(self.workdir)
+        threads, context, slots = self.options["threads"], self.options["context"], self.options["slots"]
+        self._spawn([
+            str(binary), "--model", str(self.model_path), "--alias", MODEL_ALIAS,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--threads", str(threads), "--threads-http", str(max(2, slots)),
+            "--ctx-size", str(context), "--parallel", str(slots),
+            # The .gguf carries no chat template and llama-server's fallback
+            # (ChatML) makes Gemma babble "<|im_end|>"; use the built-in Gemma
+            # one (--no-jinja: with Jinja on, "gemma" would be read as template text).
+            "--no-jinja", "--chat-template", "gemma",
+        ])
+        try:
+            # /health answers 503 while the model loads and 200 once it can serve.
+            self._await(lambda: http_ok(self.base_url + "/health", timeout=2), self.ready_timeout,
+                        "llama-server /health")
+        except StackError as exc:
+            raise LocalLLMError(f"{exc}\n(log {self.log_path})") from None
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def model_file(cache_dir: Path = CACHE_DIR) -> Path:
@@ -98,57 +113,9 @@ def server_binary() -> Path:
         raise LocalLLMError(f"llama-server was not built ({exc}); {INSTALL_HINT}") from None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_llama_server(port: int | None = None, *, threads: int = THREADS, context: int = CONTEXT,
-                       slots: int = SLOTS, ready_timeout: float = 180.0,
-                       cache_dir: Path = CACHE_DIR) -> LocalLLM:
-    """Start ``llama-server`` on 127.0.0.1 and return once ``/health`` says ok."""
-    binary = server_binary()
-    gguf = model_file(cache_dir)
-    port = port or _free_port()
-    log_path = cache_dir / f"llama-server-{port}.log"
-    command = [
-        str(binary), "--model", str(gguf), "--alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--threads", str(threads), "--threads-http", str(max(2, slots)),
-        "--ctx-size", str(context), "--parallel", str(slots),
-        # The .gguf carries no chat template and llama-server's fallback
-        # (ChatML) makes Gemma babble "<|im_end|>"; use the built-in Gemma
-        # one (--no-jinja: with Jinja on, "gemma" would be read as template text).
-        "--no-jinja", "--chat-template", "gemma",
-    ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-    server = LocalLLM(f"http://127.0.0.1:{port}", MODEL_ALIAS, process, log_path, gguf)
-    try:
-        _wait_ready(server, ready_timeout)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def _wait_ready(server: LocalLLM, timeout: float) -> None:
-    # /health answers 503 while the model loads and 200 once it can serve.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise LocalLLMError(f"llama-server exited with {server.process.returncode}; "
-                                f"log {server.log_path}:\n{server.log()}")
-        try:
-            if httpx.get(server.base_url + "/health", timeout=2, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    raise LocalLLMError(f"llama-server was not ready within {timeout:g} s; "
-                        f"log {server.log_path}:\n{server.log()}")
+def start_llama_server(port: int | None = None, **options) -> LocalLLM:
+    """``llama-server`` on 127.0.0.1, ready (see ``LocalLLM`` for the options)."""
+    return LocalLLM(port, **options).start()
 
 
 def main(argv: list[str] | None = None) -> int:

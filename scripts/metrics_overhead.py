@@ -17,37 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from loadtests.stack import Gunicorn, Redis, blog_environment, run_aiblog
+
 CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.I)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
 # --- the load (runs in its own process) ----------------------------------------
@@ -84,34 +62,19 @@ def run_load(port: int, path: str, seconds: float, connections: int) -> dict:
 
 # --- the blog ------------------------------------------------------------------
 
-class Blog:
-    def __init__(self, env: dict, metrics: bool):
-        self.port, self.metrics_port = free_port(), free_port()
-        self.env = {**env, "PORT": str(self.port), "METRICS_PORT": str(self.metrics_port),
-                    "METRICS_ENABLED": "true" if metrics else "false"}
-        self.process = subprocess.Popen([str(BIN / "gunicorn"), "-c", str(REPO / "service" / "gunicorn.conf.py"),
-                                         "aiblog:create_app()"], env=self.env, cwd=REPO,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(f"http://127.0.0.1:{self.port}/healthz")
-        urllib.request.urlopen(f"http://127.0.0.1:{self.port}/").read()  # warm the page cache
+class Blog(Gunicorn):
+    def __init__(self, workdir, env: dict, metrics: bool):
+        super().__init__(workdir, {**env, "METRICS_ENABLED": "true" if metrics else "false"},
+                         name=f"blog-metrics-{'on' if metrics else 'off'}")
+
+    def start(self) -> "Blog":
+        super().start()
+        urllib.request.urlopen(self.url + "/").read()  # warm the page cache
+        return self
 
     def series(self) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as response:
+        with urllib.request.urlopen(self.metrics_url) as response:
             return sum(1 for line in response.read().decode().splitlines() if line and not line.startswith("#"))
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the master and its workers so far."""
-        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
-        total = 0.0
-        for pid in [self.process.pid, *map(int, children.split())]:
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
 
 
 def main() -> int:
@@ -123,24 +86,15 @@ def main() -> int:
     parser.add_argument("--path", default="/")
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="aiblog-overhead-"))
-    redis_port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(scratch)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while socket.socket().connect_ex(("127.0.0.1", redis_port)) != 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch / 'blog.sqlite3'}",
-           "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "WEB_CONCURRENCY": str(args.workers),
-           "SECRET_KEY": "overhead-measurement-key-0123456789", "LOG_LEVEL": "warning"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    redis = Redis().start()  # its temp dir holds the blog's database too
+    env = blog_environment(DATABASE_URL=f"sqlite:///{redis.workdir / 'blog.sqlite3'}", REDIS_URL=redis.url,
+                           WEB_CONCURRENCY=args.workers, SECRET_KEY="overhead-measurement-key-0123456789",
+                           LOG_LEVEL="warning")
     blogs: dict[bool, Blog] = {}
     try:
-        for command in (["migrate"], ["seed"]):
-            done = subprocess.run([str(BIN / "aiblog"), *command], env=env, cwd=REPO, capture_output=True, text=True)
-            if done.returncode:
-                raise SystemExit(f"aiblog {command[0]} failed:\n{done.stdout}{done.stderr}")
-        blogs = {metrics: Blog(env, metrics) for metrics in (True, False)}
+        for command in ("migrate", "seed"):
+            run_aiblog(command, env=env)
+        blogs = {metrics: Blog(redis.workdir, env, metrics).start() for metrics in (True, False)}
         for blog in blogs.values():
             run_load(blog.port, args.path, 1, args.connections)  # warm-up
         done = {True: 0, False: 0}
@@ -170,9 +124,7 @@ def main() -> int:
     finally:
         for blog in blogs.values():
             blog.stop()
-        redis.terminate()
-        redis.wait(10)
-        shutil.rmtree(scratch, ignore_errors=True)
+        redis.close()
     return 0
 
 

@@ -17,13 +17,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
+
+from loadtests.stack import StackTimeout, http_ok, port_open, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"
@@ -78,19 +77,6 @@ def default_worker_target() -> str | None:
     return f"{host}:{settings['WORKER_METRICS_PORT']}"
 
 
-def answers(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Prometheus against the locally running blog.")
     parser.add_argument("--target", default=None,
@@ -108,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
               "   sudo apt-get install prometheus      (make monitor does this when run as root)",
               file=sys.stderr)
         return 1
-    if not port_free(args.port):
+    if port_open(args.port):
         print(f"!! port {args.port} is taken (another Prometheus?). Use --port N or MONITOR_PORT=N.",
               file=sys.stderr)
         return 1
@@ -119,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     write_config(config_path, prometheus_config([target], scrape_interval=args.scrape_interval,
                                                 worker_targets=[worker] if worker else None))
     metrics_url = f"http://{target}/metrics"
-    if not answers(metrics_url):
+    if not http_ok(metrics_url):
         print(f"!! nothing answers at {metrics_url} yet: start the blog with `make run` (it serves metrics "
               "there). Prometheus starts anyway and shows the target as down until then.", file=sys.stderr)
 
@@ -131,16 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     # Stop Prometheus with us, whether by Ctrl-C or by SIGTERM.
     signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
-        deadline = time.monotonic() + 30
-        while not answers(f"{web}/-/ready"):
-            if process.poll() is not None:
-                print(f"!! Prometheus exited with {process.returncode}; see its messages above.", file=sys.stderr)
-                return 1
-            if time.monotonic() > deadline:
-                print("!! Prometheus did not become ready within 30 s.", file=sys.stderr)
-                process.terminate()
-                return 1
-            time.sleep(0.2)
+        try:
+            wait_until(lambda: process.poll() is not None or http_ok(f"{web}/-/ready"), 30, "Prometheus")
+        except StackTimeout:
+            print("!! Prometheus did not become ready within 30 s.", file=sys.stderr)
+            process.terminate()
+            return 1
+        if process.poll() is not None:
+            print(f"!! Prometheus exited with {process.returncode}; see its messages above.", file=sys.stderr)
+            return 1
         example = quote('sum(rate(blog_http_request_total[1m])) * 60')
         print(f"""
 Prometheus is watching the blog's metrics at {metrics_url}

@@ -12,12 +12,15 @@ import tempfile
 import pytest
 from sqlalchemy import text
 
-from aiblog import create_app
+from aiblog import create_app, sqlalchemy_url
 from aiblog.extensions import db, limiter
-from tests.support.processes import PostgresServer, RedisServer
+from loadtests.stack import Postgres, Redis, blog_environment
 
-# Fixtures of the performance-suite tests (one blog stack for the whole session).
-pytest_plugins = ("tests.support.perf",)
+# Fixtures of the performance-suite tests (one blog stack for the whole
+# session) and of the LLM tests (one simulator per test module).
+pytest_plugins = ("tests.support.perf", "tests.support.llm")
+
+TEST_SECRET_KEY = "test-secret-key-0123456789"
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -28,16 +31,21 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
+def blog_env(**settings) -> dict[str, str]:
+    """The environment of a blog process in the tests: the caller's without
+    the blog's own variables, the test secret key, and ``settings``."""
+    return blog_environment(**{"SECRET_KEY": TEST_SECRET_KEY, "LOG_LEVEL": "warning", **settings})
+
+
 @pytest.fixture(scope="session")
 def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.close()
+    with Redis() as server:
+        yield server
 
 
 @pytest.fixture
 def redis_url(redis_server):
-    if redis_server.process is None:  # a test stopped it
+    if not redis_server.running:  # a test stopped it
         redis_server.start()
     redis_server.flush()
     return redis_server.url
@@ -45,9 +53,8 @@ def redis_url(redis_server):
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    server = PostgresServer().start()
-    yield server
-    server.close()
+    with Postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +91,7 @@ def database_url(request, tmp_path):
     url = request.getfixturevalue("_postgres_schema")
     from sqlalchemy import create_engine
 
-    engine = create_engine(url)
+    engine = create_engine(sqlalchemy_url(url))
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE posts, users RESTART IDENTITY CASCADE"))
     engine.dispose()
@@ -112,7 +119,7 @@ def fresh_generations_file() -> str:
 def make_app(database_url: str, redis_url: str = "", **overrides):
     generations = fresh_generations_file()
     app = create_app({
-        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": "test-secret-key-0123456789",
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": TEST_SECRET_KEY,
         "TESTING": True, "PAGE_CACHE_GENERATIONS_FILE": generations, **overrides,
     })
     with app.app_context():

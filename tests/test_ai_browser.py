@@ -6,24 +6,21 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import make_app
+from tests.conftest import blog_env, make_app
 from tests.support.ai import create_user
-from tests.support.llm import LLMSimProcess
-from tests.support.processes import Gunicorn
+from loadtests.stack import Gunicorn, LLMSimulator
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def live_blog(sqlite_url, redis_url):
-    with LLMSimProcess(ttft=0.2, tokens=80, tokens_per_second=25) as sim:  # about 3 s per answer
+def live_blog(sqlite_url, redis_url, tmp_path):
+    # About 3 s per answer.
+    with LLMSimulator(tmp_path, answer_seconds=None, ttft=0.2, tokens=80, tokens_per_second=25, models=None) as sim:
         user = create_user(make_app(sqlite_url, redis_url), "browser-writer", "browser-password-1")
-        server = Gunicorn({"DATABASE_URL": sqlite_url, "REDIS_URL": redis_url, "LLM_API": "sim",
-                           "LLM_BASE_URL": sim.url}, workers=2).start()
-        try:
+        with Gunicorn(tmp_path, blog_env(DATABASE_URL=sqlite_url, REDIS_URL=redis_url, LLM_API="sim",
+                                         LLM_BASE_URL=sim.url), workers=2) as server:
             yield server, user, sim
-        finally:
-            server.stop()
 
 
 @pytest.fixture

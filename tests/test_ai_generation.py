@@ -10,13 +10,12 @@ import redis
 
 from tests.conftest import make_app
 from tests.support.ai import bearer_for, create_user, parse_sse
-from tests.support.llm import LLMSimProcess
-from tests.support.processes import free_port, wait_until
+from loadtests.stack import LLMSimulator, free_port, wait_until
 
 
 @pytest.fixture(scope="module")
 def sim():
-    with LLMSimProcess(ttft=0.02, tokens=40, tokens_per_second=2000) as process:
+    with LLMSimulator(answer_seconds=None, ttft=0.02, tokens=40, tokens_per_second=2000, models=None) as process:
         yield process
 
 

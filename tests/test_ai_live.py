@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.conftest import make_app
+from loadtests.stack import Gunicorn, LLMSimulator, RQWorker, wait_until
+from tests.conftest import blog_env, make_app
 from tests.support.ai import basic, create_user
-from tests.support.llm import LLMSimProcess
-from tests.support.processes import REPO, VENV_BIN, Gunicorn, blog_env, wait_until
 
 
 @pytest.fixture(scope="module")
 def slow_sim():
-    with LLMSimProcess(answer_seconds=1.5, tokens=60) as process:
+    with LLMSimulator(answer_seconds=1.5, ttft=None, tokens=60, models=None) as process:
         yield process
 
 
@@ -29,10 +27,9 @@ def stack(sqlite_url, redis_url, slow_sim):
     env = {"DATABASE_URL": sqlite_url, "REDIS_URL": redis_url, "LLM_API": "sim",
            "LLM_BASE_URL": slow_sim.url, "AI_RATE_LIMIT": "1000 per minute", "LLM_TOTAL_TIMEOUT": "30"}
     user = create_user(make_app(sqlite_url, redis_url))
-    server = Gunicorn(env, workers=2).start()
-    token = httpx.post(server.url + "/api/v1/tokens", headers=basic(*user)).json()["token"]
-    yield server, env, {"Authorization": f"Bearer {token}"}
-    server.stop()
+    with Gunicorn(env=blog_env(**env), workers=2) as server:
+        token = httpx.post(server.url + "/api/v1/tokens", headers=basic(*user)).json()["token"]
+        yield server, env, {"Authorization": f"Bearer {token}"}
 
 
 def test_fifty_concurrent_identical_requests_make_one_llm_call(stack, slow_sim):
@@ -71,9 +68,8 @@ def test_pages_stay_fast_while_generations_wait_on_the_llm(stack, slow_sim):
     assert statuses.count(200) >= 4
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([str(VENV_BIN / "blog-worker")], env=blog_env(**env, WORKER_METRICS_PORT="0"),
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def start_worker(env: dict[str, str]) -> RQWorker:
+    return RQWorker(env=blog_env(**env), metrics_port=0).start()
 
 
 def job(server, headers, job_id):
@@ -97,8 +93,7 @@ def test_background_job_lifecycle(stack, slow_sim):
         assert done["result"]["content"].startswith("# In the background")
         assert slow_sim.stats()["generations"] == 1
     finally:
-        worker.terminate()
-        worker.wait(10)
+        worker.close()
 
     other = create_user(make_app(env["DATABASE_URL"], env["REDIS_URL"]), "someone-else", "other-password-1")
     token = httpx.post(server.url + "/api/v1/tokens", headers=basic(*other)).json()["token"]
@@ -116,11 +111,10 @@ def test_killed_worker_marks_its_job_failed(stack, slow_sim):
     worker = start_worker(env)
     try:
         wait_until(lambda: job(server, headers, job_id)["status"] == "running", 20, "the job to start")
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(5)
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(5)
         failed = wait_until(lambda: (j := job(server, headers, job_id))["status"] == "failed" and j, 15,
                             "the job to be reported failed")
         assert "worker" in failed["error"]
     finally:
-        if worker.poll() is None:
-            worker.kill()
+        worker.close()

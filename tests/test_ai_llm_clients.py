@@ -18,27 +18,11 @@ from aiblog.ai.llm import (
 )
 from aiblog.ai.prompt import build_messages
 from loadtests.llm_sim import answer_pieces
-from tests.support.llm import LLMSimProcess
-from tests.support.processes import REPO, free_port, wait_until
+from loadtests.stack import REPO, free_port, wait_until
+from tests.support.llm import MODEL
 
-MODEL = "gemma3:270m"
 OPTIONS = GenerationOptions(max_tokens=400, temperature=0.7)
-FAST = dict(ttft=0, tokens_per_second=0, tokens=40, answer_seconds=None,
-            error_rate=0, hang_rate=0, cut_rate=0, models=[MODEL])
 CLIENTS = {"ollama": OllamaClient, "openai": OpenAIClient}
-
-
-@pytest.fixture(scope="module")
-def sim_process():
-    with LLMSimProcess() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(sim_process):
-    sim_process.configure(**FAST)
-    sim_process.reset()
-    return sim_process
 
 
 @pytest.fixture(params=sorted(CLIENTS))

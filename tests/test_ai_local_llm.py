@@ -13,7 +13,7 @@ import pytest
 
 from aiblog.ai.llm import GenerationOptions, OllamaClient, OpenAIClient, Timeouts
 from aiblog.ai.prompt import build_messages
-from tests.support.processes import REPO
+from loadtests.stack import REPO
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.slow]
 

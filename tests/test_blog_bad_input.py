@@ -15,7 +15,7 @@ from aiblog.extensions import db
 from aiblog.models import BODY_MAX, TITLE_MAX, Post, Role, User
 from tests.conftest import AuthActions, csrf_token, make_app
 from tests.support.blog import PASSWORD, api_token, bearer, create_user, post_id_from, token_for, unsafe_markup
-from tests.support.processes import RedisServer, free_port, wait_until
+from loadtests.stack import Redis, free_port, wait_until
 
 MIB = 1024 * 1024
 
@@ -460,7 +460,7 @@ def test_redis_outage_serves_from_the_database_and_never_a_stale_page(sqlite_url
     the cache is used again and nothing written during the outage is hidden
     by an old cached page — also in a second app (another worker) that made
     no request during the outage."""
-    server = RedisServer().start()
+    server = Redis().start()
     try:
         writer = make_app(sqlite_url, server.url)
         other_worker = make_app(sqlite_url, server.url)

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.support.processes import Gunicorn
+from loadtests.stack import Gunicorn
+from tests.conftest import blog_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
@@ -16,10 +17,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def live_blog(sqlite_url):
-    server = Gunicorn({"DATABASE_URL": sqlite_url, "REDIS_URL": ""}, workers=1).start()
-    yield server
-    server.stop()
+def live_blog(sqlite_url, tmp_path):
+    with Gunicorn(tmp_path, blog_env(DATABASE_URL=sqlite_url, REDIS_URL=""), workers=1) as server:
+        yield server
 
 
 @pytest.fixture

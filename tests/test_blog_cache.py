@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from aiblog.extensions import db
-from tests.conftest import make_app
+from tests.conftest import blog_env, make_app
 from tests.support.blog import LiveUser, create_user, nav_user
-from tests.support.processes import Gunicorn, wait_until
+from loadtests.stack import Gunicorn, wait_until
 
 WORKERS = 3
 READS = 60  # anonymous reads after each write, spread over the workers
@@ -66,8 +66,10 @@ def test_several_workers_never_serve_a_page_older_than_a_write(request, tmp_path
         db.engine.dispose()
 
     access_log = tmp_path / "access.log"
-    server = Gunicorn({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "GUNICORN_ACCESS_LOG": str(access_log),
-                       "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_LOG_FORMAT}'"}, workers=WORKERS).start()
+    server = Gunicorn(tmp_path, blog_env(DATABASE_URL=database_url, REDIS_URL=redis_url,
+                                         GUNICORN_ACCESS_LOG=str(access_log),
+                                         GUNICORN_CMD_ARGS=f"--access-logformat '{ACCESS_LOG_FORMAT}'"),
+                      workers=WORKERS).start()
     alice, bob = LiveUser(server.url), LiveUser(server.url)
     try:
         alice.login("alice")

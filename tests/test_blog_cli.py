@@ -8,9 +8,10 @@ import subprocess
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from aiblog import config
+from aiblog import config, sqlalchemy_url
 from tests.conftest import make_app
-from tests.support.processes import REPO, VENV_BIN, blog_env
+from loadtests.stack import REPO, VENV_BIN
+from tests.conftest import blog_env
 
 DEMO_LOGIN = "demo author login: demo / demo-password"
 
@@ -33,7 +34,7 @@ def migrated_sqlite(sqlite_url) -> dict[str, str]:
 
 
 def users_and_roles(database_url: str) -> dict[str, str]:
-    engine = create_engine(database_url)
+    engine = create_engine(sqlalchemy_url(database_url))
     with engine.connect() as conn:
         rows = dict(conn.execute(text("SELECT username, role FROM users")).all())
     engine.dispose()
@@ -41,7 +42,7 @@ def users_and_roles(database_url: str) -> dict[str, str]:
 
 
 def count_posts(database_url: str) -> int:
-    engine = create_engine(database_url)
+    engine = create_engine(sqlalchemy_url(database_url))
     with engine.connect() as conn:
         count = conn.execute(text("SELECT count(*) FROM posts")).scalar_one()
     engine.dispose()
@@ -64,7 +65,7 @@ def test_migrate_on_postgres(postgres_server):
     url = postgres_server.create_database("aiblog_cli")
     result = aiblog("migrate", env=blog_env(DATABASE_URL=url, REDIS_URL=""))
     assert result.returncode == 0, result.stderr
-    engine = create_engine(url)
+    engine = create_engine(sqlalchemy_url(url))
     inspector = inspect(engine)
     assert {"users", "posts", "alembic_version"} <= set(inspector.get_table_names())
     assert {"ix_posts_created_at_id", "ix_posts_author_id_created_at"} <= {i["name"] for i in inspector.get_indexes("posts")}

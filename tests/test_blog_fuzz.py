@@ -22,7 +22,7 @@ from aiblog.models import ID_MAX, Role, User
 from aiblog.posts.store import create_post
 from tests.conftest import make_app
 from tests.support.blog import create_user, token_for
-from tests.support.processes import free_port
+from loadtests.stack import free_port
 
 MAX_EXAMPLES = 50
 SEEDED_POSTS = 60

@@ -14,7 +14,8 @@ from aiblog.extensions import db
 from aiblog.models import User
 from tests.conftest import AuthActions, csrf_token, make_app
 from tests.support.blog import PASSWORD, bearer, create_user, token_for
-from tests.support.processes import REPO, VENV_BIN, blog_env, free_port
+from loadtests.stack import REPO, VENV_BIN, free_port
+from tests.conftest import blog_env
 
 LIMIT = 10  # failed logins per minute, per username and per IP (LOGIN_RATE_LIMIT's default)
 

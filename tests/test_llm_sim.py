@@ -12,25 +12,17 @@ import httpx
 import pytest
 
 from aiblog.ai.prompt import build_messages
-from tests.support.llm import LLMSimProcess
-from tests.support.processes import VENV_BIN, wait_until
+from loadtests.stack import VENV_BIN, wait_until
+from tests.support.llm import MODEL
 
-MODEL = "gemma3:270m"
-FAST = dict(ttft=0, tokens_per_second=0, tokens=60, answer_seconds=None,
-            error_rate=0, hang_rate=0, cut_rate=0, models=[MODEL])
-
-
-@pytest.fixture(scope="module")
-def sim_process():
-    with LLMSimProcess() as sim:
-        yield sim
+TOKENS = 60  # long enough for a post's sections and list
 
 
 @pytest.fixture
-def sim(sim_process):
-    sim_process.configure(**FAST)
-    sim_process.reset()
-    return sim_process
+def sim(sim):
+    """The shared fast simulator (tests/support/llm.py) with answers of TOKENS tokens."""
+    sim.configure(tokens=TOKENS)
+    return sim
 
 
 def ollama_stream(url: str, messages, **extra) -> tuple[str, list[dict]]:

@@ -21,10 +21,11 @@ import pytest
 import redis
 
 from tests.conftest import csrf_token
+from loadtests.stack import Gunicorn, LLMSimulator, Redis, run_aiblog, wait_until
+from tests.conftest import blog_env
 from tests.support.monitoring import (
-    LLMSimulator, PrometheusServer, alerts, fetch_all, panel_queries, rules, scrape, total, worker_samples,
+    PrometheusServer, alerts, fetch_all, panel_queries, rules, scrape, total, worker_samples,
 )
-from tests.support.processes import Gunicorn, RedisServer, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -46,20 +47,19 @@ class Stack:
             raise
 
     def _start(self, tmp):
-        self.redis = self._started(RedisServer()).start()
-        self.sim = self._started(
-            LLMSimulator("--ttft", "0.02", "--tokens-per-second", "0", "--tokens", str(SIM_TOKENS))).start()
+        self.redis = self._started(Redis(tmp)).start()
+        self.sim = self._started(LLMSimulator(tmp, answer_seconds=None, ttft=0.02, tokens_per_second=0,
+                                              tokens=SIM_TOKENS, models=None)).start()
         self.db_path = tmp / "blog.sqlite3"
         self.multiproc_dir = str(tmp / "metrics")
-        env = {
-            "DATABASE_URL": f"sqlite:///{self.db_path}", "REDIS_URL": self.redis.url,
-            "PROMETHEUS_MULTIPROC_DIR": self.multiproc_dir,
-            "LLM_API": "sim", "LLM_BASE_URL": self.sim.url, "LLM_SIMULATED": "true",
-            "AI_RATE_LIMIT": "1000 per minute", "LLM_FIRST_TOKEN_TIMEOUT": "60",
-        }
-        self.gunicorn = Gunicorn(env, workers=2)
-        run_cli("migrate", env=self.gunicorn.env)
-        run_cli("seed", env=self.gunicorn.env)
+        env = blog_env(
+            DATABASE_URL=f"sqlite:///{self.db_path}", REDIS_URL=self.redis.url,
+            LLM_API="sim", LLM_BASE_URL=self.sim.url, LLM_SIMULATED="true",
+            AI_RATE_LIMIT="1000 per minute", LLM_FIRST_TOKEN_TIMEOUT="60",
+        )
+        run_aiblog("migrate", env=env)
+        run_aiblog("seed", env=env)
+        self.gunicorn = Gunicorn(tmp, env, workers=2, multiproc_dir=self.multiproc_dir)
         self._started(self.gunicorn).start()
         self.metrics_url = self.gunicorn.metrics_url
         self.prometheus = self._started(
@@ -81,10 +81,7 @@ class Stack:
 
     def close(self):
         for part in reversed(self.parts):
-            if isinstance(part, RedisServer):
-                part.close()  # also removes its directory
-            else:
-                part.stop()
+            part.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,18 @@ import socket
 import httpx
 import pytest
 
-from tests.conftest import csrf_token
+from loadtests.stack import Gunicorn, port_open, run_aiblog
+from tests.conftest import blog_env, csrf_token
 from tests.support.monitoring import scrape, total
-from tests.support.processes import Gunicorn, port_open, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def blog(tmp_path, **env) -> Gunicorn:
-    gunicorn = Gunicorn({"DATABASE_URL": f"sqlite:///{tmp_path / 'blog.sqlite3'}", "REDIS_URL": "", **env}, workers=2)
-    run_cli("migrate", env=gunicorn.env)
-    run_cli("seed", env=gunicorn.env)
-    return gunicorn
+def blog(tmp_path, **settings) -> Gunicorn:
+    env = blog_env(DATABASE_URL=f"sqlite:///{tmp_path / 'blog.sqlite3'}", REDIS_URL="", **settings)
+    run_aiblog("migrate", env=env)
+    run_aiblog("seed", env=env)
+    return Gunicorn(tmp_path, env, workers=2)
 
 
 def test_without_redis_active_users_are_counted_across_the_workers(tmp_path):

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.support.monitoring import RULES_FILE, load_monitor_script, rules
-from tests.support.processes import REPO, Gunicorn, free_port, port_open, require_binary, run_cli, wait_until
+from loadtests.stack import REPO, Gunicorn, free_port, port_open, require_binary, run_aiblog, wait_until
+from tests.conftest import blog_env
 
 SCRIPT = REPO / "scripts" / "monitor.py"
 
@@ -20,7 +21,7 @@ def test_written_config_passes_promtool(tmp_path):
     monitor = load_monitor_script()
     config = tmp_path / "prometheus.yml"
     monitor.write_config(config, monitor.prometheus_config(["127.0.0.1:9100"]))
-    result = subprocess.run([require_binary("promtool", "prometheus"), "check", "config", str(config)],
+    result = subprocess.run([require_binary("promtool", "the Debian package 'prometheus'"), "check", "config", str(config)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert str(RULES_FILE) in result.stdout  # the rules are loaded with it
@@ -42,8 +43,9 @@ def test_missing_prometheus_is_named_with_its_package(tmp_path):
 
 @pytest.mark.slow
 def test_monitor_scrapes_the_running_blog_and_loads_the_rules(tmp_path):
-    blog = Gunicorn({"DATABASE_URL": f"sqlite:///{tmp_path / 'blog.sqlite3'}", "REDIS_URL": ""})
-    run_cli("migrate", env=blog.env)
+    env = blog_env(DATABASE_URL=f"sqlite:///{tmp_path / 'blog.sqlite3'}", REDIS_URL="")
+    run_aiblog("migrate", env=env)
+    blog = Gunicorn(tmp_path, env)
     blog.start()
     port = free_port()
     monitor = subprocess.Popen(

@@ -15,7 +15,7 @@ from aiblog.active_users import LocalActiveUsers, RedisActiveUsers, Throttle, tr
 from aiblog.redis_lite import RedisLite, RedisLiteError
 from tests.conftest import make_app
 from tests.support.ai import bearer_for, create_user
-from tests.support.processes import REPO, free_port, port_open, require_binary, wait_until
+from loadtests.stack import REPO, Redis, free_port
 
 
 def request_samples(app) -> dict[tuple[str, tuple], float]:
@@ -125,14 +125,8 @@ def test_redis_active_users_are_counted_by_the_metrics_server_client(redis_url):
 
 @pytest.fixture
 def redis_with_password(tmp_path):
-    port = free_port()
-    process = subprocess.Popen([require_binary("redis-server", "redis-server"), "--port", str(port),
-                                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
-                                "--requirepass", "s3cret/pw"], stdout=subprocess.DEVNULL)
-    wait_until(lambda: port_open(port), 10, "redis-server with a password")
-    yield port
-    process.terminate()
-    process.wait(10)
+    with Redis(tmp_path, password="s3cret/pw") as server:
+        yield server.port
 
 
 def test_redis_lite_authenticates_selects_the_database_and_reports_errors(redis_with_password):

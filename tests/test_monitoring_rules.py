@@ -8,11 +8,11 @@ import subprocess
 import yaml
 
 from tests.support.monitoring import RULES_FILE, RULES_TEST_FILE, RUNBOOKS, alerts, rules
-from tests.support.processes import require_binary
+from loadtests.stack import require_binary
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([require_binary("promtool", "prometheus"), *args], capture_output=True, text=True,
+    return subprocess.run([require_binary("promtool", "the Debian package 'prometheus'"), *args], capture_output=True, text=True,
                           cwd=RULES_FILE.parent)
 
 

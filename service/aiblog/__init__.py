@@ -24,7 +24,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(values)
     app.config.update(
         SECRET_KEY=values["SECRET_KEY"],
-        SQLALCHEMY_DATABASE_URI=_database_uri(values["DATABASE_URL"]),
+        SQLALCHEMY_DATABASE_URI=sqlalchemy_url(values["DATABASE_URL"]),
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(values),
         MAX_CONTENT_LENGTH=values["MAX_CONTENT_LENGTH"],
         SESSION_COOKIE_HTTPONLY=True,
@@ -97,8 +97,9 @@ class DatabaseIdConverter(IntegerConverter):
         return number
 
 
-def _database_uri(url: str) -> str:
-    # Heroku-style URLs and a relative SQLite path that works from any cwd.
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL the app uses for a DATABASE_URL: Heroku-style URLs,
+    the driver named, and a relative SQLite path that works from any cwd."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import yaml
 
-from tests.support.processes import REPO
+from loadtests.stack import REPO
 
 try:
     import helm_python

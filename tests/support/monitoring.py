@@ -6,7 +6,6 @@ import importlib.util
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import REPO, VENV_BIN, free_port, port_open, require_binary, wait_until
+from loadtests.stack import REPO, Service, free_port, http_ok, require_binary, wait_until
 
 DASHBOARD_DIR = REPO / "charts" / "blog" / "dashboards"
 RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"
@@ -39,39 +38,28 @@ def load_monitor_script():
     return module
 
 
-class PrometheusServer:
+class PrometheusServer(Service):
     """Debian's prometheus on a free port with a throwaway data dir."""
 
+    name = "prometheus"
+
     def __init__(self, targets: list[str], scrape_interval: str = "1s"):
+        super().__init__()
         self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="aiblog-prom-"))
         self.config = load_monitor_script().prometheus_config(targets, RULES_FILE, scrape_interval)
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "PrometheusServer":
-        binary = require_binary("prometheus", "prometheus")
-        config = self.dir / "prometheus.yml"
+        binary = require_binary("prometheus", "the Debian package 'prometheus'")
+        config = self.workdir / "prometheus.yml"
         config.write_text(json.dumps(self.config))
-        self._log = open(self.dir / "log", "wb")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT)
-
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {self.log()}")
-            return httpx.get(self.url + "/-/ready", timeout=1).status_code == 200
-
-        wait_until(ready, 30, "prometheus /-/ready")
+        self._spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"])
+        self._await(lambda: http_ok(self.url + "/-/ready"), 30, "prometheus /-/ready")
         return self
-
-    def log(self) -> str:
-        return (self.dir / "log").read_text(errors="replace")[-3000:]
 
     def api(self, path: str, **params) -> dict | list:
         response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
@@ -98,15 +86,6 @@ class PrometheusServer:
                 t["health"] == "up" and _rfc3339(t["lastScrape"]) > moment for t in ours)
 
         wait_until(scraped, timeout, f"a scrape of job {job} after the traffic")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
-        if getattr(self, "_log", None):
-            self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def _rfc3339(stamp: str) -> float:
     from datetime import datetime
@@ -200,31 +179,3 @@ def fetch_all(base_url: str, paths: Iterable[str], threads: int = 8, new_connect
 
     with ThreadPoolExecutor(threads) as pool:
         return [status for statuses in pool.map(run, chunks) for status in statuses]
-
-
-class LLMSimulator:
-    """blog-llm-sim on a free port (the stand-in for Ollama)."""
-
-    def __init__(self, *args: str):
-        self.port = free_port()
-        self.args = args
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "LLMSimulator":
-        self.process = subprocess.Popen([str(VENV_BIN / "blog-llm-sim"), "--port", str(self.port), *self.args],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: port_open(self.port), 15, "blog-llm-sim")
-        return self
-
-    def configure(self, **settings) -> None:
-        httpx.post(self.url + "/sim/config", json=settings, timeout=5).raise_for_status()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
