@@ -142,8 +142,8 @@ def _distributed_problem(args: argparse.Namespace) -> str | None:
         return "--expect-workers goes with --master"
     if (args.master or args.worker) and args.processes > 1:
         return "--processes is for one machine; with --master/--worker start more workers instead"
-    if args.master and args.accounts is not None:
-        return "--accounts is for single-process runs: a master's workers register their users' accounts themselves"
+    if args.worker and args.accounts is not None:
+        return "--accounts goes to the master, which hands the accounts to its workers"
     return None
 
 

@@ -38,9 +38,10 @@ import time
 from pathlib import Path
 
 import gevent
+import gevent.event
 from gevent.lock import Semaphore
 from locust import FastHttpUser, between, events
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
 from loadtests import blog_api  # noqa: E402
@@ -143,6 +144,32 @@ def _account_pool() -> AccountPool | None:
 
 
 ACCOUNT_POOL = _account_pool()
+ACCOUNTS_ASKED, ACCOUNTS_SENT = "blog-perf-accounts-please", "blog-perf-accounts"
+# A worker's users wait for the master's answer (its accounts, or none) before they start.
+ACCOUNTS_ARRIVED = gevent.event.Event()
+ACCOUNTS_WAIT_S = 60
+
+
+@events.init.add_listener
+def _share_accounts(environment, **_kwargs) -> None:
+    """Distributed runs: each worker asks the master for its accounts (BLOG_PERF_ACCOUNTS), so
+    workers in other pods share them too. Asked, not pushed: a worker may connect before its
+    own init has registered the answer's handler."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        pairs = [[a.username, a.password] for a in ACCOUNT_POOL.accounts] if ACCOUNT_POOL is not None else []
+        runner.register_message(ACCOUNTS_ASKED,
+                                lambda environment, msg, **_kw: runner.send_message(ACCOUNTS_SENT, pairs, msg.node_id))
+    elif isinstance(runner, WorkerRunner):
+        def receive(environment, msg, **_kw) -> None:
+            global ACCOUNT_POOL
+            if msg.data:
+                ACCOUNT_POOL = AccountPool([Account(username, password) for username, password in msg.data])
+            ACCOUNTS_ARRIVED.set()
+        runner.register_message(ACCOUNTS_SENT, receive)
+        runner.send_message(ACCOUNTS_ASKED)
+    else:
+        ACCOUNTS_ARRIVED.set()
 
 
 class ApiTokens:
@@ -168,6 +195,7 @@ class BlogUser(FastHttpUser):
     wait_time = between(WAIT_MIN, WAIT_MAX)
 
     def on_start(self) -> None:
+        ACCOUNTS_ARRIVED.wait(timeout=ACCOUNTS_WAIT_S)  # set at once unless a worker waits for its master
         self.account: Account | None = None
         self.logged_in = False
         KNOWN_POSTS.load(self.host)

@@ -132,9 +132,6 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         raise SpecError(f"spec.scenario.thinkTime: max ({wait_max:g}) is smaller than min ({wait_min:g})")
     workers = _number(spec, "workers", 0, int, 0, MAX_WORKERS)
     accounts = _number(spec, "accounts", 0, int, 0, 10000)
-    if accounts and workers:
-        raise SpecError("spec.accounts needs workers: 0 (in a distributed run each worker's users register "
-                        "their own accounts); set accounts: 0 or workers: 0")
     cron = spec.get("schedule")
     if cron is not None:
         problem = schedule.problem(cron)

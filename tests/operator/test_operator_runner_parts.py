@@ -48,7 +48,7 @@ def test_blog_perf_and_the_operator_judge_with_the_same_code():
     (["--worker"], "--worker needs --master-host HOST"),
     (["--expect-workers", "2"], "--expect-workers goes with --master"),
     (["--master", "--expect-workers", "2", "--processes", "2"], "--processes is for one machine"),
-    (["--master", "--expect-workers", "2", "--accounts", "3"], "--accounts is for single-process runs"),
+    (["--worker", "--master-host", "m", "--accounts", "3"], "--accounts goes to the master"),
 ])
 def test_master_and_worker_options_that_do_not_fit_are_usage_errors(capsys, args, problem):
     assert cli.main(["locust", "--target", "http://127.0.0.1:9", *args]) == cli.EXIT_USAGE

@@ -96,7 +96,6 @@ def test_the_crd_schema_requires_a_target_users_and_a_duration():
 
 HANDLER_BAD = [
     ({"schedule": "61 * * * *"}, "spec.schedule: '61 * * * *' is not a valid cron expression"),
-    ({"workers": 2, "accounts": 5}, "spec.accounts needs workers: 0"),
     ({"scenario": {"thinkTime": {"min": 5, "max": 1}}}, "thinkTime: max (1) is smaller than min (5)"),
     ({"scenario": {"weights": {"home": 0, "post": 0, "login": 0, "write": 0, "ai": 0}}}, "at least one task"),
     ({"scenario": {"weights": {"checkout": 3}}}, "unknown task(s) checkout"),
