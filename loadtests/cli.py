@@ -128,6 +128,9 @@ def _add_distributed(parser) -> None:
     group.add_argument("--master-host", help="the master's host name or address (with --worker)")
     group.add_argument("--master-port", type=_positive(int), default=locust_run.MASTER_PORT,
                        help="the master's port (default %(default)s)")
+    group.add_argument("--locustfile", metavar="FILE",
+                       help="a scenario of your own instead of the blog's (the same file for master and workers); "
+                            "the recording and the report are blog-perf's")
     group.add_argument("--log-summary", action="store_true",
                        help="end with the summary (and the gzipped report) as lines on stdout, for the LoadTest "
                             "operator, which reads them from the pod's log")
@@ -142,6 +145,8 @@ def _distributed_problem(args: argparse.Namespace) -> str | None:
         return "--expect-workers goes with --master"
     if (args.master or args.worker) and args.processes > 1:
         return "--processes is for one machine; with --master/--worker start more workers instead"
+    if args.locustfile and not Path(args.locustfile).is_file():
+        return f"--locustfile {args.locustfile}: no such file"
     if args.worker and args.accounts is not None:
         return "--accounts goes to the master, which hands the accounts to its workers"
     return None
@@ -237,7 +242,7 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
                 if getattr(args, "master", False) else None
             locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
                            args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
-                           accounts=args.accounts, master=master)
+                           accounts=args.accounts, master=master, scenario=getattr(args, "locustfile", None))
     except KeyboardInterrupt:
         document["interrupted"] = True
         code = EXIT_INTERRUPTED
@@ -296,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     # A stop request (SIGTERM, e.g. from Kubernetes) ends the run like Ctrl-C: results are still written.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if args.command == "locust" and args.worker:
-        return locust_run.run_worker(args.master_host, args.master_port, args.wait_min, args.wait_max, args.weights)
+        return locust_run.run_worker(args.master_host, args.master_port, args.wait_min, args.wait_max, args.weights,
+                                     scenario=args.locustfile)
     try:
         return run_suite(args, Progress(quiet=args.quiet))
     except Exception as exc:  # a bug or an unusable target: say what happened, not a traceback wall

@@ -38,6 +38,7 @@ from .progress import Progress, bar
 from .results import now_iso
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+RECORDING = Path(__file__).with_name("locust_recording.py")  # the recording, for a scenario of your own
 ACCOUNT_SIGNUPS_AT_ONCE = 4  # each sign-up is a password hash on the blog: a few at a time, not a burst
 MASTER_PORT = 5557  # Locust's default
 WORKERS_GAVE_UP = "Gave up waiting for workers to connect"  # Locust's own log line
@@ -111,7 +112,8 @@ def _read_history(path: Path) -> list[dict]:
 def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 10.0, duration: float = 30.0,
         processes: int = 1, wait_min: float = 1.0, wait_max: float = 3.0, progress: Progress | None = None,
         record: dict | None = None, extra_env: dict | None = None, weights: dict | None = None,
-        accounts: int | str | Path | None = None, master: Master | None = None) -> dict:
+        accounts: int | str | Path | None = None, master: Master | None = None,
+        scenario: str | Path | None = None) -> dict:
     progress = progress or Progress(quiet=True)
     record = {} if record is None else record
     work = Path(out_dir) / "locust"
@@ -121,11 +123,12 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
     record["parameters"] = {"users": users, "spawn_rate": spawn_rate, "duration_s": duration,
                             "processes": processes, "wait_min_s": wait_min, "wait_max_s": wait_max,
                             "task_weights": weights or dict(blog_api.DEFAULT_TASK_WEIGHTS),
-                            "workers": master.workers if master else 0}
+                            "workers": master.workers if master else 0,
+                            "scenario": str(scenario) if scenario else "built-in"}
     accounts_path, scratch = _accounts_file(target, accounts, record, progress)
     try:
         _run_locust(target, work, users, spawn_rate, duration, processes, wait_min, wait_max, progress, record,
-                    extra_env, accounts_path, master)
+                    extra_env, accounts_path, master, scenario)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)  # the accounts' passwords do not outlive the run
@@ -143,11 +146,16 @@ def _locust_env(wait_min: float, wait_max: float, weights: dict, extra_env: dict
             **(extra_env or {})}
 
 
+def locustfiles(scenario: str | Path | None) -> str:
+    """Locust's ``-f``: the built-in scenario, or the recording plus a scenario of your own."""
+    return str(LOCUSTFILE) if scenario is None else f"{RECORDING},{scenario}"
+
+
 def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float = 1.0, wait_max: float = 3.0,
-               weights: dict | None = None, extra_env: dict | None = None) -> int:
+               weights: dict | None = None, extra_env: dict | None = None, scenario: str | Path | None = None) -> int:
     """Run one Locust worker of a master elsewhere until the master ends the run; its exit code.
     The worker's output goes to this process's own (the pod's log)."""
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", master_host,
+    command = [sys.executable, "-m", "locust", "-f", locustfiles(scenario), "--worker", "--master-host", master_host,
                "--master-port", str(master_port), "--loglevel", "WARNING"]
     env = _locust_env(wait_min, wait_max, weights or dict(blog_api.DEFAULT_TASK_WEIGHTS), extra_env)
     env.pop("BLOG_PERF_LOCUST_OUT", None)  # only the master records
@@ -165,9 +173,10 @@ def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float
 
 def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration: float, processes: int,
                 wait_min: float, wait_max: float, progress: Progress, record: dict, extra_env: dict | None,
-                accounts_path: Path | None, master: Master | None = None) -> None:
+                accounts_path: Path | None, master: Master | None = None,
+                scenario: str | Path | None = None) -> None:
     record["started_at"] = now_iso()
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", target.rstrip("/"),
+    command = [sys.executable, "-m", "locust", "-f", locustfiles(scenario), "--headless", "--host", target.rstrip("/"),
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s",
                "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
     if processes > 1:

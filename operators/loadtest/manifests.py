@@ -24,6 +24,7 @@ FINISHED_ANNOTATION = f"{GROUP}/finished-at"
 MANAGED_BY = "aiblog-loadtest-operator"
 RUNNER_UID = 10001  # the image's user (service/Dockerfile)
 WORK_DIR = "/tmp/blog-perf"  # results.json and report.html, on the pod's writable /tmp
+SCENARIO_DIR = "/etc/blog-perf/scenario"  # a LoadTest's own locustfile, from its ConfigMap
 REPORT_KEY = "report.html"
 CONFIGMAP_LIMIT = 900_000  # bytes of report kept in a ConfigMap (the API's limit is 1 MiB per object)
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
@@ -66,8 +67,11 @@ def labels(test: str, run: str, role: str | None = None) -> dict:
 
 def _scenario_args(spec: LoadTestSpec) -> list[str]:
     weights = ",".join(f"{task}={weight}" for task, weight in spec.weights.items())
-    return ["--target", spec.target_url, "--wait-min", f"{spec.wait_min:g}", "--wait-max", f"{spec.wait_max:g}",
+    args = ["--target", spec.target_url, "--wait-min", f"{spec.wait_min:g}", "--wait-max", f"{spec.wait_max:g}",
             "--weights", weights, "--quiet"]
+    if spec.scenario_configmap:
+        args += ["--locustfile", f"{SCENARIO_DIR}/{spec.scenario_configmap[1]}"]
+    return args
 
 
 def master_args(spec: LoadTestSpec, workers_max_wait: float) -> list[str]:
@@ -108,6 +112,11 @@ def _container(name: str, image: str, args: list[str], run: str, resources: dict
 
 def _job(name: str, test: str, run: str, role: str, container: dict, spec: LoadTestSpec, count: int) -> dict:
     pod_labels = labels(test, run, role)
+    volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    if spec.scenario_configmap:
+        configmap, key = spec.scenario_configmap
+        volumes.append({"name": "scenario", "configMap": {"name": configmap, "items": [{"key": key, "path": key}]}})
+        container["volumeMounts"].append({"name": "scenario", "mountPath": SCENARIO_DIR, "readOnly": True})
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "labels": pod_labels},
@@ -123,7 +132,7 @@ def _job(name: str, test: str, run: str, role: str, container: dict, spec: LoadT
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
                                         "fsGroup": RUNNER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    "volumes": volumes,
                 },
             },
         },

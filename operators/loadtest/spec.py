@@ -16,6 +16,8 @@ from loadtests.blog_api import DEFAULT_TASK_WEIGHTS
 from . import schedule
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+CONFIGMAP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+LOCUSTFILE_KEY = re.compile(r"^[-._a-zA-Z0-9]+\.py$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")
 MAX_WORKERS = 500
 MAX_DURATION_S = 86400
@@ -51,6 +53,8 @@ class LoadTestSpec:
     schedule: str | None = None
     history_limit: int = 10
     suspend: bool = False
+    # A locustfile of the user's own: (ConfigMap name, key), or None for the built-in scenario.
+    scenario_configmap: tuple[str, str] | None = None
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -94,6 +98,18 @@ def _weights(scenario: dict) -> dict:
     if not any(weights.values()):
         raise SpecError("spec.scenario.weights: at least one task needs a weight above 0")
     return weights
+
+
+def _scenario_configmap(scenario: dict) -> tuple[str, str] | None:
+    ref = scenario.get("configMap")
+    if ref is None:
+        return None
+    name, key = (ref or {}).get("name"), (ref or {}).get("key", "locustfile.py")
+    if not isinstance(name, str) or not CONFIGMAP_NAME.match(name):
+        raise SpecError(f"spec.scenario.configMap.name must be a ConfigMap name, not {name!r}")
+    if not isinstance(key, str) or not LOCUSTFILE_KEY.match(key):
+        raise SpecError(f"spec.scenario.configMap.key must name a .py file, not {key!r}")
+    return name, key
 
 
 def _thresholds(raw) -> Thresholds:
@@ -150,5 +166,5 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         thresholds=_thresholds(spec.get("thresholds")),
         ttl_seconds_after_finished=_number(spec, "ttlSecondsAfterFinished", 600, int, 0, 604800),
         schedule=cron, history_limit=_number(spec, "historyLimit", 10, int, 1, 1000),
-        suspend=bool(spec.get("suspend", False)),
+        suspend=bool(spec.get("suspend", False)), scenario_configmap=_scenario_configmap(scenario),
     )

@@ -79,3 +79,42 @@ def test_a_master_whose_workers_never_come_fails_with_a_summary_that_says_so(per
     logged = log_summary.parse_summary(done.stdout)
     assert logged["error"] == "workers never connected: fewer than 2 within 2 s"
     assert "workers never connected" in done.stderr
+
+
+CUSTOM_SCENARIO = '''
+from locust import HttpUser, constant, task
+
+
+class HealthProbe(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def healthz(self):
+        self.client.get("/healthz")
+'''
+
+
+def test_a_scenario_of_ones_own_runs_on_master_and_worker_with_blog_perfs_recording(perf_blog, tmp_path):
+    scenario = tmp_path / "probe.py"
+    scenario.write_text(CUSTOM_SCENARIO)
+    port = free_port()
+    worker = subprocess.Popen([str(BLOG_PERF), "locust", "--target", perf_blog.blog.url, "--worker", "--master-host",
+                               "127.0.0.1", "--master-port", str(port), "--locustfile", str(scenario), *QUICK],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        done = subprocess.run([str(BLOG_PERF), "locust", "--target", perf_blog.blog.url, "--out", str(tmp_path / "out"),
+                               "--master", "--expect-workers", "1", "--master-port", str(port), "--locustfile",
+                               str(scenario), "--log-summary", *QUICK], cwd=REPO, capture_output=True, text=True,
+                              timeout=180)
+        assert done.returncode == 0, explain(done)
+    finally:
+        worker.wait(60)
+    logged = log_summary.parse_summary(done.stdout)
+    assert [e["name"] for e in logged["summary"]["entries"]] == ["/healthz"]  # only the file's users ran
+    assert logged["summary"]["requests"] > 20 and logged["parameters"]["scenario"] == str(scenario)
+
+
+def test_a_missing_scenario_file_is_a_usage_error(capsys):
+    from loadtests import cli
+    assert cli.main(["locust", "--target", "http://127.0.0.1:9", "--locustfile", "/nonexistent.py"]) == cli.EXIT_USAGE
+    assert "--locustfile /nonexistent.py: no such file" in capsys.readouterr().err

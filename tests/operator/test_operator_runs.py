@@ -157,3 +157,20 @@ def test_the_entry_point_needs_namespaces_to_watch(capsys, monkeypatch):
     monkeypatch.delenv("WATCH_NAMESPACES", raising=False)
     assert main.main([]) == 2
     assert "give --namespace NAME (or WATCH_NAMESPACES) or --all-namespaces" in capsys.readouterr().err
+
+
+def test_a_scenario_from_a_configmap_is_mounted_into_master_and_workers(cluster):
+    cluster.cluster.scripts["master"] = PodScript(forever=True)
+    cluster.cluster.scripts["worker"] = PodScript(forever=True)
+    apply(cluster, load_test("custom", workers=2, scenario={"configMap": {"name": "checkout-scenario",
+                                                                          "key": "checkout.py"}}))
+    wait_status(cluster, "custom", "the run is Running", phase="Running")
+    for job in objects(cluster, "jobs").values():
+        pod = job["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert {"name": "scenario", "configMap": {"name": "checkout-scenario", "items": [
+            {"key": "checkout.py", "path": "checkout.py"}]}} in pod["volumes"]
+        assert {"name": "scenario", "mountPath": "/etc/blog-perf/scenario", "readOnly": True} in \
+            container["volumeMounts"]
+        args = container["args"]
+        assert args[args.index("--locustfile") + 1] == "/etc/blog-perf/scenario/checkout.py"

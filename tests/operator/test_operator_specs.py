@@ -78,6 +78,8 @@ BAD = [
     ({"thresholds": {"maxErrorRate": 1.5}}, "1.5 is greater than the maximum of 1"),
     ({"schedule": "every night"}, "does not match"),
     ({"resources": {"limits": {"cpu": "lots"}}}, "does not match"),
+    ({"scenario": {"configMap": {"name": "s", "key": "scenario.sh"}}}, "does not match"),
+    ({"scenario": {"configMap": {"key": "a.py"}}}, "'name' is a required property"),
 ]
 
 
@@ -101,6 +103,7 @@ HANDLER_BAD = [
     ({"scenario": {"weights": {"checkout": 3}}}, "unknown task(s) checkout"),
     ({"users": "many"}, "spec.users must be a whole number"),
     ({"target": {}}, "spec.target needs exactly one of url"),
+    ({"scenario": {"configMap": {"name": "Bad_Name"}}}, "spec.scenario.configMap.name must be a ConfigMap name"),
 ]
 
 
