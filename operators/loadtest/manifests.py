@@ -25,6 +25,7 @@ MANAGED_BY = "aiblog-loadtest-operator"
 RUNNER_UID = 10001  # the image's user (service/Dockerfile)
 WORK_DIR = "/tmp/blog-perf"  # results.json and report.html, on the pod's writable /tmp
 SCENARIO_DIR = "/etc/blog-perf/scenario"  # a LoadTest's own locustfile, from its ConfigMap
+REPORTS_DIR = "/reports"  # a LoadTest's reportVolumeClaim, in the master pod
 REPORT_KEY = "report.html"
 CONFIGMAP_LIMIT = 900_000  # bytes of report kept in a ConfigMap (the API's limit is 1 MiB per object)
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
@@ -74,9 +75,15 @@ def _scenario_args(spec: LoadTestSpec) -> list[str]:
     return args
 
 
-def master_args(spec: LoadTestSpec, workers_max_wait: float) -> list[str]:
+def report_path(run: str) -> str:
+    """Where a run's report lies in its LoadTest's reportVolumeClaim."""
+    return f"{run}/report.html"
+
+
+def master_args(spec: LoadTestSpec, workers_max_wait: float, run: str) -> list[str]:
+    out = f"{REPORTS_DIR}/{run}" if spec.report_claim else WORK_DIR
     args = ["locust", *_scenario_args(spec), "--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}",
-            "--duration", str(spec.duration), "--out", WORK_DIR, "--log-summary"]
+            "--duration", str(spec.duration), "--out", out, "--log-summary"]
     for flag, value in (("--max-p95-ms", spec.thresholds.p95_ms), ("--max-p99-ms", spec.thresholds.p99_ms),
                         ("--max-error-rate", spec.thresholds.max_error_rate), ("--min-rps", spec.thresholds.min_rps)):
         if value is not None:
@@ -117,6 +124,9 @@ def _job(name: str, test: str, run: str, role: str, container: dict, spec: LoadT
         configmap, key = spec.scenario_configmap
         volumes.append({"name": "scenario", "configMap": {"name": configmap, "items": [{"key": key, "path": key}]}})
         container["volumeMounts"].append({"name": "scenario", "mountPath": SCENARIO_DIR, "readOnly": True})
+    if spec.report_claim and role == "master":
+        volumes.append({"name": "reports", "persistentVolumeClaim": {"claimName": spec.report_claim}})
+        container["volumeMounts"].append({"name": "reports", "mountPath": REPORTS_DIR})
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "labels": pod_labels},
@@ -145,7 +155,7 @@ def _resources(spec: LoadTestSpec) -> dict:
 
 def master_job(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float) -> dict:
     ports = [{"name": "locust-master", "containerPort": MASTER_PORT}] if spec.workers else None
-    container = _container("master", image, master_args(spec, workers_max_wait), run, _resources(spec), ports)
+    container = _container("master", image, master_args(spec, workers_max_wait, run), run, _resources(spec), ports)
     return _job(master_job_name(run), test, run, "master", container, spec, 1)
 
 

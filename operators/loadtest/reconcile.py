@@ -200,6 +200,10 @@ class Pass:
                                      "bytes": len(html)}
             if len(html) > manifests.CONFIGMAP_LIMIT:
                 result_spec["report"] = {"bytes": len(html), "note": "too large for a ConfigMap; not kept"}
+        if spec.report_claim:
+            result_spec["report"] = {**result_spec["report"], "persistentVolumeClaim": spec.report_claim,
+                                     "path": manifests.report_path(run)}
+            result_spec["report"].pop("note", None)
         result = manifests.load_test_result(self.name, run, number, result_spec)
         kopf.adopt(result, owner=self.body)
         stored = self.cluster.create(self.namespace, result)

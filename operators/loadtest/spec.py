@@ -55,6 +55,7 @@ class LoadTestSpec:
     suspend: bool = False
     # A locustfile of the user's own: (ConfigMap name, key), or None for the built-in scenario.
     scenario_configmap: tuple[str, str] | None = None
+    report_claim: str | None = None  # a PersistentVolumeClaim that keeps every run's report too
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -112,6 +113,12 @@ def _scenario_configmap(scenario: dict) -> tuple[str, str] | None:
     return name, key
 
 
+def _report_claim(claim) -> str | None:
+    if claim is not None and (not isinstance(claim, str) or not CONFIGMAP_NAME.match(claim)):
+        raise SpecError(f"spec.reportVolumeClaim must be a PersistentVolumeClaim name, not {claim!r}")
+    return claim
+
+
 def _thresholds(raw) -> Thresholds:
     raw = raw or {}
     if not isinstance(raw, dict):
@@ -167,4 +174,5 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         ttl_seconds_after_finished=_number(spec, "ttlSecondsAfterFinished", 600, int, 0, 604800),
         schedule=cron, history_limit=_number(spec, "historyLimit", 10, int, 1, 1000),
         suspend=bool(spec.get("suspend", False)), scenario_configmap=_scenario_configmap(scenario),
+        report_claim=_report_claim(spec.get("reportVolumeClaim")),
     )

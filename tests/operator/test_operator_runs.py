@@ -174,3 +174,19 @@ def test_a_scenario_from_a_configmap_is_mounted_into_master_and_workers(cluster)
             container["volumeMounts"]
         args = container["args"]
         assert args[args.index("--locustfile") + 1] == "/etc/blog-perf/scenario/checkout.py"
+
+
+def test_a_report_volume_claim_keeps_every_report_on_the_masters_volume(cluster):
+    cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.5)
+    apply(cluster, load_test("kept", workers=1, reportVolumeClaim="perf-reports"))
+    wait_status(cluster, "kept", "the run is collected", phase="Succeeded")
+    master = objects(cluster, "jobs")["kept-1-master"]["spec"]["template"]["spec"]
+    assert {"name": "reports", "persistentVolumeClaim": {"claimName": "perf-reports"}} in master["volumes"]
+    args = master["containers"][0]["args"]
+    assert args[args.index("--out") + 1] == "/reports/kept-1"
+    assert {"name": "reports", "mountPath": "/reports"} in master["containers"][0]["volumeMounts"]
+    worker = objects(cluster, "jobs")["kept-1-worker"]["spec"]["template"]["spec"]
+    assert all("persistentVolumeClaim" not in volume for volume in worker["volumes"])
+    report = objects(cluster, "loadtestresults")["kept-1"]["spec"]["report"]
+    assert report == {"configMap": "kept-1-report", "key": "report.html", "bytes": len(b"<html>report</html>"),
+                      "persistentVolumeClaim": "perf-reports", "path": "kept-1/report.html"}
