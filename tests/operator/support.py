@@ -74,3 +74,35 @@ def runner_log(document: dict, report: bytes | None = b"<html>report</html>") ->
     """The master pod's log: Locust's chatter, then the summary lines ``--log-summary`` prints."""
     return "\n".join(["[2026-11-30 00:00:00] starting Locust", "results: /tmp/blog-perf/results.json",
                       *log_summary.lines(document, report)]) + "\n"
+
+
+def crd_schema(crd_file: str) -> dict:
+    """The openAPIV3Schema of one of the CRDs in charts/monitoring/crds/."""
+    import yaml
+    from pathlib import Path
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "charts" / "monitoring" / "crds" / crd_file).read_text())
+    (version,) = crd["spec"]["versions"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def closed(schema: dict) -> dict:
+    """The schema with no unknown fields allowed anywhere but metadata: what the API server would
+    prune from an object (a field the operator writes but the CRD lacks would silently vanish)."""
+    schema = copy.deepcopy(schema)
+
+    def close(node: dict, path: str) -> None:
+        if "properties" in node and path != ".metadata":
+            node.setdefault("additionalProperties", False)
+        for name, child in (node.get("properties") or {}).items():
+            close(child, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            close(node["items"], f"{path}[]")
+    close(schema, "")
+    return schema
+
+
+def assert_fits_crd(obj: dict, crd_file: str) -> None:
+    import jsonschema
+    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in jsonschema.Draft4Validator(closed(crd_schema(crd_file))).iter_errors(obj)]
+    assert errors == [], errors

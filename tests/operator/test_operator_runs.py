@@ -3,7 +3,7 @@ and verdict it ends with, and the failures it reports instead of hanging."""
 from __future__ import annotations
 
 from tests.operator.cluster import NAMESPACE, PodScript
-from tests.operator.support import (apply, load_test, objects, runner_log, status, summary_document,
+from tests.operator.support import (apply, assert_fits_crd, load_test, objects, runner_log, status, summary_document,
                                     wait_status)
 from loadtests.stack import wait_until
 
@@ -71,6 +71,9 @@ def test_a_finished_run_becomes_a_result_with_its_figures_and_a_passed_verdict(c
     assert [c["check"] for c in spec["checks"]] == ["locust non-AI p95 (ms)", "locust non-AI p99 (ms)",
                                                     "locust failure rate", "locust requests/s"]
     assert spec["parameters"]["users"] == 20 and spec["parameters"]["weights"]["home"] == 10
+    # Everything the operator wrote is in the CRDs' schemas: the API server would prune nothing.
+    assert_fits_crd(result, "loadtestresults.perf.aiblog.dev.yaml")
+    assert_fits_crd(objects(cluster, "loadtests")["blog"], "loadtests.perf.aiblog.dev.yaml")
     # The report outlives the pods, in a ConfigMap owned by the result.
     report = objects(cluster, "configmaps")[spec["report"]["configMap"]]
     assert report["data"]["report.html"] == "<html>the report</html>" and _owned_by(report, result)

@@ -147,3 +147,18 @@ def test_the_examples_target_the_blog_charts_service_and_its_http_port(example):
     else:
         url = urlparse(target["url"])
         assert url.hostname == f"aiblog.{BLOG_NAMESPACE}.svc.cluster.local" and (url.port or 80) == http_port
+
+
+def test_the_crds_are_valid_kubernetes_objects():
+    import kubernetes_validate
+    from tests.charts.test_chart_render import KUBERNETES_VERSION
+    for crd in sorted(CRDS.glob("*.yaml")):
+        kubernetes_validate.validate(yaml.safe_load(crd.read_text()), KUBERNETES_VERSION, strict=True)
+
+
+def test_a_field_the_crd_lacks_is_caught_as_the_api_server_would_prune_it():
+    from tests.operator.support import assert_fits_crd
+    document = load_test("extra", workers=1)
+    document["status"] = {"phase": "Running", "progress": "50%"}
+    with pytest.raises(AssertionError, match="progress"):
+        assert_fits_crd(document, "loadtests.perf.aiblog.dev.yaml")
