@@ -236,8 +236,9 @@ class OperatorThread:
     operator in another: kopf cancels every task of its loop that outlives it, so it gets a loop
     of its own, as it has a process of its own in a cluster."""
 
-    def __init__(self, configure_operator):
+    def __init__(self, configure_operator, run_operator: bool = True):
         self.configure_operator = configure_operator
+        self.run_operator = run_operator  # False: the test runs the operator itself (as a process)
         self.url: str | None = None
         self.k: Emulator | None = None
         self.cluster: FakeCluster | None = None
@@ -252,8 +253,9 @@ class OperatorThread:
         self._thread.start()
         if not self._ready.wait(30) or self.error:
             raise RuntimeError(f"the emulator did not start: {self.error!r}")
-        self.configure_operator(self.url)
-        self._start_operator()
+        if self.run_operator:
+            self.configure_operator(self.url)
+            self._start_operator()
         return self
 
     def _main(self) -> None:
