@@ -17,6 +17,10 @@ def flight(request):
     return RedisFlight(RedisStore(url), lease=5, poll=0.05)
 
 
+def waiter_registered(flight, key: str = "k") -> None:
+    wait_until(lambda: flight._waiters._events.get(key), 5, "the waiter to register")
+
+
 def test_only_one_leader_per_key(flight):
     token = flight.acquire("k")
     assert token is not None
@@ -33,7 +37,7 @@ def test_waiter_gets_done_when_result_appears(flight):
     done = threading.Event()
 
     def leader():
-        time.sleep(0.2)  # the leader's work
+        waiter_registered(flight)  # the leader's work ends while the waiter waits
         done.set()
         flight.publish("k", {"state": "done"})
         flight.release("k", token)
@@ -47,8 +51,12 @@ def test_waiter_gets_the_leaders_error(flight):
     token = flight.acquire("k")
 
     def leader():
-        time.sleep(0.2)
+        waiter_registered(flight)
+        delivered = flight._waiters._seq
         flight.publish("k", {"state": "failed", "error": {"status": 504, "message": "slow"}})
+        # Released only once the message is here: a waiter that finds the key
+        # free before the (pub/sub) message arrives tries to lead instead.
+        wait_until(lambda: flight._waiters._seq > delivered, 5, "the error to reach this process")
         flight.release("k", token)
 
     threading.Thread(target=leader).start()
@@ -62,8 +70,11 @@ def test_a_stale_message_does_not_end_a_later_wait(flight):
     first = flight.acquire("k")
     waiting = threading.Thread(target=lambda: flight.wait("k", time.monotonic() + 1, holder.is_set))
     waiting.start()  # keeps the key registered, so the message is kept
-    wait_until(lambda: flight._waiters._events.get("k"), 5, "the first waiter to register")
+    waiter_registered(flight)
+    delivered = flight._waiters._seq
     flight.publish("k", {"state": "free"})
+    # Redis delivers through pub/sub: let the message arrive before the next wait starts.
+    wait_until(lambda: flight._waiters._seq > delivered, 5, "the message to reach this process")
     flight.release("k", first)
     second = flight.acquire("k")  # a new leader
     assert second is not None

@@ -67,14 +67,12 @@ def test_batched_reads_give_the_same_answer_with_fewer_wake_ups(sim, api, monkey
     pauses = []
     real_sleep = llm.time.sleep
     monkeypatch.setattr(llm.time, "sleep", lambda seconds: (pauses.append(seconds), real_sleep(seconds)))
-    ttft_before = sample(metrics.LLM_TTFT_SECONDS, "_sum")
-    started = time.monotonic()
-    batched = "".join(client_for(api, sim.url).stream_chat(messages, OPTIONS, batch_seconds=0.05))
-    took = time.monotonic() - started
+    stream = client_for(api, sim.url).stream_chat(messages, OPTIONS, batch_seconds=0.05)
+    first = next(stream)
+    assert pauses == []  # the first token is never held back
+    batched = first + "".join(stream)
     assert batched == expected_text(messages, 60)
     assert 1 <= len(pauses) <= 10 and set(pauses) == {0.05}  # 60 tokens, ~4 pauses of 50 ms
-    assert sample(metrics.LLM_TTFT_SECONDS, "_sum") - ttft_before < 0.05  # the first token came at once
-    assert took < 0.2 + 0.05 + 0.5  # the stream's own time, one pause, and slack for a busy machine
     pauses.clear()
     assert "".join(client_for(api, sim.url).stream_chat(messages, OPTIONS)) == batched
     assert pauses == []  # without batch_seconds every token is read as it comes
@@ -109,19 +107,21 @@ def test_model_available_asks_the_server(sim, api):
 
 def test_slow_first_token_times_out(sim, api):
     sim.configure(ttft=3)
+    received = []
     started = time.monotonic()
     with pytest.raises(LLMTimeout, match="no first token within 0.5 s") as caught:
-        list(client_for(api, sim.url, first_token=0.5).stream_chat(build_messages("x"), OPTIONS))
-    assert 0.5 <= time.monotonic() - started < 2.5
+        received.extend(client_for(api, sim.url, first_token=0.5).stream_chat(build_messages("x"), OPTIONS))
+    assert time.monotonic() - started >= 0.5
+    assert received == []  # the deadline, not the token at 3 s, ended the call
     assert (caught.value.status_code, caught.value.kind) == (504, "timeout")
 
 
 def test_hung_server_times_out_at_the_first_token_deadline(sim, api):
     sim.configure(hang_rate=1)
     started = time.monotonic()
-    with pytest.raises(LLMTimeout, match="first token"):
+    with pytest.raises(LLMTimeout, match="first token"):  # the server never answers: only the deadline ends it
         list(client_for(api, sim.url, first_token=0.5).stream_chat(build_messages("x"), OPTIONS))
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started >= 0.5
 
 
 def test_answer_that_keeps_trickling_past_the_total_deadline_times_out(sim, api):
@@ -131,26 +131,28 @@ def test_answer_that_keeps_trickling_past_the_total_deadline_times_out(sim, api)
     with pytest.raises(LLMTimeout, match="did not finish its answer within 1 s"):
         for piece in client_for(api, sim.url, total=1).stream_chat(build_messages("x"), OPTIONS):
             received.append(piece)
-    assert 1 <= time.monotonic() - started < 3
-    assert 0 < len(received) < 200
+    assert time.monotonic() - started >= 1
+    assert 0 < len(received) < 200  # stopped long before the answer's 10 s
 
 
 def test_total_deadline_interrupts_a_wait_between_tokens(sim, api):
     # Tokens every 1.9 s stay under the 2 s read timeout, so without the
     # watchdog the call would only notice the deadline at the token at 3.8 s.
     sim.configure(tokens=5, tokens_per_second=1 / 1.9)
+    received = []
     started = time.monotonic()
     with pytest.raises(LLMTimeout, match="did not finish its answer within 2.5 s"):
-        list(client_for(api, sim.url, first_token=2, total=2.5).stream_chat(build_messages("x"), OPTIONS))
-    assert 2.5 <= time.monotonic() - started < 3.3
+        received.extend(client_for(api, sim.url, first_token=2, total=2.5).stream_chat(build_messages("x"), OPTIONS))
+    assert time.monotonic() - started >= 2.5
+    assert len(received) == 2  # the tokens at 0 and 1.9 s, not the one at 3.8 s: the wait was interrupted
 
 
 def test_non_streaming_chat_times_out_at_the_total_deadline(sim, api):
     sim.configure(answer_seconds=4)
     started = time.monotonic()
-    with pytest.raises(LLMTimeout):
+    with pytest.raises(LLMTimeout):  # not the whole answer at 4 s
         client_for(api, sim.url, total=1).chat(build_messages("x"), OPTIONS)
-    assert 1 <= time.monotonic() - started < 3
+    assert time.monotonic() - started >= 1
 
 
 def test_stall_in_the_middle_of_an_answer_times_out(sim, api):
@@ -170,22 +172,21 @@ def test_connect_timeout(api):
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", port))
         try:
-            started = time.monotonic()
             with pytest.raises(LLMTimeout, match="could not connect .* within 0.3 s"):
                 list(client_for(api, f"http://127.0.0.1:{port}", connect=0.3)
                      .stream_chat(build_messages("x"), OPTIONS))
-            assert time.monotonic() - started < 2
         finally:
             for filler in fillers:
                 filler.close()
 
 
-def test_connection_refused_is_unavailable_at_once(api):
+def test_connection_refused_is_unavailable_at_once(api, monkeypatch):
+    from aiblog.ai import llm
+
     client = client_for(api, f"http://127.0.0.1:{free_port()}")
-    started = time.monotonic()
+    monkeypatch.setattr(llm.time, "sleep", lambda seconds: pytest.fail(f"the client waited {seconds} s to retry"))
     with pytest.raises(LLMUnavailable, match="unreachable") as caught:
         list(client.stream_chat(build_messages("x"), OPTIONS))
-    assert time.monotonic() - started < 1
     assert (caught.value.status_code, caught.value.kind) == (503, "unavailable")
     with pytest.raises(LLMUnavailable):
         client.chat(build_messages("x"), OPTIONS)
@@ -234,10 +235,8 @@ def test_circuit_breaker_fails_fast_while_down_and_recovers_after_the_cooldown(s
     for _ in range(2):
         with pytest.raises(LLMError, match="HTTP 500"):
             list(client.stream_chat(build_messages("x"), OPTIONS))
-    started = time.perf_counter()
     with pytest.raises(LLMUnavailable, match="circuit open; retry in 30 s"):
         list(client.stream_chat(build_messages("x"), OPTIONS))
-    assert time.perf_counter() - started < 0.05
     assert sim.stats()["generations"] == 2          # the open circuit never reached the LLM
     sim.configure(error_rate=0)
     clock.now += 30
@@ -291,5 +290,6 @@ def test_deadlines_hold_under_gevent_and_the_wait_does_not_block_other_greenlets
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["kind"] == "timeout"
-    assert 2.5 <= outcome["elapsed"] < 3.3 and outcome["pieces"] > 0
+    # At least the deadline, and stopped between the token at 1.9 s and the one at 3.8 s.
+    assert outcome["elapsed"] >= 2.5 and outcome["pieces"] == 2
     assert outcome["ticks"] > 50   # other greenlets ran while this one waited on the LLM

@@ -1,16 +1,14 @@
 """Schemathesis fuzzes the API from its own OpenAPI document: no input
 finds a 5xx, and requests and answers conform to the document.
 
-The app runs in-process (WSGI) on a SQLite copy; operations that need a
-Bearer token get a valid one. The LLM address is a closed port, so
-/generate answers 503 at once — a documented answer there — and Redis is
-not configured, so background generation is a documented 503 too."""
+The app runs in-process (WSGI) on a seeded SQLite database that a fixture
+makes when the tests run, not at import; operations that need a Bearer token
+get a valid one. The LLM address is a closed port, so /generate answers 503
+at once — a documented answer there — and Redis is not configured, so
+background generation is a documented 503 too."""
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
-
+import pytest
 import schemathesis
 from flask_migrate import upgrade
 from hypothesis import HealthCheck, settings
@@ -20,24 +18,23 @@ from schemathesis.config import SchemathesisConfig
 from aiblog.extensions import db
 from aiblog.models import ID_MAX, Role, User
 from aiblog.posts.store import create_post
+from loadtests.stack import free_port
 from tests.conftest import make_app
 from tests.support.blog import create_user, token_for
-from loadtests.stack import free_port
 
 MAX_EXAMPLES = 50
 SEEDED_POSTS = 60
 
 CONFIG = SchemathesisConfig.from_dict({"checks": {
-    # 413 is how the API refuses a body over 1 MiB: a rejection like 400.
+    # 413 is how the API refuses a body over MAX_CONTENT_LENGTH: a rejection like 400.
     "negative_data_rejection": {"expected-statuses": [400, 401, 403, 404, 405, 413, 415, 422, 429]},
 }})
 
 
-def _fuzzed_app():
-    """The app under test and the fuzzer's token. Schemathesis builds some
-    cases (with their auth) while tests are collected, so this runs at import."""
-    directory = tempfile.mkdtemp(prefix="aiblog-fuzz-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+@pytest.fixture(scope="module")
+def fuzzed_app(tmp_path_factory):
+    """The app under test, seeded, and the fuzzer's token."""
+    directory = tmp_path_factory.mktemp("fuzz")
     app = make_app(f"sqlite:///{directory}/blog.sqlite3", LLM_BASE_URL=f"http://127.0.0.1:{free_port()}",
                    LOGIN_RATE_LIMIT="100000 per minute", AI_RATE_LIMIT="100000 per minute")
     with app.app_context():
@@ -49,19 +46,33 @@ def _fuzzed_app():
         for i in range(SEEDED_POSTS):
             create_post(admin, f"Seed post {i}", f"Body {i} with **Markdown**")
         db.session.remove()
-    return app, token_for(app, admin_id)
+    _fuzzer_token.append(token_for(app, admin_id))
+    return app, _fuzzer_token[-1]
 
 
-APP, TOKEN = _fuzzed_app()
-schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", APP, config=CONFIG)
+def _api_document() -> dict:
+    """The API's OpenAPI document as the app serves it, from an app with no
+    database (the document needs only the settings)."""
+    from aiblog.api.spec import document
+
+    with make_app("sqlite://").app_context():
+        return document()
 
 
-@schema.auth().skip_for(path="/tokens")
+# Schemathesis makes its tests from the document while pytest collects them;
+# the app those tests call, and its token, come from the ``fuzzed_app`` fixture.
+schema = schemathesis.openapi.from_dict(_api_document(), config=CONFIG)
+_fuzzer_token: list[str] = []  # set by ``fuzzed_app``, read by FuzzerToken whenever a case is sent
+
+
+@schema.auth(refresh_interval=None).skip_for(path="/tokens")
 class FuzzerToken:
-    """A valid Bearer token; schemathesis still tries each operation without it."""
+    """A valid Bearer token; schemathesis still tries each operation without it.
+    While pytest collects, before ``fuzzed_app`` has made the user, there is
+    none yet: the cases sent during the test ask again (no caching)."""
 
     def get(self, case, context):
-        return TOKEN
+        return _fuzzer_token[-1] if _fuzzer_token else "no-token-before-the-fixture"
 
     def set(self, case, data, context):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -69,7 +80,9 @@ class FuzzerToken:
 
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-def test_api_has_no_server_errors_and_keeps_its_contract(case):
+def test_api_has_no_server_errors_and_keeps_its_contract(case, fuzzed_app):
+    app, _ = fuzzed_app
+    case.operation.schema.app = app  # where the case goes (``from_wsgi`` would have set it at import)
     post_id = (case.path_parameters or {}).get("post_id")
     if type(post_id) is int and 0 <= post_id <= ID_MAX:
         # Random valid ids almost never exist: fold them onto the seeded
@@ -77,7 +90,7 @@ def test_api_has_no_server_errors_and_keeps_its_contract(case):
         case.path_parameters["post_id"] = post_id % (SEEDED_POSTS + 5)
     if case.operation.path == "/generate":
         # No LLM listens: 503 is the documented answer; any other 5xx is a bug.
-        response = case.call_and_validate(app=APP, excluded_checks=[not_a_server_error])
+        response = case.call_and_validate(app=app, excluded_checks=[not_a_server_error])
         assert response.status_code < 500 or response.status_code == 503, response.text
     else:
-        case.call_and_validate(app=APP)
+        case.call_and_validate(app=app)
