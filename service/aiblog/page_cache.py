@@ -18,24 +18,16 @@ Backends:
   from its snapshot) gets a new epoch from every process that meets it (see
   ``RedisStore._on_connect``).
 - Local (no ``REDIS_URL``): pages in a per-process LRU; generations in a small
-  memory-mapped file shared by every worker on the machine, so a write in one
-  gunicorn worker invalidates the pages held by all the others.
+  memory-mapped file shared by every worker on the machine (generations.py),
+  so a write in one gunicorn worker invalidates the pages held by all the others.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import mmap
-import os
-import secrets
-import struct
-import tempfile
-import threading
 import time
-import zlib
-from collections import OrderedDict
 from typing import Callable
 
+from .expiring_lru import ExpiringLRU
+from .generations import SharedGenerations
 from .redis_store import RedisStore, ThreadPerProcess
 
 LISTS = "lists"
@@ -99,74 +91,6 @@ class RedisPageCache:
         command("INCR", self._epoch_key)
 
 
-class SharedGenerations:
-    """Generation counters in a memory-mapped file shared by local processes.
-
-    Scopes hash into a fixed number of slots; a collision only causes an
-    extra invalidation, never a stale page.
-    """
-
-    SLOTS = 4096
-    _FMT = struct.Struct("<Q")
-
-    def __init__(self, path: str):
-        self.path = path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            size = self.SLOTS * self._FMT.size
-            if os.fstat(fd).st_size < size:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                if os.fstat(fd).st_size < size:
-                    os.ftruncate(fd, size)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            self._map = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        self._lock_fd = os.open(path, os.O_RDWR)
-        self.machine_id = self._machine_id(path + ".id")
-
-    @staticmethod
-    def _machine_id(path: str) -> str:
-        """A random id shared by the processes using this file (this machine)."""
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            with open(path) as existing:
-                return existing.read().strip() or "unknown"
-        with os.fdopen(fd, "w") as created:
-            created.write(secrets.token_hex(8))
-        with open(path) as written:
-            return written.read().strip()
-
-    def _slot(self, scope: str) -> int:
-        return (zlib.crc32(scope.encode()) % self.SLOTS) * self._FMT.size
-
-    def get(self, scope: str) -> int:
-        return self._FMT.unpack_from(self._map, self._slot(scope))[0]
-
-    def bump(self, *scopes: str) -> None:
-        self._bump_offsets([self._slot(scope) for scope in scopes])
-
-    def bump_all(self) -> None:
-        """Invalidate every page of this machine (after missed invalidations)."""
-        self._bump_offsets(range(0, self.SLOTS * self._FMT.size, self._FMT.size))
-
-    def _bump_offsets(self, offsets) -> None:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            for offset in offsets:
-                value = self._FMT.unpack_from(self._map, offset)[0]
-                self._FMT.pack_into(self._map, offset, value + 1)
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-
-def default_generations_path(database_url: str) -> str:
-    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), "aiblog-cache", f"generations-{digest}.bin")
-
-
 class LocalPageCache:
     def __init__(self, generations: SharedGenerations, ttl: int, max_entries: int = 2000,
                  on_result: Callable[[bool], None] | None = None):
@@ -174,30 +98,19 @@ class LocalPageCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self.on_result = on_result or (lambda hit: None)
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._pages: ExpiringLRU[bytes] = ExpiringLRU(max_entries, ttl)
 
     def get(self, scope: str, name: str, fresh: bool = False, record: bool = True) -> tuple[str, bytes | None]:
         # ``fresh`` needs nothing here: the generations are exact on one machine.
         key = f"{name}:{self.generations.get(scope)}"
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] <= time.monotonic():
-                entry = None
-            elif entry is not None:
-                self._entries.move_to_end(key)
+        value = self._pages.get(key)
         if record:
-            self.on_result(entry is not None)
-        return key, entry[1] if entry is not None else None
+            self.on_result(value is not None)
+        return key, value
 
     def set(self, key: str | None, value: bytes) -> None:
-        if key is None:
-            return
-        with self._lock:
-            self._entries[key] = (time.monotonic() + self.ttl, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        if key is not None:
+            self._pages.set(key, value)
 
     def invalidate(self, *scopes: str) -> None:
         self.generations.bump(*scopes)

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 
 from . import metrics
-from .page_cache import LocalPageCache, SharedGenerations, TieredPageCache, default_generations_path
+from .generations import SharedGenerations, default_generations_path
+from .page_cache import LocalPageCache, TieredPageCache
 from .redis_store import RedisStore
 
 
 @dataclass
 class Services:
     redis: RedisStore
+    generations: SharedGenerations  # this machine's, for pages and logged-in users
     pages: TieredPageCache | LocalPageCache
 
     @classmethod
@@ -26,7 +28,7 @@ class Services:
             pages = TieredPageCache(store, generations, app.config["PAGE_CACHE_TTL"], on_result=on_result)
         else:
             pages = LocalPageCache(generations, app.config["PAGE_CACHE_TTL"], on_result=on_result)
-        services = cls(redis=store, pages=pages)
+        services = cls(redis=store, generations=generations, pages=pages)
         app.extensions["aiblog"] = services
         return services
 

@@ -17,13 +17,13 @@ import hashlib
 import json
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from flask import Flask, current_app
 
 from .. import metrics
+from ..expiring_lru import ExpiringLRU
 from ..markup import render_markdown
 from ..models import clean_title
 from ..redis_store import RedisStore
@@ -126,8 +126,7 @@ class ResultCache:
         self.store = store
         self.ttl = ttl
         self.prefix = prefix
-        self._local: OrderedDict[str, tuple[float, str]] = OrderedDict()  # bounded LRU
-        self._lock = threading.Lock()
+        self._local: ExpiringLRU[str] = ExpiringLRU(self.LOCAL_MAX, ttl)
         self._record = metrics.cache_result("ai")
 
     def get(self, key: str, record: bool = True) -> str | None:
@@ -136,9 +135,7 @@ class ResultCache:
             raw = self.store.call(lambda r: r.get(f"{self.prefix}:{key}"))
         if raw is None and (not self.store.enabled or not self.store.available):
             # No Redis, or Redis down: answers made meanwhile live here.
-            with self._lock:
-                entry = self._local.get(key)
-            raw = entry[1] if entry and entry[0] > time.monotonic() else None
+            raw = self._local.get(key)
         if record:
             self._record(raw is not None)
         return raw
@@ -147,11 +144,7 @@ class ResultCache:
         if self.store.enabled:
             self.store.call(lambda r: r.set(f"{self.prefix}:{key}", value, ex=self.ttl))
         if not self.store.enabled or not self.store.available:
-            with self._lock:
-                self._local[key] = (time.monotonic() + self.ttl, value)
-                self._local.move_to_end(key)
-                while len(self._local) > self.LOCAL_MAX:
-                    self._local.popitem(last=False)
+            self._local.set(key, value)
 
 
 class Generator:

@@ -13,14 +13,11 @@ A snapshot is never added to a session: code that writes uses ids
 """
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
-
 from flask import current_app
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import make_transient_to_detached
 
+from ..expiring_lru import ExpiringLRU
 from ..extensions import read_first
 from ..models import User
 from ..services import services
@@ -33,19 +30,12 @@ _COLUMNS = [(attr.key, attr.columns[0]) for attr in inspect(User).column_attrs]
 _USER_BY_ID = select(*(column for _, column in _COLUMNS)).where(User.id == bindparam("user_id"))
 
 
-class _Snapshots:
-    """One app's snapshots (tests run several apps in one process)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.entries: OrderedDict[int, tuple[int, float, User]] = OrderedDict()
-
-
-def _store() -> _Snapshots:
+def _store() -> ExpiringLRU[tuple[int, User]]:
+    """This app's snapshots, with the generation each was taken at (tests run several apps in one process)."""
     extensions = current_app.extensions
     store = extensions.get("aiblog.users")
     if store is None:
-        store = extensions.setdefault("aiblog.users", _Snapshots())
+        store = extensions.setdefault("aiblog.users", ExpiringLRU(MAX_ENTRIES, MAX_AGE))
     return store
 
 
@@ -54,29 +44,22 @@ def scope(user_id: int) -> str:
 
 
 def _generation(user_id: int) -> int:
-    return services().pages.generations.get(scope(user_id))
+    return services().generations.get(scope(user_id))
 
 
 def load(user_id: int) -> User | None:
     generation = _generation(user_id)
-    now = time.monotonic()
     store = _store()
-    with store.lock:
-        entry = store.entries.get(user_id)
-        if entry is not None and entry[0] == generation and now - entry[1] < MAX_AGE:
-            store.entries.move_to_end(user_id)
-            return entry[2]
+    entry = store.get(user_id)
+    if entry is not None and entry[0] == generation:
+        return entry[1]
     # Outside the request's transaction: this request holds no pooled
     # connection afterwards while it waits on anything else.
     row = read_first(_USER_BY_ID, {"user_id": user_id})
     if row is None:
         return None
     snapshot = _snapshot(dict(zip((key for key, _ in _COLUMNS), row)))
-    with store.lock:
-        store.entries[user_id] = (generation, now, snapshot)
-        store.entries.move_to_end(user_id)
-        while len(store.entries) > MAX_ENTRIES:
-            store.entries.popitem(last=False)
+    store.set(user_id, (generation, snapshot))
     return snapshot
 
 
