@@ -12,7 +12,7 @@ import json
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from .manifests import API_VERSION, GROUP, RUN_LABEL, TEST_LABEL, VERSION
+from .manifests import GROUP, RUN_LABEL, TEST_LABEL, VERSION
 
 RESULTS = "loadtestresults"
 LOADTESTS = "loadtests"
@@ -128,4 +128,4 @@ def _labels(short: dict) -> dict:
     return {names.get(k, k): v for k, v in short.items()}
 
 
-__all__ = ["Cluster", "ApiException", "API_VERSION"]
+__all__ = ["Cluster", "ApiException"]

@@ -3,7 +3,7 @@ and verdict it ends with, and the failures it reports instead of hanging."""
 from __future__ import annotations
 
 from tests.operator.cluster import NAMESPACE, PodScript
-from tests.operator.support import (apply, assert_fits_crd, load_test, objects, runner_log, status, summary_document,
+from tests.operator.support import (apply, assert_fits_crd, load_test, objects, runner_log, summary_document,
                                     wait_status)
 from loadtests.stack import wait_until
 
