@@ -42,6 +42,9 @@ def configure(settings: kopf.OperatorSettings, **_):
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.INFO
+    # A LoadTest deleted during a reconcile pass keeps kopf's finalizer until the pass ends; kopf
+    # looks again after this many seconds (60 by default: a minute's wait for a short pass).
+    settings.background.cancellation_polling = max(1.0, CONFIG.interval_s)
     _api_client()
 
 

@@ -64,7 +64,11 @@ def test_deleting_a_load_test_deletes_its_runs_and_history(cluster):
     client.CustomObjectsApi(cluster.api).delete_namespaced_custom_object(
         GROUP, VERSION, NAMESPACE, "loadtests", "shortlived")
     kinds = ("loadtests", "jobs", "pods", "services", "loadtestresults", "configmaps")
-    wait_until(lambda: not any(objects(cluster, kind) for kind in kinds), what="everything of the test is gone")
+    try:
+        wait_until(lambda: not any(objects(cluster, kind) for kind in kinds), what="everything of the test is gone")
+    except TimeoutError:
+        left = {kind: {name: obj["metadata"] for name, obj in objects(cluster, kind).items()} for kind in kinds}
+        raise AssertionError(f"left after the deletion: {left}") from None
 
 
 def test_finished_jobs_go_after_their_ttl_and_results_stay(cluster):
