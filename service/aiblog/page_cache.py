@@ -23,6 +23,7 @@ Backends:
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -148,7 +149,7 @@ class TieredPageCache:
         self.on_result = on_result or (lambda hit: None)
         self.l1 = LocalPageCache(generations, ttl, max_entries=max_entries)
         self.l2 = RedisPageCache(store, ttl)
-        self._subscribed = False
+        self._subscribed_in: int | None = None  # the pid whose listener is subscribed
         self._listener = ThreadPerProcess(self._listen, "page-cache-listener")
 
     def get(self, scope: str, name: str, fresh: bool = False, record: bool = True):
@@ -181,9 +182,15 @@ class TieredPageCache:
         message = "\n".join((self.generations.machine_id, *scopes))
         self.store.call(lambda r: r.publish(self.channel, message))
 
+    @property
+    def _subscribed(self) -> bool:
+        # Per process: a forked worker inherits the parent's value, not its listener.
+        # (Resetting a flag after starting the listener could undo its first
+        # subscription, and then L1 would never be used.)
+        return self._subscribed_in == os.getpid()
+
     def _ensure_listener(self) -> None:
-        if self._listener.ensure():
-            self._subscribed = False  # a forked copy inherits the parent's flag
+        self._listener.ensure()
 
     def _listen(self) -> None:
         from .redis_store import REDIS_ERRORS
@@ -196,7 +203,7 @@ class TieredPageCache:
                 # Anything published while we were not listening is lost:
                 # drop every page of the machine, then trust L1 again.
                 self.generations.bump_all()
-                self._subscribed = True
+                self._subscribed_in = os.getpid()
                 for message in pubsub.listen():
                     if message.get("type") == "message":
                         origin, *scopes = message["data"].decode().split("\n")
@@ -206,7 +213,7 @@ class TieredPageCache:
             except REDIS_ERRORS:
                 pass
             finally:
-                self._subscribed = False
+                self._subscribed_in = None
                 if pubsub is not None:
                     try:
                         pubsub.close()
