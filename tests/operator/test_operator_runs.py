@@ -151,7 +151,10 @@ def test_runs_are_counted_in_the_operators_metrics_by_verdict(cluster):
     apply(cluster, load_test("counted"))
     wait_status(cluster, "counted", "the run is collected", phase="Succeeded")
     assert sample("loadtest_runs_started_total") == started + 1
-    assert sample("loadtest_runs_finished_total", verdict="Passed", phase="Succeeded") == passed + 1
+    # The counter moves just after the status patch the test saw: wait for it, then check it moved once.
+    finished = lambda: sample("loadtest_runs_finished_total", verdict="Passed", phase="Succeeded")  # noqa: E731
+    wait_until(lambda: finished() > passed, timeout=10, what="the finished run to be counted")
+    assert finished() == passed + 1
 
 
 def test_the_entry_point_needs_namespaces_to_watch(capsys, monkeypatch):
