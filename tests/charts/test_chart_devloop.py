@@ -59,16 +59,39 @@ def installs(section: str) -> dict[str, Render]:
     return found
 
 
-def test_skaffold_builds_the_image_the_chart_runs():
+def image_templates(image: str) -> tuple[str, str]:
+    """skaffold's template variables for an artifact's repository and tag."""
+    variable = re.sub(r"[^A-Za-z0-9]", "_", image)
+    return f"{{{{.IMAGE_REPO_{variable}}}}}", f"{{{{.IMAGE_TAG_{variable}}}}}"
+
+
+def test_skaffold_builds_the_images_the_charts_run():
     assert re.fullmatch(r"skaffold/v4beta\d+", SKAFFOLD["apiVersion"])
-    (artifact,) = SKAFFOLD["build"]["artifacts"]
-    assert (REPO / artifact["context"] / artifact["docker"]["dockerfile"]).is_file()
-    values = yaml.safe_load((BLOG_CHART / "values.yaml").read_text())
-    assert artifact["image"] == values["image"]["repository"]
-    variable = re.sub(r"[^A-Za-z0-9]", "_", artifact["image"])
-    blog = next(r for r in SKAFFOLD["deploy"]["helm"]["releases"] if r["chartPath"] == "charts/blog")
-    assert blog["setValueTemplates"] == {"image.repository": f"{{{{.IMAGE_REPO_{variable}}}}}",
-                                         "image.tag": f"{{{{.IMAGE_TAG_{variable}}}}}"}
+    blog_artifact, operator_artifact = SKAFFOLD["build"]["artifacts"]
+    dockerfile = (REPO / "service/Dockerfile").read_text()
+    for artifact in (blog_artifact, operator_artifact):
+        assert (REPO / artifact["context"] / artifact["docker"]["dockerfile"]).is_file()
+    assert f"AS {operator_artifact['docker']['target']}\n" in dockerfile
+    blog_values = yaml.safe_load((BLOG_CHART / "values.yaml").read_text())
+    operator_values = yaml.safe_load((MONITORING_CHART / "values.yaml").read_text())["operator"]
+    assert blog_artifact["image"] == blog_values["image"]["repository"] == operator_values["runnerImage"]["repository"]
+    assert operator_artifact["image"] == operator_values["image"]["repository"]
+    releases = {r["chartPath"]: r for r in SKAFFOLD["deploy"]["helm"]["releases"]}
+    blog_repo, blog_tag = image_templates(blog_artifact["image"])
+    operator_repo, operator_tag = image_templates(operator_artifact["image"])
+    assert releases["charts/blog"]["setValueTemplates"] == {"image.repository": blog_repo, "image.tag": blog_tag}
+    assert releases["charts/monitoring"]["setValueTemplates"] == {
+        "operator.image.repository": operator_repo, "operator.image.tag": operator_tag,
+        "operator.runnerImage.repository": blog_repo, "operator.runnerImage.tag": blog_tag}
+
+
+def test_the_dev_operator_watches_the_namespace_the_blog_is_installed_in():
+    releases = {r["chartPath"]: r for r in SKAFFOLD["deploy"]["helm"]["releases"]}
+    dev = yaml.safe_load((MONITORING_CHART / "values-dev.yaml").read_text())
+    assert dev["operator"]["watchNamespaces"] == [releases["charts/blog"]["namespace"]]
+    objects = render(MONITORING_CHART, dev, name="monitoring", namespace="monitoring")
+    roles = [r for r in objects.of_kind("Role")]
+    assert roles and {r["metadata"]["namespace"] for r in roles} == {"blog"}
 
 
 def test_skaffold_releases_render_with_their_dev_values():
