@@ -59,10 +59,16 @@ run: $(VENV)/.installed-run $(if $(filter local,$(LLM)),$(VENV)/.installed-local
 	@$(SYSPKG) --optional $(RUN_PACKAGES)
 	$(PY) scripts/devserver.py $(if $(LLM),--llm $(LLM))
 
-test: $(VENV)/.installed-test
+# The container tests' base image is made once per machine (about 2 min, mostly
+# downloading) before any test's timeout runs, in parallel with the venv install
+# (on a fresh machine mostly compiling llama.cpp). scripts/image.py needs no venv.
+test:
 	@$(SYSPKG) $(TEST_PACKAGES)
-	@# The container tests' base image, made once per machine (about 2 min) before any test's timeout runs.
-	@$(PY) scripts/image.py --base-only >/dev/null
+	@set -e; log=$$(mktemp); \
+	  $(PYTHON) scripts/image.py --base-only >"$$log" 2>&1 & base=$$!; \
+	  $(MAKE) --no-print-directory $(VENV)/.installed-test; \
+	  if ! wait $$base; then cat "$$log" >&2; rm -f "$$log"; echo "!! making the container base image failed (above)" >&2; exit 1; fi; \
+	  rm -f "$$log"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(VENV)/.installed-load: pyproject.toml requirements/load.txt | $(VENV)/bin/python
