@@ -8,7 +8,7 @@ import pytest
 
 from aiblog import metrics
 from aiblog.ai.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from aiblog.ai.llm import LLMUnavailable
+from aiblog.ai.errors import LLMUnavailable
 
 
 class Clock:

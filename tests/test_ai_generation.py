@@ -124,13 +124,13 @@ def test_backpressure_answers_429_with_retry_after(sqlite_url, redis_url, llm):
 
 def test_circuit_breaker_fails_fast_and_recovers(sqlite_url, redis_url, llm):
     from aiblog.ai.circuit import CircuitBreaker
-    from aiblog.ai.generation import generator
+    from aiblog.ai.generation import generation_service
 
     llm.configure(error_rate=1.0)  # the LLM is down: every call fails
     app = ai_app(sqlite_url, redis_url, llm.url)
     clock = FakeClock()
     with app.app_context():  # the app's breaker, on a clock the test moves
-        generator().breaker = CircuitBreaker(failures=2, cooldown=10, clock=clock)
+        generation_service().breaker = CircuitBreaker(failures=2, cooldown=10, clock=clock)
     client = app.test_client()
     headers = bearer_for(client, *create_user(app))
     for attempt in range(2):

@@ -1,5 +1,6 @@
 """The Ollama and OpenAI clients against a real blog-llm-sim process:
-streaming and not, model discovery, every timeout, and every failure kind."""
+streaming, model discovery, every timeout, and every failure kind. (The
+circuit breaker is the generation layer's: tests/test_ai_generation.py.)"""
 from __future__ import annotations
 
 import json
@@ -11,11 +12,8 @@ import time
 import pytest
 
 from aiblog import metrics
-from aiblog.ai.circuit import CircuitBreaker
-from aiblog.ai.llm import (
-    GenerationOptions, LLMError, LLMStreamCut, LLMTimeout, LLMUnavailable, OllamaClient,
-    OpenAIClient, Timeouts, make_client,
-)
+from aiblog.ai.clients import GenerationOptions, OllamaClient, OpenAIClient, Timeouts, make_client
+from aiblog.ai.errors import LLMError, LLMStreamCut, LLMTimeout, LLMUnavailable
 from aiblog.ai.prompt import build_messages
 from loadtests.llm_sim import answer_pieces
 from loadtests.stack import REPO, free_port, wait_until
@@ -60,13 +58,13 @@ def test_batched_reads_give_the_same_answer_with_fewer_wake_ups(sim, api, monkey
     """For a whole answer the client lets tokens pile up in the socket when
     it runs dry: the same text, the first token never held back, and far
     fewer pauses (each one wake-up) than tokens."""
-    from aiblog.ai import llm
+    from aiblog.ai.clients import lines
 
     sim.configure(tokens=60, tokens_per_second=300)  # a token every 3.3 ms: 0.2 s an answer
     messages = build_messages("Batched reads")
     pauses = []
-    real_sleep = llm.time.sleep
-    monkeypatch.setattr(llm.time, "sleep", lambda seconds: (pauses.append(seconds), real_sleep(seconds)))
+    real_sleep = lines.time.sleep
+    monkeypatch.setattr(lines.time, "sleep", lambda seconds: (pauses.append(seconds), real_sleep(seconds)))
     stream = client_for(api, sim.url).stream_chat(messages, OPTIONS, batch_seconds=0.05)
     first = next(stream)
     assert pauses == []  # the first token is never held back
@@ -78,17 +76,11 @@ def test_batched_reads_give_the_same_answer_with_fewer_wake_ups(sim, api, monkey
     assert pauses == []  # without batch_seconds every token is read as it comes
 
 
-def test_chat_is_one_non_streaming_call_with_the_same_text(sim, api):
-    messages = build_messages("Whole answers")
-    assert client_for(api, sim.url).chat(messages, OPTIONS) == expected_text(messages, 40)
-    assert sim.stats()["generations"] == 1
-
-
 def test_generation_options_reach_the_server(sim, api):
     few = GenerationOptions(max_tokens=5, temperature=0.2)
     messages = build_messages("Short")
-    assert len(list(client_for(api, sim.url).stream_chat(messages, few))) == 5
-    assert client_for(api, sim.url).chat(messages, few) == expected_text(messages, 5)
+    pieces = list(client_for(api, sim.url).stream_chat(messages, few))
+    assert len(pieces) == 5 and "".join(pieces) == expected_text(messages, 5)
 
 
 def test_options_key_is_stable_and_distinguishes_options():
@@ -147,14 +139,6 @@ def test_total_deadline_interrupts_a_wait_between_tokens(sim, api):
     assert len(received) == 2  # the tokens at 0 and 1.9 s, not the one at 3.8 s: the wait was interrupted
 
 
-def test_non_streaming_chat_times_out_at_the_total_deadline(sim, api):
-    sim.configure(answer_seconds=4)
-    started = time.monotonic()
-    with pytest.raises(LLMTimeout):  # not the whole answer at 4 s
-        client_for(api, sim.url, total=1).chat(build_messages("x"), OPTIONS)
-    assert time.monotonic() - started >= 1
-
-
 def test_stall_in_the_middle_of_an_answer_times_out(sim, api):
     sim.configure(tokens_per_second=0.5, tokens=5)  # a token every 2 s
     with pytest.raises(LLMTimeout, match="sent nothing for 0.5 s"):
@@ -181,25 +165,21 @@ def test_connect_timeout(api):
 
 
 def test_connection_refused_is_unavailable_at_once(api, monkeypatch):
-    from aiblog.ai import llm
+    import time as time_module
 
     client = client_for(api, f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setattr(llm.time, "sleep", lambda seconds: pytest.fail(f"the client waited {seconds} s to retry"))
+    monkeypatch.setattr(time_module, "sleep", lambda seconds: pytest.fail(f"the client waited {seconds} s to retry"))
     with pytest.raises(LLMUnavailable, match="unreachable") as caught:
         list(client.stream_chat(build_messages("x"), OPTIONS))
     assert (caught.value.status_code, caught.value.kind) == (503, "unavailable")
-    with pytest.raises(LLMUnavailable):
-        client.chat(build_messages("x"), OPTIONS)
 
 
 def test_server_error_is_a_bad_response(sim, api):
     sim.configure(error_rate=1)
-    for call in (lambda c: list(c.stream_chat(build_messages("x"), OPTIONS)),
-                 lambda c: c.chat(build_messages("x"), OPTIONS)):
-        with pytest.raises(LLMError, match="HTTP 500: simulated LLM failure") as caught:
-            call(client_for(api, sim.url))
-        assert type(caught.value) is LLMError
-        assert (caught.value.status_code, caught.value.kind) == (502, "bad_response")
+    with pytest.raises(LLMError, match="HTTP 500: simulated LLM failure") as caught:
+        list(client_for(api, sim.url).stream_chat(build_messages("x"), OPTIONS))
+    assert type(caught.value) is LLMError
+    assert (caught.value.status_code, caught.value.kind) == (502, "bad_response")
 
 
 def test_stream_cut_mid_way_is_reported_after_the_partial_text(sim, api):
@@ -210,8 +190,6 @@ def test_stream_cut_mid_way_is_reported_after_the_partial_text(sim, api):
             received.append(piece)
     assert 0 < len(received) < 40
     assert (caught.value.status_code, caught.value.kind) == (502, "stream_cut")
-    with pytest.raises(LLMError, match="closed the connection without answering"):
-        client_for(api, sim.url).chat(build_messages("x"), OPTIONS)
 
 
 def test_unknown_model_is_unavailable_with_its_name(sim, api):
@@ -227,24 +205,6 @@ def test_consumer_that_stops_early_frees_the_server(sim, api):
     wait_until(lambda: sim.stats()["in_progress"] == 0, 5, "the simulator to see the client leave")
 
 
-def test_circuit_breaker_fails_fast_while_down_and_recovers_after_the_cooldown(sim, api):
-    clock = type("Clock", (), {"now": 0.0, "__call__": lambda self: self.now})()
-    breaker = CircuitBreaker(failures=2, cooldown=30, clock=clock)
-    client = CLIENTS[api](sim.url, MODEL, timeouts=Timeouts(2, 5, 20), circuit=breaker)
-    sim.configure(error_rate=1)
-    for _ in range(2):
-        with pytest.raises(LLMError, match="HTTP 500"):
-            list(client.stream_chat(build_messages("x"), OPTIONS))
-    with pytest.raises(LLMUnavailable, match="circuit open; retry in 30 s"):
-        list(client.stream_chat(build_messages("x"), OPTIONS))
-    assert sim.stats()["generations"] == 2          # the open circuit never reached the LLM
-    sim.configure(error_rate=0)
-    clock.now += 30
-    assert client.chat(build_messages("x"), OPTIONS)  # the probe succeeds
-    assert breaker.state == "closed" and sim.stats()["generations"] == 3
-    breaker.record_success()
-
-
 def test_make_client_reads_the_flask_config(sim):
     config = {"LLM_API": "sim", "LLM_BASE_URL": sim.url + "/", "LLM_MODEL": MODEL,
               "LLM_CONNECT_TIMEOUT": 1.5, "LLM_FIRST_TOKEN_TIMEOUT": 3.0, "LLM_TOTAL_TIMEOUT": 9.0,
@@ -253,10 +213,7 @@ def test_make_client_reads_the_flask_config(sim):
     assert isinstance(client, OllamaClient) and client.api == "ollama"
     assert (client.base_url, client.model, client.keep_alive) == (sim.url, MODEL, "10m")
     assert client.timeouts == Timeouts(1.5, 3.0, 9.0)
-    assert client.circuit is None   # the caller owns the breaker unless it passes one
     assert client.model_available()
-    breaker = CircuitBreaker(4, 7.0)
-    assert make_client(config, circuit=breaker).circuit is breaker
     assert isinstance(make_client({**config, "LLM_API": "openai"}), OpenAIClient)
     with pytest.raises(ValueError, match="LLM_API must be one of"):
         make_client({**config, "LLM_API": "bard"})
@@ -265,7 +222,8 @@ def test_make_client_reads_the_flask_config(sim):
 GEVENT_SCRIPT = """
 from gevent import monkey; monkey.patch_all()
 import json, sys, time, gevent
-from aiblog.ai.llm import OllamaClient, Timeouts, GenerationOptions, LLMError
+from aiblog.ai.clients import OllamaClient, Timeouts, GenerationOptions
+from aiblog.ai.errors import LLMError
 client = OllamaClient(sys.argv[1], "gemma3:270m", timeouts=Timeouts(2, 2, 2.5))
 ticks = []
 def ticker():

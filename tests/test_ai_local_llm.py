@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from aiblog.ai.llm import GenerationOptions, OllamaClient, OpenAIClient, Timeouts
+from aiblog.ai.clients import GenerationOptions, OllamaClient, OpenAIClient, Timeouts
 from aiblog.ai.prompt import build_messages
 from loadtests.stack import REPO
 
@@ -51,12 +51,6 @@ def test_openai_client_streams_a_post_from_the_real_model(llama):
     assert arrivals[0] < arrivals[-1]               # the first piece came before the end
     assert len(text.split()) >= 15 and "\n" in text  # prose with line breaks
     assert "<|im_end|>" not in text and "<end_of_turn>" not in text   # the chat template fits the model
-
-
-def test_openai_client_non_streaming_chat_from_the_real_model(llama):
-    client = OpenAIClient(llama.base_url, llama.model, timeouts=TIMEOUTS)
-    text = client.chat(build_messages("Caching in Flask"), OPTIONS)
-    assert len(text.split()) >= 10
 
 
 def test_llama_server_has_no_ollama_native_api(llama):

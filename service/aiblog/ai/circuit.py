@@ -18,7 +18,7 @@ import time
 from typing import Callable
 
 from .. import metrics
-from .llm import LLMUnavailable
+from .errors import LLMUnavailable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

@@ -1,9 +1,10 @@
 """AI generation: cache, single flight, backpressure and circuit breaker
-around one LLM client. Routes and the background worker call ``Generator``.
+around one LLM client. Routes and the background worker call
+``GenerationService.answer``, the one entry point.
 
 The order of checks for one request:
-1. the AI cache (a hit never touches the LLM; routes look here first, before
-   the per-user rate limit, since a hit is free);
+1. the AI cache (a hit never touches the LLM, nor the per-user rate limit the
+   route hands in as ``on_miss``, since a hit is free);
 2. the single-flight lease (only the leader for a key calls the LLM; the
    others wait for its result, holding no LLM slot);
 3. the leader takes one of ``LLM_MAX_INFLIGHT`` slots of its process, or the
@@ -17,8 +18,9 @@ import hashlib
 import json
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from flask import Flask, current_app
 
@@ -29,7 +31,8 @@ from ..models import clean_title
 from ..redis_store import RedisStore
 from .circuit import CircuitBreaker
 from .flight import LocalFlight, Outcome, RedisFlight, RedisUnavailable
-from .llm import GenerationOptions, LLMClient, LLMError, make_client
+from .clients import GenerationOptions, LLMClient, make_client
+from .errors import LLMError
 from .prompt import PROMPT_VERSION, build_messages, normalize_title
 
 MODES = ("sync", "stream", "background")
@@ -147,7 +150,24 @@ class ResultCache:
             self._local.set(key, value)
 
 
-class Generator:
+@dataclass
+class Answer:
+    """What ``GenerationService.answer`` returns: a finished generation
+    (cached, shared by an identical request, or made whole), or the LLM's
+    stream, whose first piece has already arrived."""
+
+    generation: Generation | None = None
+    pieces: Iterator[str] | None = None
+
+    @property
+    def free(self) -> bool:
+        """No LLM work was done for this request (it costs no rate limit)."""
+        return self.generation is not None and (self.generation.cached or self.generation.deduplicated)
+
+
+class GenerationService:
+    """Answers a title with a blog post: cache, single flight, LLM, cache."""
+
     def __init__(self, config: dict[str, Any], store: RedisStore, client: LLMClient | None = None):
         self.config = config
         self.store = store
@@ -163,7 +183,6 @@ class Generator:
         self._slots = threading.BoundedSemaphore(self.max_inflight)
         self.wait_limit = config["AI_SINGLE_FLIGHT_WAIT"]
 
-    # -- keys -------------------------------------------------------------
     def cache_key(self, title: str) -> str:
         parts = [normalize_title(title), self.client.api, self.client.model, PROMPT_VERSION, self.options.key()]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
@@ -172,75 +191,39 @@ class Generator:
         raw = self.cache.get(key, record=record)
         return Generation.loads(raw, cached=True) if raw is not None else None
 
-    # -- the public operations -----------------------------------------------
-    def generate(self, title: str, mode: str = "sync", wait_for_slot: bool = False) -> Generation:
-        """Return the generation for ``title``: cached, shared or new."""
-        hit = self.from_cache(title, mode)
-        return hit if hit is not None else self.generate_fresh(title, mode, wait_for_slot)
-
-    def from_cache(self, title: str, mode: str) -> Generation | None:
-        """The cached answer for ``title``, if there is one: the fast path."""
-        hit = self.cached(self.cache_key(title))
+    # -- the one entry point --------------------------------------------------
+    def answer(self, title: str, mode: str = "sync", *, on_miss: Callable[[], None] | None = None,
+               wait_for_slot: bool = False) -> Answer:
+        """The answer for ``title``: cached, shared with an identical request
+        in progress, or new from the LLM (whole, or streamed when ``mode`` is
+        "stream"). ``on_miss`` runs once the cache missed, before any wait
+        (the route's rate limit). Failures raise ``GenerationError``; for a
+        stream, those before its first piece."""
+        key = self.cache_key(title)
+        hit = self.cached(key)
         if hit is not None:
             metrics.AI_REQUESTS.labels(mode=mode, outcome="cached").inc()
-        return hit
-
-    def generate_fresh(self, title: str, mode: str = "sync", wait_for_slot: bool = False) -> Generation:
-        """The generation for ``title`` after ``from_cache`` missed: shared
-        with an identical request in progress, or new from the LLM."""
-        key = self.cache_key(title)
+            return Answer(generation=hit)
+        if on_miss is not None:
+            on_miss()
         deadline = time.monotonic() + self.wait_limit
         while True:
             flight, token = self._lead(key)
-            if token is not None:
-                try:
-                    return self._generate_as_leader(flight, title, key, mode, wait_for_slot, deadline)
-                finally:
-                    flight.release(key, token)
-            shared = self._follow(flight, title, key, mode, deadline)
-            if shared is not None:
-                return shared
-
-    def open_stream(self, title: str) -> tuple[Generation | None, Iterator[str] | None]:
-        """Start a streamed generation after ``from_cache`` missed.
-
-        Returns ``(generation, None)`` when the answer is known meanwhile
-        (produced by another request), else ``(None, pieces)``: the LLM has
-        already sent its first piece, so failures before that are raised here
-        as ``GenerationError`` with a proper status code.
-        """
-        key = self.cache_key(title)
-        deadline = time.monotonic() + self.wait_limit
-        while True:
-            flight, token = self._lead(key)
-            if token is not None:
-                break
-            shared = self._follow(flight, title, key, "stream", deadline)
-            if shared is not None:
-                return shared, None
-        try:
-            again = self.cached(key, record=False)  # someone may have finished meanwhile
-            if again is not None:
-                flight.release(key, token)
-                metrics.AI_REQUESTS.labels(mode="stream", outcome="cached").inc()
-                return again, None
-            self._take_slot(wait=False, deadline=deadline, mode="stream")
-        except BaseException:
-            flight.release(key, token)
-            raise
-        try:
-            pieces = self._llm_pieces(title)
-            first = next(pieces)
-        except StopIteration:
-            self._slots.release()
-            error = GenerationError(502, "the LLM returned an empty answer", "empty")
-            self._fail(flight, key, token, "stream", error)
-            raise error from None
-        except GenerationError as error:
-            self._slots.release()
-            self._fail(flight, key, token, "stream", error)
-            raise
-        return None, self._stream_rest(title, key, flight, token, first, pieces)
+            if token is None:
+                shared = self._follow(flight, key, mode, deadline)
+                if shared is not None:
+                    return Answer(generation=shared)
+                continue
+            with ExitStack() as held:
+                held.callback(flight.release, key, token)
+                again = self.cached(key, record=False)  # someone may have finished meanwhile
+                if again is not None:
+                    metrics.AI_REQUESTS.labels(mode=mode, outcome="cached").inc()
+                    return Answer(generation=again)
+                held.enter_context(self._slot(flight, key, mode, wait_for_slot, deadline))
+                if mode == "stream":
+                    return self._open_stream(title, key, flight, held)
+                return Answer(generation=self._generate_whole(title, key, flight, mode))
 
     # -- internals ------------------------------------------------------------
     def _lead(self, key: str):
@@ -251,7 +234,7 @@ class Generator:
             # Redis went away: de-duplicate within this process meanwhile.
             return self.local_flight, self.local_flight.acquire(key)
 
-    def _follow(self, flight, title: str, key: str, mode: str, deadline: float) -> Generation | None:
+    def _follow(self, flight, key: str, mode: str, deadline: float) -> Generation | None:
         try:
             outcome: Outcome = flight.wait(key, deadline, lambda: self.cache.get(key, record=False) is not None)
         except RedisUnavailable:
@@ -270,39 +253,47 @@ class Generator:
             raise GenerationError(504, "timed out waiting for an identical generation in progress", "timeout")
         return None  # "free": the leader gave up; try to lead
 
-    def _take_slot(self, wait: bool, deadline: float, mode: str) -> None:
-        if self._slots.acquire(blocking=False):
-            return
-        if wait and self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            return
-        metrics.AI_REQUESTS.labels(mode=mode, outcome="rejected").inc()
-        raise GenerationError(429, f"the LLM is busy ({self.max_inflight} generations in progress); retry shortly",
-                              "busy", retry_after=2)
-
-    def _generate_as_leader(self, flight, title: str, key: str, mode: str, wait_for_slot: bool, deadline: float) -> Generation:
-        again = self.cached(key, record=False)  # someone may have finished meanwhile
-        if again is not None:
-            metrics.AI_REQUESTS.labels(mode=mode, outcome="cached").inc()
-            return again
-        try:
-            self._take_slot(wait_for_slot, deadline, mode)
-        except GenerationError:
+    @contextmanager
+    def _slot(self, flight, key: str, mode: str, wait: bool, deadline: float) -> Iterator[None]:
+        """One of this process's LLM slots, held for the block; 429 when none is free."""
+        taken = self._slots.acquire(blocking=False) or (
+            wait and self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())))
+        if not taken:
+            metrics.AI_REQUESTS.labels(mode=mode, outcome="rejected").inc()
             # Let a waiter in another process (which may have a free slot) lead.
             flight.publish(key, {"state": "free"})
-            raise
+            raise GenerationError(429, f"the LLM is busy ({self.max_inflight} generations in progress); "
+                                  "retry shortly", "busy", retry_after=2)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _generate_whole(self, title: str, key: str, flight, mode: str) -> Generation:
         started = time.monotonic()
         try:
             content = "".join(self._llm_pieces(title, batch_seconds=WHOLE_ANSWER_READ_PAUSE))
+            if not content.strip():
+                raise GenerationError(502, "the LLM returned an empty answer", "empty")
         except GenerationError as error:
-            self._fail(flight, key, None, mode, error)
+            self._fail(flight, key, mode, error)
             raise
-        finally:
-            self._slots.release()
-        if not content.strip():
-            error = GenerationError(502, "the LLM returned an empty answer", "empty")
-            self._fail(flight, key, None, mode, error)
-            raise error
         return self._finish(title, key, content, time.monotonic() - started, mode, flight)
+
+    def _open_stream(self, title: str, key: str, flight, held: ExitStack) -> Answer:
+        """Wait for the LLM's first piece here (its failures get a proper
+        status); the stream then owns the lease and the slot."""
+        pieces = self._llm_pieces(title)
+        try:
+            first = next(pieces)
+        except StopIteration:
+            error = GenerationError(502, "the LLM returned an empty answer", "empty")
+            self._fail(flight, key, "stream", error)
+            raise error from None
+        except GenerationError as error:
+            self._fail(flight, key, "stream", error)
+            raise
+        return Answer(pieces=self._stream_rest(title, key, flight, first, pieces, held.pop_all()))
 
     def _llm_pieces(self, title: str, batch_seconds: float = 0.0) -> Iterator[str]:
         """The LLM's answer as it arrives, with breaker and in-flight gauge."""
@@ -322,54 +313,51 @@ class Generator:
         finally:
             metrics.LLM_INFLIGHT.dec()
 
-    def _stream_rest(self, title, key, flight, token, first: str, pieces: Iterator[str]) -> Iterator[str]:
+    def _stream_rest(self, title, key, flight, first: str, pieces: Iterator[str], held: ExitStack) -> Iterator[str]:
         started = time.monotonic()
         parts = [first]
         state = "abandoned"
-        try:
-            yield first
-            for piece in pieces:
-                parts.append(piece)
-                yield piece
-            state = "completed"
-        except GenerationError as error:
-            state = "failed"
-            self._fail(flight, key, None, "stream", error)
-            raise
-        finally:
-            self._slots.release()
-            pieces.close()
-            if state == "completed":
-                self._finish(title, key, "".join(parts), time.monotonic() - started, "stream", flight)
-            elif state == "abandoned":
-                flight.publish(key, {"state": "free"})  # the client left: let a waiter lead
-            flight.release(key, token)
+        with held:  # the lease and the slot, released when the stream ends
+            try:
+                yield first
+                for piece in pieces:
+                    parts.append(piece)
+                    yield piece
+                state = "completed"
+            except GenerationError as error:
+                state = "failed"
+                self._fail(flight, key, "stream", error)
+                raise
+            finally:
+                pieces.close()
+                if state == "completed":
+                    self._finish(title, key, "".join(parts), time.monotonic() - started, "stream", flight)
+                elif state == "abandoned":
+                    flight.publish(key, {"state": "free"})  # the client left: let a waiter lead
 
-    def _finish(self, title: str, key: str, content: str, seconds: float, mode: str, flight=None) -> Generation:
+    def _finish(self, title: str, key: str, content: str, seconds: float, mode: str, flight) -> Generation:
         generation = Generation(title=title, content=content, model=self.client.model,
                                 prompt_version=PROMPT_VERSION, simulated=self.simulated,
                                 generation_seconds=round(seconds, 3))
         self.cache.set(key, generation.dumps())
-        (flight or self.flight).publish(key, {"state": "done"})
+        flight.publish(key, {"state": "done"})
         metrics.AI_GENERATION_SECONDS.observe(seconds)
         metrics.AI_REQUESTS.labels(mode=mode, outcome="generated").inc()
         return generation
 
-    def _fail(self, flight, key: str, token: str | None, mode: str, error: GenerationError) -> None:
+    def _fail(self, flight, key: str, mode: str, error: GenerationError) -> None:
         metrics.AI_REQUESTS.labels(mode=mode, outcome="failed").inc()
         if error.kind == "busy":
             flight.publish(key, {"state": "free"})
         else:
             flight.publish(key, {"state": "failed", "error": error.to_dict()})
-        if token is not None:
-            flight.release(key, token)
 
 
-def init_app(app: Flask) -> Generator:
-    generator = Generator(app.config, app.extensions["aiblog"].redis)
-    app.extensions["aiblog.ai"] = generator
-    return generator
+def init_app(app: Flask) -> GenerationService:
+    service = GenerationService(app.config, app.extensions["aiblog"].redis)
+    app.extensions["aiblog.ai"] = service
+    return service
 
 
-def generator() -> Generator:
+def generation_service() -> GenerationService:
     return current_app.extensions["aiblog.ai"]

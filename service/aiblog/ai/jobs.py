@@ -105,7 +105,7 @@ def run_generation(title: str) -> dict[str, Any]:
     """The job body. Runs inside ``blog-worker``."""
     from rq import get_current_job
 
-    from .generation import GenerationError, generator
+    from .generation import GenerationError, generation_service
 
     job = get_current_job()
     app = _worker_app
@@ -123,7 +123,7 @@ def run_generation(title: str) -> dict[str, Any]:
     try:
         with app.app_context():
             try:
-                return generator().generate(title, mode="background", wait_for_slot=True).to_dict()
+                return generation_service().answer(title, "background", wait_for_slot=True).generation.to_dict()
             except GenerationError as exc:
                 job.meta["error"] = exc.message
                 job.save_meta()
