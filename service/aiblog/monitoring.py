@@ -45,19 +45,20 @@ def init_app(app: Flask) -> None:
 
 
 class RequestMetrics(PrometheusMetrics):
-    """prometheus-flask-exporter whose default request metrics are recorded
-    by a leaner hook.
+    """prometheus-flask-exporter with its request hook replaced.
 
-    The exporter's own hook resolves its label children with ``labels(**kw)``
-    twice and reads some fifteen attributes through Flask's request proxy on
-    every request: measured in-process in multiprocess mode, it added 32 us
-    per request, about 10% of serving a cached page under gunicorn. This one
-    caches the children per (method, route, status) and adds 12 us. Same
-    metric names and labels, except that requests are grouped by route
-    template (``url_rule``) and no client can mint label values (see the
-    module docstring); ``group_by`` and ``latency_as_histogram`` are fixed.
-    Latency is the time to the response's start: a streamed body (AI
-    streaming) is not in it.
+    Why not the exporter as designed (``group_by="url_rule"``,
+    ``excluded_paths``, ``GunicornPrometheusMetrics``): its hook labels by the
+    raw ``request.method``, so any client can mint series (``FOO /``); with
+    ``url_rule`` every unmatched URL gets the label ``None``; it adds an
+    exceptions counter nobody reads; its multiprocess class serves
+    ``/metrics`` itself, which ``metrics_server.py`` does on its own port;
+    and, measured in-process in multiprocess mode, its hook costs 32 us a
+    request (about 10% of a cached page under gunicorn) against this one's
+    12 us, which caches the label children per (method, route, status).
+    Metric names and labels are the exporter's (dashboards and alert rules
+    read them). Latency is the time to the response's start: a streamed
+    body (AI streaming) is not in it.
     """
 
     def export_defaults(self, buckets=None, group_by="path", latency_as_histogram=True,
