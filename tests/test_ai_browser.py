@@ -69,8 +69,18 @@ def test_streaming_page_shows_text_growing_before_the_end(live_blog, page, tmp_p
     page.screenshot(path=str(tmp_path / "streaming.png"))
     assert (tmp_path / "streaming.png").stat().st_size > 5000
 
+    # The finished answer looks like the saved post: the newlines between
+    # its HTML blocks are not kept as text (they showed as blank gaps).
+    answer = page.locator("#ai-output")
+    assert answer.evaluate("e => getComputedStyle(e).whiteSpace") == "normal"
+    answer_text, answer_height = answer.inner_text(), answer.bounding_box()["height"]
+    assert "\n\n\n" not in answer_text
+
     page.click("#save-form button")
     page.wait_for_url(server.url + "/post/*")
     assert "AI-assisted" in page.content()
+    saved = page.locator(".post-body")
+    assert answer_text == saved.inner_text()
+    assert abs(answer_height - saved.bounding_box()["height"]) < 0.15 * answer_height
     assert outside == []
     assert sim.stats()["generations"] == 1

@@ -138,3 +138,12 @@ def test_a_role_change_applies_to_the_users_very_next_request(app, client, auth)
     token = csrf_token(admin.get("/admin/users").get_data(as_text=True))
     assert admin.post(f"/admin/users/{user_id}/role", data={"role": "reader", "csrf_token": token}).status_code == 302
     assert client.get("/create").status_code == 403
+
+
+def test_home_page_excerpts_are_the_rendered_posts_plain_text(client, auth):
+    """An excerpt is text a reader sees: no Markdown markers, no tags."""
+    auth.register()
+    auth.write("Markdown excerpt", "Before **after** and *this*.\n\n```\nprint(1)\n```\n\n[a link](https://example.org) & more")
+    home = client.get("/").get_data(as_text=True)
+    excerpt = re.search(r'<p class="excerpt">(.*?)</p>', home, re.S).group(1)
+    assert excerpt == "Before after and this. print(1) a link &amp; more"

@@ -16,6 +16,7 @@
     } else if (name === "token") {
       output.textContent += data.text;
     } else if (name === "done") {
+      output.classList.remove("streaming");
       output.innerHTML = data.html; // sanitized on the server
       document.getElementById("save-title").value = data.title;
       document.getElementById("save-body").value = data.content;
@@ -29,6 +30,7 @@
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     output.hidden = false;
+    output.classList.add("streaming");
     output.textContent = "";
     saveForm.hidden = true;
     button.disabled = true;
