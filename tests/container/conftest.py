@@ -1,5 +1,7 @@
-"""The container tests share one build of each image per session (tests/support/container.py)."""
-from tests.support.container import aiblog_image, aiblog_operator_image, built_images  # noqa: F401  (fixtures)
+"""The container tests share one build of each image per session, and a
+containerised blog with its stack per module (tests/support/container.py)."""
+from tests.support.container import (aiblog_image, aiblog_operator_image, blog, built_images,  # noqa: F401  (fixtures)
+                                     migrated, stack)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,99 +16,13 @@ import httpx
 import pytest
 import sqlalchemy
 
-from loadtests.stack import LLMSimulator, Postgres, Redis, free_port, wait_until
-from tests.support.container import (DOCKERFILE, IMAGE_UID, METRICS_DIR, WRITABLE_DIRS, Container, podman,
-                                     run_container)
+from loadtests.stack import Postgres, wait_until
+from tests.support.container import (DOCKERFILE, IMAGE_UID, METRICS_DIR, SEED_POSTS, WRITABLE_DIRS, Blog, blog_env,
+                                     podman, run_container, run_to_end, throwaway_dir)
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 
-LLM_ANSWER_SECONDS = 3.0  # long enough for a SIGTERM to land during a generation
 GRACEFUL_TIMEOUT = 20  # aiblog.gunicorn_conf.graceful_timeout
-SEED_POSTS = 60  # more than the 5 pages the Locust scenario may ask for
-SECRET_KEY = secrets.token_hex(32)  # one per run, as a chart's Secret: tokens work on every blog container
-
-
-# --- the stack around the containers -------------------------------------------
-
-def throwaway_dir() -> Path:
-    # Not pytest's tmp_path: its parents are private to root, and Postgres runs as `postgres`.
-    return Path(tempfile.mkdtemp(prefix="aiblog-container-"))
-
-
-@pytest.fixture(scope="module")
-def stack():
-    workdir = throwaway_dir()
-    postgres = Postgres(workdir).start()
-    redis = Redis(workdir).start()
-    llm = LLMSimulator(workdir, answer_seconds=LLM_ANSWER_SECONDS).start()
-    yield {"postgres": postgres, "redis": redis, "llm": llm, "workdir": workdir}
-    llm.stop()
-    redis.stop()
-    postgres.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-def blog_env(stack, **more: str) -> dict[str, str]:
-    """The environment a chart gives the blog's containers (plain HTTP on loopback)."""
-    return {"BLOG_ENV": "production", "SECRET_KEY": SECRET_KEY,
-            "DATABASE_URL": stack["postgres"].url, "REDIS_URL": stack["redis"].url,
-            "LLM_API": "sim", "LLM_BASE_URL": stack["llm"].url, "LLM_SIMULATED": "1",
-            "SESSION_COOKIE_SECURE": "false", "WEB_CONCURRENCY": "1", "WORKER_METRICS_PORT": "0",
-            "PORT": str(free_port()), "METRICS_PORT": str(free_port()),
-            # The only change from a pod: on the host's network, listen on loopback only.
-            "BIND_HOST": "127.0.0.1", **more}
-
-
-def run_to_end(image, command: list[str], env: dict, timeout: float = 120, **kwargs) -> tuple[int, str]:
-    with run_container(image, command, env=env, **kwargs) as box:
-        code = box.wait(timeout)
-        return code, box.logs()
-
-
-class Blog:
-    """A blog container (the image's default command) and its two ports."""
-
-    def __init__(self, image, env: dict):
-        self.env = env
-        self.url = f"http://127.0.0.1:{env['PORT']}"
-        self.metrics_url = f"http://127.0.0.1:{env['METRICS_PORT']}"
-        self.box: Container = run_container(image, None, env=env)
-
-    def wait_healthy(self, timeout: float = 60) -> "Blog":
-        def healthy():
-            if not self.box.running():
-                raise AssertionError(f"the blog container exited:\n{self.box.logs()[-3000:]}")
-            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
-
-        try:
-            wait_until(healthy, timeout, "the blog container's /healthz")
-        except BaseException:
-            self.box.remove()  # no container left behind by a failed start
-            raise
-        return self
-
-    def __enter__(self) -> "Blog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.box.remove()
-
-
-@pytest.fixture(scope="module")
-def migrated(aiblog_image, stack):
-    """The schema made by the image's migrate command, and posts seeded."""
-    env = blog_env(stack)
-    runs = [run_to_end(aiblog_image, ["aiblog", "migrate"], env) for _ in range(2)]
-    code, output = run_to_end(aiblog_image, ["aiblog", "seed", "--posts", str(SEED_POSTS)], env)
-    assert code == 0, output
-    return runs
-
-
-@pytest.fixture(scope="module")
-def blog(aiblog_image, stack, migrated):
-    server = Blog(aiblog_image, blog_env(stack)).wait_healthy()
-    yield server
-    server.box.remove()
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +64,28 @@ def test_build_context_leaves_out_tests_git_and_venv():
     assert ignored[ignored.index("*") if "*" in ignored else 0] == "*", "the context starts from nothing"
     allowed = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
     assert not allowed & {"tests", ".git", ".venv", "charts", "docs"}, allowed
+    # What the context holds: the allowed paths less the .dockerignore's exclusions below them.
+    repo = DOCKERFILE.parents[1]
+    files = [f for entry in allowed for f in ([repo / entry] if (repo / entry).is_file() else (repo / entry).rglob("*"))
+             if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"
+             and not any(part.endswith(".egg-info") for part in f.parts) and f != DOCKERFILE]
+    size = sum(f.stat().st_size for f in files)
+    print(f"\nbuild context: {len(files)} files, {size / 1e6:.1f} MB")
+    assert size < 5e6, f"the build context grew to {size / 1e6:.1f} MB: does .dockerignore leave out data?"
+
+
+def test_a_machine_without_a_working_podman_gets_one_line_saying_what_to_install(tmp_path, monkeypatch):
+    from tests.support.container import _podman_problem
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no podman at all
+    assert _podman_problem() == ("podman is not installed: install podman, runc, uidmap and debootstrap "
+                                 "(make test does)")
+    fake = tmp_path / "podman"  # a podman that cannot run containers, as crun fails on this machine
+    fake.write_text("#!/bin/sh\necho 'Error: cgroups in hybrid mode not supported' >&2\nexit 125\n")
+    fake.chmod(0o755)
+    problem = _podman_problem()
+    assert problem.startswith("podman cannot run here (Error: cgroups in hybrid mode not supported)")
+    assert "\n" not in problem
 
 
 # --- the image -----------------------------------------------------------------

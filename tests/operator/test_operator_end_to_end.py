@@ -10,10 +10,9 @@ import json
 import pytest
 
 from loadtests import log_summary
-from tests.container.test_container_image import blog, migrated, stack  # noqa: F401 (the containerised blog)
 from tests.operator.podman_kubelet import PodmanKubelet
 from tests.operator.support import apply, load_test, objects, wait_status
-from tests.support.container import aiblog_image  # noqa: F401 (the image, built once per session)
+from tests.support.container import aiblog_image, blog, migrated, stack  # noqa: F401 (fixtures: the image, the containerised blog)
 
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(600)]
 

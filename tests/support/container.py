@@ -32,6 +32,8 @@ one line saying what to install: never a silent skip.
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 import importlib.util
 import re
 import secrets
@@ -41,7 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import httpx
 import pytest
+
+from loadtests.stack import LLMSimulator, Postgres, Redis, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "service" / "Dockerfile"
@@ -242,3 +247,93 @@ def run_container(image: Image | str, command: list[str] | None = None, *,
         flags += ["--volume", f"{host}:{inside}:{mode}"]
     done = podman("run", *flags, *extra_flags, tag, *(command or []))
     return Container(id=done.stdout.strip(), name=name, command=list(command or ["(CMD)"]))
+
+
+# --- a containerised blog and the stack around it (the container and operator tests share it) ---
+
+LLM_ANSWER_SECONDS = 3.0  # long enough for a SIGTERM to land during a generation
+SEED_POSTS = 60  # more than the 5 pages the Locust scenario may ask for
+SECRET_KEY = secrets.token_hex(32)  # one per run, as a chart's Secret: tokens work on every blog container
+
+
+# --- the stack around the containers -------------------------------------------
+
+def throwaway_dir() -> Path:
+    # Not pytest's tmp_path: its parents are private to root, and Postgres runs as `postgres`.
+    return Path(tempfile.mkdtemp(prefix="aiblog-container-"))
+
+
+@pytest.fixture(scope="module")
+def stack():
+    workdir = throwaway_dir()
+    postgres = Postgres(workdir).start()
+    redis = Redis(workdir).start()
+    llm = LLMSimulator(workdir, answer_seconds=LLM_ANSWER_SECONDS).start()
+    yield {"postgres": postgres, "redis": redis, "llm": llm, "workdir": workdir}
+    llm.stop()
+    redis.stop()
+    postgres.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def blog_env(stack, **more: str) -> dict[str, str]:
+    """The environment a chart gives the blog's containers (plain HTTP on loopback)."""
+    return {"BLOG_ENV": "production", "SECRET_KEY": SECRET_KEY,
+            "DATABASE_URL": stack["postgres"].url, "REDIS_URL": stack["redis"].url,
+            "LLM_API": "sim", "LLM_BASE_URL": stack["llm"].url, "LLM_SIMULATED": "1",
+            "SESSION_COOKIE_SECURE": "false", "WEB_CONCURRENCY": "1", "WORKER_METRICS_PORT": "0",
+            "PORT": str(free_port()), "METRICS_PORT": str(free_port()),
+            # The only change from a pod: on the host's network, listen on loopback only.
+            "BIND_HOST": "127.0.0.1", **more}
+
+
+def run_to_end(image, command: list[str], env: dict, timeout: float = 120, **kwargs) -> tuple[int, str]:
+    with run_container(image, command, env=env, **kwargs) as box:
+        code = box.wait(timeout)
+        return code, box.logs()
+
+
+class Blog:
+    """A blog container (the image's default command) and its two ports."""
+
+    def __init__(self, image, env: dict):
+        self.env = env
+        self.url = f"http://127.0.0.1:{env['PORT']}"
+        self.metrics_url = f"http://127.0.0.1:{env['METRICS_PORT']}"
+        self.box: Container = run_container(image, None, env=env)
+
+    def wait_healthy(self, timeout: float = 60) -> "Blog":
+        def healthy():
+            if not self.box.running():
+                raise AssertionError(f"the blog container exited:\n{self.box.logs()[-3000:]}")
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+
+        try:
+            wait_until(healthy, timeout, "the blog container's /healthz")
+        except BaseException:
+            self.box.remove()  # no container left behind by a failed start
+            raise
+        return self
+
+    def __enter__(self) -> "Blog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.box.remove()
+
+
+@pytest.fixture(scope="module")
+def migrated(aiblog_image, stack):
+    """The schema made by the image's migrate command, and posts seeded."""
+    env = blog_env(stack)
+    runs = [run_to_end(aiblog_image, ["aiblog", "migrate"], env) for _ in range(2)]
+    code, output = run_to_end(aiblog_image, ["aiblog", "seed", "--posts", str(SEED_POSTS)], env)
+    assert code == 0, output
+    return runs
+
+
+@pytest.fixture(scope="module")
+def blog(aiblog_image, stack, migrated):
+    server = Blog(aiblog_image, blog_env(stack)).wait_healthy()
+    yield server
+    server.box.remove()
