@@ -10,7 +10,7 @@ from operators.loadtest import main as operator_main
 from operators.loadtest.handlers import USER_AGENT
 from tests.operator.cluster import NAMESPACE, PodScript
 from tests.operator.support import GROUP, VERSION, apply, load_test, objects, runner_log, summary_document, wait_status
-from tests.support.charts import MONITORING_CHART, render, render_error
+from tests.support.charts import MONITORING_CHART, matches, pod_labels, render, render_error
 
 RELEASE = "monitoring"
 
@@ -49,6 +49,39 @@ def test_watched_namespaces_each_get_a_role_and_only_kopf_needs_a_cluster_role()
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
             assert "secrets" not in rule["resources"]
+
+
+def test_the_operators_network_policy_admits_only_prometheus_and_lets_it_reach_only_dns_and_the_api_server():
+    assert not _render().of_kind("NetworkPolicy")  # off by default: the API server's address is the cluster's
+    rendered = _render(networkPolicy={"enabled": True, "apiServer": {"cidrs": ["172.18.0.2/32"], "ports": [6443]}})
+    (policy,) = rendered.of_kind("NetworkPolicy")
+    spec = policy["spec"]
+    assert matches(spec["podSelector"], pod_labels(rendered.named("Deployment", f"{RELEASE}-loadtest-operator")))
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    (scrape,) = spec["ingress"]
+    assert scrape == {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                      "ports": [{"port": "metrics", "protocol": "TCP"}]}  # the namespace Prometheus runs in
+    assert "metrics" in {p["name"] for p in _container(rendered)["ports"]}
+    dns, api_server = spec["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert api_server == {"to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}], "ports": [{"port": 6443, "protocol": "TCP"}]}
+    assert "apiServer" in render_error(MONITORING_CHART, {"operator": {"networkPolicy": {"apiServer": {"cidrs": []}}}})
+
+
+def test_the_operators_servicemonitor_scrapes_its_metrics_port_through_its_service():
+    rendered = _render()
+    (monitor,) = rendered.of_kind("ServiceMonitor")
+    services = [s for s in rendered.of_kind("Service") if matches(monitor["spec"]["selector"], s["metadata"]["labels"])]
+    assert [s["metadata"]["name"] for s in services] == [f"{RELEASE}-loadtest-operator"]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [services[0]["metadata"]["namespace"]]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (port,) = [p for p in services[0]["spec"]["ports"] if p["name"] == endpoint["port"]]
+    container = _container(rendered)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    target = {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]]
+    assert target == int(env["METRICS_PORT"]) and endpoint["path"] == "/metrics"
+    assert matches({"matchLabels": services[0]["spec"]["selector"]},
+                   pod_labels(rendered.named("Deployment", f"{RELEASE}-loadtest-operator")))
 
 
 def test_the_values_schema_refuses_bad_operator_values():

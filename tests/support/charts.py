@@ -81,6 +81,8 @@ BLOG_VALUE_SETS: dict[str, dict] = {
 MONITORING_VALUE_SETS: dict[str, dict] = {
     "defaults": {},  # the stack on: with its chart not downloaded, only this chart's own objects render
     "stack-off": {"kube-prometheus-stack": {"enabled": False}},
+    "operator-network-policy": {"operator": {"networkPolicy": {"enabled": True,
+                                                               "apiServer": {"cidrs": ["172.18.0.2/32"]}}}},
 }
 
 
