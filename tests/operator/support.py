@@ -106,3 +106,21 @@ def assert_fits_crd(obj: dict, crd_file: str) -> None:
     errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
               for e in jsonschema.Draft4Validator(closed(crd_schema(crd_file))).iter_errors(obj)]
     assert errors == [], errors
+
+
+def printer_columns(obj: dict, crd_file: str) -> dict:
+    """What `kubectl get` would show in the CRD's printer columns (Age left out), by
+    following each column's simple `.a.b.c` jsonPath through ``obj``; None where it finds nothing."""
+    import yaml
+    from pathlib import Path
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "charts" / "monitoring" / "crds" / crd_file).read_text())
+    (version,) = crd["spec"]["versions"]
+    shown = {}
+    for column in version["additionalPrinterColumns"]:
+        if column["name"] == "Age":
+            continue
+        value = obj
+        for key in column["jsonPath"].lstrip(".").split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        shown[column["name"]] = value
+    return shown

@@ -3,8 +3,8 @@ and verdict it ends with, and the failures it reports instead of hanging."""
 from __future__ import annotations
 
 from tests.operator.cluster import NAMESPACE, PodScript
-from tests.operator.support import (apply, assert_fits_crd, load_test, objects, runner_log, summary_document,
-                                    wait_status)
+from tests.operator.support import (apply, assert_fits_crd, load_test, objects, printer_columns, runner_log,
+                                    summary_document, wait_status)
 from loadtests.stack import wait_until
 
 
@@ -74,6 +74,11 @@ def test_a_finished_run_becomes_a_result_with_its_figures_and_a_passed_verdict(c
     # Everything the operator wrote is in the CRDs' schemas: the API server would prune nothing.
     assert_fits_crd(result, "loadtestresults.perf.aiblog.dev.yaml")
     assert_fits_crd(objects(cluster, "loadtests")["blog"], "loadtests.perf.aiblog.dev.yaml")
+    # `kubectl get lt` / `kubectl get ltr` show these columns: each path finds what the operator wrote.
+    assert printer_columns(objects(cluster, "loadtests")["blog"], "loadtests.perf.aiblog.dev.yaml") == {
+        "Phase": "Succeeded", "Verdict": "Passed", "Users": 20, "P95 ms": 120.0, "RPS": 40.5}
+    assert printer_columns(result, "loadtestresults.perf.aiblog.dev.yaml") == {
+        "Test": "blog", "Verdict": "Passed", "RPS": 40.5, "P95 ms": 120.0, "Errors": 6}
     # The report outlives the pods, in a ConfigMap owned by the result.
     report = objects(cluster, "configmaps")[spec["report"]["configMap"]]
     assert report["data"]["report.html"] == "<html>the report</html>" and _owned_by(report, result)
@@ -109,6 +114,18 @@ def test_a_pod_stuck_in_image_pull_backoff_fails_the_run_after_the_grace_period(
     assert any(c["reason"] == "PodStuck" for c in final["conditions"])
     wait_until(lambda: not objects(cluster, "jobs") and not objects(cluster, "pods"),
                what="the stuck run's Jobs and their pods are deleted")
+
+
+def test_a_worker_in_crash_loop_backoff_fails_the_run_after_the_grace_period(cluster):
+    cluster.cluster.scripts["master"] = PodScript(forever=True)
+    cluster.cluster.scripts["worker"] = PodScript(waiting="CrashLoopBackOff")
+    apply(cluster, load_test("crashy", workers=2))
+    final = wait_status(cluster, "crashy", "the run fails", phase="Failed")
+    assert "container worker is in CrashLoopBackOff" in final["message"], final["message"]
+    assert any(c["reason"] == "PodStuck" for c in final["conditions"])
+    events = wait_until(lambda: [e for e in objects(cluster, "events").values() if e.get("reason") == "PodStuck"],
+                        what="a PodStuck Event")
+    assert events[0]["type"] == "Warning" and "CrashLoopBackOff" in events[0]["message"]
 
 
 def test_an_unschedulable_pod_fails_the_run(cluster):
