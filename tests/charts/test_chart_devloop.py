@@ -180,3 +180,30 @@ def test_notes_name_objects_and_pages_that_exist():
     for path in re.findall(r"register at (/\S+)", notes):
         assert path.rstrip(",") in routes, path
     assert "-c blog -- aiblog create-admin" in notes and "SESSION_COOKIE_SECURE" in notes
+
+
+def test_the_load_test_section_installs_the_operator_where_its_commands_look():
+    """README "Run a load test in the cluster": the chart is built before it is
+    installed, the operator gets a Role in the namespace the kubectl commands use,
+    and the objects they name are the ones the example and the operator produce."""
+    from operators.loadtest import manifests
+
+    section = "Run a load test in the cluster"
+    commands = readme_commands(section)
+    helm = [args[:2] for args in commands if args[0] == "helm"]
+    assert helm.index(["helm", "dependency"]) < helm.index(["helm", "install"])
+    monitoring = installs(section)["monitoring"]
+    kubectl = [args for args in commands if args[0] == "kubectl"]
+    namespaces = {option(args, "-n", "--namespace")[0] for args in kubectl}
+    assert {r["metadata"]["namespace"] for r in monitoring.of_kind("Role")} == namespaces == {"blog"}
+    verbs = [[a for i, a in enumerate(args[1:], 1) if args[i - 1] not in ("-n", "--namespace") and a[:1] != "-"]
+             for args in kubectl]  # each command without its namespace option: verb, kind, name
+    (applied,) = [option(args, "-f")[0] for args, words in zip(kubectl, verbs) if words[0] == "apply"]
+    example = yaml.safe_load((REPO / applied).read_text())
+    test = example["metadata"]["name"]
+    run = manifests.run_name(test, 1)
+    named = {tuple(words[:3]) for words in verbs}
+    assert ("describe", "loadtest", test) in named and ("get", "loadtestresult", run) in named
+    assert ("get", "configmap", manifests.report_configmap_name(run)) in named
+    assert f"jsonpath={{.data.{manifests.REPORT_KEY.replace('.', chr(92) + '.')}}}" in \
+        [a for args in kubectl for a in args]

@@ -98,3 +98,29 @@ def test_the_rules_test_file_is_kept_out_of_the_chart():
         names = {f["name"] for f in chart.files}
     assert "rules/aiblog.rules.yml" in names
     assert "rules/aiblog.rules.test.yml" not in names
+
+
+def test_the_stack_finds_the_blog_charts_dashboards_and_monitors_in_any_namespace():
+    """kube-prometheus-stack's values in charts/monitoring against what charts/blog renders
+    (the stack itself cannot be fetched here): Grafana's sidecar looks for exactly the
+    dashboards' label in every namespace, and Prometheus selects monitors and rules of
+    other releases in any namespace."""
+    from tests.support.charts import MONITORING_CHART, chart_values, matches
+
+    stack = chart_values(MONITORING_CHART)["kube-prometheus-stack"]
+    sidecar = stack["grafana"]["sidecar"]
+    dashboards = sidecar["dashboards"]
+    assert dashboards["enabled"] and dashboards["searchNamespace"] == "ALL"
+    assert sidecar["datasources"]["enabled"] and sidecar["datasources"]["defaultDatasourceEnabled"]
+    blog = render(BLOG_CHART, MONITORED)
+    shipped = [c for c in blog.of_kind("ConfigMap") if c["metadata"]["name"].endswith("-dashboards")
+               or "grafana_dashboard" in c["metadata"].get("labels", {})]
+    assert shipped and all(matches({"matchLabels": {dashboards["label"]: dashboards["labelValue"]}},
+                                   c["metadata"]["labels"]) for c in shipped)
+    spec = stack["prometheus"]["prometheusSpec"]
+    for kind, key in (("ServiceMonitor", "serviceMonitor"), ("PodMonitor", "podMonitor"),
+                      ("PrometheusRule", "rule")):
+        assert blog.of_kind(kind), kind
+        # Empty selectors with NilUsesHelmValues off: every object of the kind, from every namespace.
+        assert spec[f"{key}SelectorNilUsesHelmValues"] is False and spec[f"{key}NamespaceSelector"] == {}, key
+        assert not spec.get(f"{key}Selector"), key

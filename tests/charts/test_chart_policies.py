@@ -129,6 +129,21 @@ def test_hpa_and_pdb_target_the_blog_deployment_only(blog: Render):
         assert workloads_selected(blog, pdb["spec"]["selector"]) == ["aiblog"]
 
 
+@pytest.mark.parametrize("value_set", list(BLOG_VALUE_SETS))
+def test_topology_spread_counts_the_blog_pods_only(value_set):
+    """The spread constraints' selector must match the blog's own pods and no other
+    workload's, or the scheduler would balance the wrong pods."""
+    from tests.charts.conftest import rendered
+
+    blog = rendered("blog", value_set)
+    for workload in blog.workloads():
+        for constraint in pod_spec(workload).get("topologySpreadConstraints") or []:
+            assert workloads_selected(blog, constraint["labelSelector"]) == [workload["metadata"]["name"]]
+    spread = {c["topologyKey"] for c in pod_spec(blog.named("Deployment", "aiblog")).get("topologySpreadConstraints") or []}
+    enabled = BLOG_VALUE_SETS[value_set].get("topologySpread", {}).get("enabled", chart_values()["topologySpread"]["enabled"])
+    assert spread == ({"kubernetes.io/hostname", "topology.kubernetes.io/zone"} if enabled else set())
+
+
 def test_network_policies_select_their_own_pods_and_name_real_ports(blog: Render):
     for policy in blog.of_kind("NetworkPolicy"):
         name = policy["metadata"]["name"]

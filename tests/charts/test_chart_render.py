@@ -10,6 +10,7 @@ import helm_python
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, KUBERNETES_VERSION, MONITORING_CHART, Render,
                                   render_error)
@@ -123,3 +124,34 @@ def test_replicas_with_external_redis_are_accepted(tmp_path):
                                   "externalRedis": {"host": "redis.cache"}}).objects
     deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "aiblog")
     assert deployment["spec"]["replicas"] == 3
+
+
+def _open_or_missing(values, schema: dict, definitions: dict, path: str = "") -> list[str]:
+    """Where values.yaml has a key its schema does not name, or an object with named
+    properties lets unknown ones through. Maps without named properties (labels,
+    annotations, resources, nodeSelector) are free-form on purpose."""
+    if "$ref" in schema:
+        schema = definitions[schema["$ref"].split("/")[-1]]
+    if not isinstance(values, dict):
+        return []
+    named = schema.get("properties")
+    problems = [f"{path or '/'}: additionalProperties is not false"] \
+        if named is not None and schema.get("additionalProperties") is not False else []
+    for key, value in values.items():
+        if named is not None and key in named:
+            problems += _open_or_missing(value, named[key], definitions, f"{path}/{key}")
+        elif named is not None and not isinstance(schema.get("additionalProperties"), dict):
+            problems.append(f"{path}/{key}: not in values.schema.json")
+    return problems
+
+
+@pytest.mark.parametrize("chart", [BLOG_CHART, MONITORING_CHART], ids=["blog", "monitoring"])
+def test_the_values_schema_covers_every_value_and_is_closed(chart):
+    schema = json.loads((chart / "values.schema.json").read_text())
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    values.pop("kube-prometheus-stack", None)  # the subchart's own values: its schema, not ours
+    schema["properties"].pop("kube-prometheus-stack", None)
+    problems = _open_or_missing(values, schema, {**schema.get("definitions", {}), **schema.get("$defs", {})})
+    assert problems == []
+    stray = {**values, "misspelt": 1}  # the check itself sees a key the schema lacks
+    assert _open_or_missing(stray, schema, {}) == ["/misspelt: not in values.schema.json"]

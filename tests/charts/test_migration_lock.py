@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from aiblog.migration_lock import MIGRATION_LOCK_ID
-from loadtests.stack import Postgres, wait_until
+from loadtests.stack import Postgres, StackError, wait_until
 
 pytestmark = [pytest.mark.charts, pytest.mark.postgres]
 
@@ -51,7 +51,12 @@ def test_migrate_waits_while_another_migration_holds_the_lock(postgres):
     holder.cursor().execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
     process = migrate(url)
     try:
-        wait_until(lambda: waiting_for_lock(url), 60, "aiblog migrate to wait for the advisory lock")
+        def waiting() -> bool:
+            if process.poll() is not None:  # it ended instead of waiting: say why, not a 60 s timeout
+                raise StackError(f"aiblog migrate exited {process.returncode}:\n{process.stdout.read()[-3000:]}")
+            return waiting_for_lock(url)
+
+        wait_until(waiting, 60, "aiblog migrate to wait for the advisory lock")
         assert process.poll() is None and not has_schema(url), "it must not migrate while the lock is held"
         holder.cursor().execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
         output, _ = process.communicate(timeout=120)
