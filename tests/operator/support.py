@@ -24,6 +24,12 @@ def apply(cluster, document: dict) -> dict:
         GROUP, VERSION, NAMESPACE, "loadtests", document)
 
 
+def patch_spec(cluster, name: str, spec: dict) -> None:
+    """A user's merge patch of a LoadTest's spec (kubectl edit)."""
+    client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, "loadtests", name, {"spec": spec})
+
+
 def objects(cluster, plural: str) -> dict[str, dict]:
     """The live objects of one kind, by name (read straight from the emulator's memory)."""
     return {key[2]: copy.deepcopy(obj.raw) for key, obj in list(cluster.k.objects.items())

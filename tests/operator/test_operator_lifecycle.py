@@ -8,7 +8,7 @@ from kubernetes import client
 
 from loadtests.stack import wait_until
 from tests.operator.cluster import NAMESPACE, PodScript
-from tests.operator.support import (GROUP, VERSION, apply, load_test, objects, runner_log, status,
+from tests.operator.support import (GROUP, VERSION, apply, load_test, objects, patch_spec, runner_log, status,
                                     summary_document, wait_status)
 
 
@@ -23,11 +23,6 @@ class FakeClock:
         self.moment = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
-def _patch_spec(cluster, name: str, spec: dict) -> None:
-    client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, "loadtests", name, {"spec": spec})
-
-
 def _finishing_master(cluster, **figures) -> None:
     cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document(**figures)), run_seconds=0.2)
 
@@ -38,7 +33,7 @@ def test_a_restart_mid_run_adopts_the_run_and_a_spec_edit_waits_for_the_next_run
     apply(cluster, load_test("steady", workers=2))
     wait_status(cluster, "steady", "the run is Running", phase="Running")
     cluster.restart_operator()
-    _patch_spec(cluster, "steady", {"users": 99})
+    patch_spec(cluster, "steady", {"users": 99})
     running = wait_until(lambda: next((c for c in status(cluster, "steady").get("conditions", [])
                                        if c["type"] == "SpecChanged"), None),
                          what="the restarted operator reports the edit")

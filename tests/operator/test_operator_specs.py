@@ -116,7 +116,7 @@ def test_what_a_schema_cannot_say_the_operator_refuses_with_a_clear_message(chan
 
 
 def test_an_invalid_load_test_gets_a_failed_status_and_an_event_then_runs_once_fixed(cluster):
-    from tests.operator.test_operator_lifecycle import _patch_spec
+    from tests.operator.support import patch_spec
     apply(cluster, load_test("typo", schedule="61 * * * *"))
     final = wait_status(cluster, "typo", "the spec is refused", phase="Failed")
     assert final["message"] == "invalid spec: spec.schedule: '61 * * * *' is not a valid cron expression"
@@ -129,7 +129,7 @@ def test_an_invalid_load_test_gets_a_failed_status_and_an_event_then_runs_once_f
     refusals = [e for e in objects(cluster, "events").values() if e.get("reason") == "InvalidSpec"]
     assert len(refusals) == 1  # said once, not on every pass; nothing started
     cluster.cluster.scripts["master"] = PodScript(forever=True)
-    _patch_spec(cluster, "typo", {"schedule": None})
+    patch_spec(cluster, "typo", {"schedule": None})
     wait_status(cluster, "typo", "the fixed test runs", phase="Running", currentRun="typo-1")
     assert len([e for e in objects(cluster, "events").values() if e.get("reason") == "InvalidSpec"]) == 1
 
@@ -151,7 +151,7 @@ def test_the_examples_target_the_blog_charts_service_and_its_http_port(example):
 
 def test_the_crds_are_valid_kubernetes_objects():
     import kubernetes_validate
-    from tests.charts.test_chart_render import KUBERNETES_VERSION
+    from tests.support.charts import KUBERNETES_VERSION
     for crd in sorted(CRDS.glob("*.yaml")):
         kubernetes_validate.validate(yaml.safe_load(crd.read_text()), KUBERNETES_VERSION, strict=True)
 
