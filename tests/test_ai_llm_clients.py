@@ -182,6 +182,33 @@ def test_server_error_is_a_bad_response(sim, api):
     assert (caught.value.status_code, caught.value.kind) == (502, "bad_response")
 
 
+def test_server_that_hangs_up_without_answering_is_a_bad_response(api):
+    """A server that reads the request and closes the connection (a crashed
+    or restarting LLM behind a proxy): an error at once, not a stream cut."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests = []
+
+    def hang_up():
+        connection, _ = listener.accept()
+        with connection:
+            requests.append(connection.recv(65536))
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        client = client_for(api, f"http://127.0.0.1:{listener.getsockname()[1]}")
+        with pytest.raises(LLMError, match="closed the connection without answering") as caught:
+            list(client.stream_chat(build_messages("x"), OPTIONS))
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+    assert type(caught.value) is LLMError
+    assert (caught.value.status_code, caught.value.kind) == (502, "bad_response")
+    assert requests and requests[0].startswith(b"POST ")
+
+
 def test_stream_cut_mid_way_is_reported_after_the_partial_text(sim, api):
     sim.configure(cut_rate=1)
     received = []
