@@ -2,7 +2,9 @@
 production configuration, redirects and error pages."""
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import subprocess
 
 import pytest
@@ -142,6 +144,42 @@ def test_cli_and_gunicorn_exit_with_a_clear_message_without_a_secret_key(tmp_pat
     development = subprocess.run([str(VENV_BIN / "aiblog"), "settings"], env=_without_secret(), cwd=REPO,
                                  capture_output=True, text=True, timeout=60)
     assert development.returncode == 0 and "SECRET_KEY=(development default)" in development.stdout
+
+
+def _serve_briefly(env: dict[str, str], seconds: float = 30) -> tuple[int | None, str]:
+    """Start gunicorn with ``env``; its exit code and stderr, or ``None`` if it is
+    still serving after ``seconds`` (then it is stopped, workers included)."""
+    process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "--config", "python:aiblog.gunicorn_conf", "aiblog:create_app()"],
+                               env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=seconds)
+        return process.returncode, stderr
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return None, process.communicate()[1]
+
+
+@pytest.mark.parametrize("blog_env_name", ["development", "production"])
+def test_the_default_secret_never_serves_beyond_loopback(tmp_path, blog_env_name):
+    env = _without_secret(BLOG_ENV=blog_env_name, BIND_HOST="0.0.0.0", DATABASE_URL=f"sqlite:///{tmp_path}/blog.sqlite3",
+                          PORT=str(free_port()), METRICS_ENABLED="false")
+    code, stderr = _serve_briefly(env)
+    assert code is not None and code != 0, "gunicorn served on 0.0.0.0 with the public development key"
+    assert "SECRET_KEY" in stderr and "Traceback" not in stderr
+    assert len([line for line in stderr.splitlines() if "SECRET_KEY" in line]) == 1  # one clear line
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_the_default_secret_is_allowed_on_loopback(host):
+    config.refuse_public_default_secret(config.load({"BIND_HOST": host}))  # no error
+
+
+def test_a_real_secret_serves_beyond_loopback():
+    values = config.load({"BIND_HOST": "0.0.0.0", "SECRET_KEY": secrets.token_hex(32)})
+    config.refuse_public_default_secret(values)  # no error
+    with pytest.raises(config.ConfigError, match="BIND_HOST"):
+        config.refuse_public_default_secret(config.load({"BIND_HOST": "10.0.0.5"}))
 
 
 # -- redirects -------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BLOG_ENV", "development", _choice("development", "production"),
             "`production` refuses to start without a real `SECRET_KEY`."),
     Setting("SECRET_KEY", DEFAULT_SECRET_KEY, str,
-            "Signs sessions, CSRF and API tokens. Required in production.", secret=True),
+            "Signs sessions, CSRF and API tokens. Required in production and whenever "
+            "`BIND_HOST` is not loopback (the server refuses the public default).", secret=True),
     Setting("DATABASE_URL", "sqlite:///instance/aiblog.sqlite3", str,
             "SQLAlchemy URL; `postgresql://user:pass@host/db` for Postgres."),
     Setting("DATABASE_PASSWORD", "", str,
@@ -210,6 +211,21 @@ def load(environ: dict[str, str] | None = None, overrides: dict[str, Any] | None
             "python -c 'import secrets; print(secrets.token_hex(32))')"
         )
     return values
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def refuse_public_default_secret(values: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` when the server would bind beyond loopback with the
+    public development key: anyone could forge an admin session (any ``BLOG_ENV``)."""
+    host = values["BIND_HOST"].strip("[]").lower()
+    if values["SECRET_KEY"] == DEFAULT_SECRET_KEY and host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"SECRET_KEY is the public development default and BIND_HOST={values['BIND_HOST']} "
+            "is reachable beyond loopback: set SECRET_KEY to a random value (for example: "
+            "python -c 'import secrets; print(secrets.token_hex(32))') or bind 127.0.0.1"
+        )
 
 
 def shown(setting: Setting, value: Any) -> str:

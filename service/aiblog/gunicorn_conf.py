@@ -15,6 +15,7 @@ from aiblog import config as _config
 
 try:
     _settings = _config.load()
+    _config.refuse_public_default_secret(_settings)
 except _config.ConfigError as _error:
     # One clear line instead of gunicorn's "Failed to read config file" traceback.
     sys.exit(f"aiblog: configuration error: {_error}")
