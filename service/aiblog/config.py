@@ -51,6 +51,13 @@ def _non_negative_float(value: str) -> float:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value not in allowed:
@@ -99,6 +106,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds a rendered page may stay cached (writes invalidate at once)."),
     Setting("MAX_CONTENT_LENGTH", 1024 * 1024, _positive_int,
             "Largest request body in bytes; larger answers 413."),
+    Setting("PAGE_CACHE_MAX_BYTES", 32 * 1024 * 1024, _positive_int,
+            "Bytes of rendered pages each worker keeps in its own memory (least recently used go first)."),
+    Setting("MARKDOWN_HTML_MAX", 1_000_000, _positive_int,
+            "Largest rendered HTML of a post in characters; a longer one is refused with 400."),
+    Setting("MARKDOWN_RENDER_BUDGET", 0.25, _positive_float,
+            "Seconds rendering one post's Markdown may take; slower input is refused with 400."),
     Setting("LOGIN_RATE_LIMIT", "10 per minute", str,
             "Failed logins allowed per username and per IP."),
     Setting("API_TOKEN_TTL", 3600, _positive_int, "Lifetime of API tokens in seconds."),

@@ -1,12 +1,34 @@
-"""Markdown to safe HTML. Called on write; pages only show the stored result."""
+"""Markdown to safe HTML. Called on write; pages only show the stored result.
+
+A post is rendered once, in the worker that stores it, so rendering is
+bounded: reference definitions do not expand (one long URL used a thousand
+times was megabytes of HTML), the parser gives up after
+``MARKDOWN_RENDER_BUDGET`` seconds (pathological input such as ``"[" * 100000``
+would otherwise hold the worker's event loop for seconds), and HTML longer
+than ``MARKDOWN_HTML_MAX`` is refused. Both refusals are ``MarkupRejected``,
+which the writers turn into a 400 naming the setting.
+"""
 from __future__ import annotations
 
+import time
+from urllib.parse import urlsplit
+
 import nh3
+from flask import current_app, has_app_context
 from markdown_it import MarkdownIt
+
+from .config import SETTINGS
+
+
+class MarkupRejected(ValueError):
+    """The Markdown would cost too much to render or to serve."""
+
 
 # Raw HTML in Markdown is allowed through the parser and then cleaned by nh3,
 # which drops <script>, event handlers and javascript: URLs.
-_md = MarkdownIt("commonmark", {"html": True, "linkify": False}).enable("table").enable("strikethrough")
+_md = (MarkdownIt("commonmark", {"html": True, "linkify": False})
+       .enable("table").enable("strikethrough")
+       .disable("reference"))  # "[x]: url" stays text: no expansion at every "[x]"
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4",
@@ -22,8 +44,48 @@ _ATTRIBUTES = {
 }
 
 
+def _setting(name: str):
+    if has_app_context():
+        return current_app.config[name]
+    return next(s.default for s in SETTINGS if s.env == name)
+
+
+def _check_deadline(env: dict) -> None:
+    if time.perf_counter() > env["deadline"]:
+        raise MarkupRejected(
+            f"this Markdown takes longer than MARKDOWN_RENDER_BUDGET={env['budget']:g} s to render; "
+            "simplify its nesting of brackets, emphasis or lists")
+
+
+def _inline_deadline(state, silent: bool) -> bool:
+    _check_deadline(state.env)
+    return False  # a guard, never a match
+
+
+def _block_deadline(state, start_line: int, end_line: int, silent: bool) -> bool:
+    _check_deadline(state.env)
+    return False
+
+
+def _post_deadline(state) -> None:
+    _check_deadline(state.env)
+
+
+_md.inline.ruler.before("text", "deadline", _inline_deadline)
+_md.inline.ruler2.before("balance_pairs", "deadline", _post_deadline)
+_md.block.ruler.before("table", "deadline", _block_deadline)
+
+
 def render_markdown(text: str) -> str:
-    return sanitize(_md.render(text))
+    """Safe HTML for ``text``; ``MarkupRejected`` past the time or size limit."""
+    budget = float(_setting("MARKDOWN_RENDER_BUDGET"))
+    html_max = int(_setting("MARKDOWN_HTML_MAX"))
+    html = sanitize(_md.render(text, {"deadline": time.perf_counter() + budget, "budget": budget}))
+    if len(html) > html_max:
+        raise MarkupRejected(
+            f"this post renders to {len(html)} characters of HTML, more than "
+            f"MARKDOWN_HTML_MAX={html_max}")
+    return html
 
 
 def sanitize(html: str) -> str:

@@ -94,12 +94,13 @@ class RedisPageCache:
 
 class LocalPageCache:
     def __init__(self, generations: SharedGenerations, ttl: int, max_entries: int = 2000,
-                 on_result: Callable[[bool], None] | None = None):
+                 on_result: Callable[[bool], None] | None = None, max_bytes: int | None = None):
         self.generations = generations
         self.ttl = ttl
         self.max_entries = max_entries
         self.on_result = on_result or (lambda hit: None)
-        self._pages: ExpiringLRU[bytes] = ExpiringLRU(max_entries, ttl)
+        # Bounded in bytes too: 2000 pages of large posts would otherwise be gigabytes.
+        self._pages: ExpiringLRU[bytes] = ExpiringLRU(max_entries, ttl, max_bytes=max_bytes)
 
     def get(self, scope: str, name: str, fresh: bool = False, record: bool = True) -> tuple[str, bytes | None]:
         # ``fresh`` needs nothing here: the generations are exact on one machine.
@@ -143,11 +144,12 @@ class TieredPageCache:
     channel = "aiblog:page:invalidate"
 
     def __init__(self, store: RedisStore, generations: SharedGenerations, ttl: int,
-                 on_result: Callable[[bool], None] | None = None, max_entries: int = 2000):
+                 on_result: Callable[[bool], None] | None = None, max_entries: int = 2000,
+                 max_bytes: int | None = None):
         self.store = store
         self.generations = generations
         self.on_result = on_result or (lambda hit: None)
-        self.l1 = LocalPageCache(generations, ttl, max_entries=max_entries)
+        self.l1 = LocalPageCache(generations, ttl, max_entries=max_entries, max_bytes=max_bytes)
         self.l2 = RedisPageCache(store, ttl)
         self._subscribed_in: int | None = None  # the pid whose listener is subscribed
         self._listener = ThreadPerProcess(self._listen, "page-cache-listener")

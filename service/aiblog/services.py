@@ -24,10 +24,11 @@ class Services:
         path = app.config.get("PAGE_CACHE_GENERATIONS_FILE") or default_generations_path(
             app.config["SQLALCHEMY_DATABASE_URI"])
         generations = SharedGenerations(path)
+        ttl, max_bytes = app.config["PAGE_CACHE_TTL"], app.config["PAGE_CACHE_MAX_BYTES"]
         if store.enabled:
-            pages = TieredPageCache(store, generations, app.config["PAGE_CACHE_TTL"], on_result=on_result)
+            pages = TieredPageCache(store, generations, ttl, on_result=on_result, max_bytes=max_bytes)
         else:
-            pages = LocalPageCache(generations, app.config["PAGE_CACHE_TTL"], on_result=on_result)
+            pages = LocalPageCache(generations, ttl, on_result=on_result, max_bytes=max_bytes)
         services = cls(redis=store, generations=generations, pages=pages)
         app.extensions["aiblog"] = services
         return services

@@ -20,13 +20,14 @@ import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any, Callable, Iterator
 
 from flask import Flask, current_app
 
 from .. import metrics
 from ..expiring_lru import ExpiringLRU
-from ..markup import render_markdown
+from ..markup import MarkupRejected, render_markdown
 from ..models import clean_title
 from ..redis_store import RedisStore
 from .circuit import CircuitBreaker
@@ -104,7 +105,10 @@ class Generation:
 
     def __post_init__(self) -> None:
         if not self.html:  # a new answer, or one cached before the HTML was
-            self.html = render_markdown(self.content)
+            try:
+                self.html = render_markdown(self.content)
+            except MarkupRejected:  # shown as plain text rather than not at all
+                self.html = f"<pre>{escape(self.content)}</pre>"
 
     def to_dict(self) -> dict:
         # Every field is a plain value: a shallow copy is asdict() without its deep copy.

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from .. import metrics
 from ..extensions import db
-from ..markup import render_markdown
+from ..markup import MarkupRejected, render_markdown
 from ..models import BODY_MAX, Post, User, clean_title
 from ..page_cache import LISTS, post_scope
 from ..pages import invalidate
@@ -36,10 +36,17 @@ def validate(title: object, body: object) -> tuple[str, str]:
     return title, body
 
 
+def _render(body: str) -> str:
+    try:
+        return render_markdown(body)
+    except MarkupRejected as exc:
+        raise PostValidationError(str(exc)) from None
+
+
 def create_post(author: User, title: str, body: str, ai_generated: bool = False) -> Post:
     title, body = validate(title, body)
     # By id: ``author`` may be a cached identity snapshot (auth/identity.py).
-    post = Post(title=title, body=body, html=render_markdown(body), author_id=author.id, ai_generated=ai_generated)
+    post = Post(title=title, body=body, html=_render(body), author_id=author.id, ai_generated=ai_generated)
     db.session.add(post)
     db.session.commit()
     invalidate(LISTS)
@@ -52,7 +59,7 @@ def update_post(post: Post, title: str | None = None, body: str | None = None) -
     post.title = title
     if body != post.body:
         post.body = body
-        post.html = render_markdown(body)
+        post.html = _render(body)
     db.session.commit()
     invalidate(LISTS, post_scope(post.id))
     return post

@@ -1,0 +1,84 @@
+"""Issue 12's holes, each closed: stored Markdown amplification and parser
+bombs, the page cache's size in bytes, and what the sanitiser lets through."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aiblog.markup import render_markdown
+from aiblog.services import services
+from tests.conftest import AuthActions, csrf_token, make_app
+from tests.support.blog import PASSWORD, bearer, create_user, token_for
+
+# One reference defined with a long URL, used many times: 11 KB of body that
+# rendered to about 1.6 MB of HTML before references stopped expanding.
+REFERENCE_BOMB = "[x]: https://example.com/" + "a" * 1000 + "\n\n" + "[x]" * 3000
+
+
+@pytest.fixture
+def writer(sqlite_url):
+    def make(**overrides):
+        app = make_app(sqlite_url, **overrides)
+        headers = bearer(token_for(app, create_user(app, "alice")))
+        return app, app.test_client(), headers
+    return make
+
+
+def test_a_reference_link_does_not_expand_at_every_use(writer):
+    app, client, headers = writer()
+    response = client.post("/api/v1/posts", json={"title": "refs", "body": REFERENCE_BOMB}, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    html = response.get_json()["html"]
+    assert len(html) < 2 * len(REFERENCE_BOMB), f"{len(REFERENCE_BOMB)} characters rendered to {len(html)}"
+
+
+def test_rendered_html_beyond_the_limit_is_refused_naming_it_by_api_and_form(writer):
+    app, client, headers = writer(MARKDOWN_HTML_MAX=2000)
+    body = "*a* " * 300  # 1,200 characters, about 4,000 of HTML
+    response = client.post("/api/v1/posts", json={"title": "big", "body": body}, headers=headers)
+    assert response.status_code == 400
+    assert "MARKDOWN_HTML_MAX" in response.get_json()["message"]
+
+    web = app.test_client()
+    assert AuthActions(web).login("alice", PASSWORD).status_code == 302
+    token = csrf_token(web.get("/create").get_data(as_text=True))
+    response = web.post("/create", data={"title": "big", "body": body, "csrf_token": token})
+    assert response.status_code == 400
+    assert "MARKDOWN_HTML_MAX" in response.get_data(as_text=True)
+    # A post within the limit is still published.
+    assert client.post("/api/v1/posts", json={"title": "small", "body": "*a* " * 20},
+                       headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize("bomb", ["[" * 100_000, "*a" * 50_000], ids=["brackets", "emphasis"])
+def test_parser_bombs_are_refused_or_rendered_within_the_budget(writer, bomb):
+    app, client, headers = writer(MARKDOWN_RENDER_BUDGET=0.1)
+    started = time.perf_counter()
+    response = client.post("/api/v1/posts", json={"title": "bomb", "body": bomb}, headers=headers)
+    elapsed = time.perf_counter() - started
+    assert response.status_code in (201, 400), response.get_json()
+    if response.status_code == 400:
+        assert "MARKDOWN_RENDER_BUDGET" in response.get_json()["message"]
+    # The budget plus the request's own work; the unguarded parser took 0.6-1 s here.
+    assert elapsed < 0.45, f"the worker was busy {elapsed:.2f} s with one post"
+
+
+def test_a_long_ordinary_post_renders_well_within_the_default_budget():
+    body = ("A paragraph with *some* emphasis, `code` and a [link](https://example.com/).\n\n" * 1200)[:100_000]
+    started = time.perf_counter()
+    html = render_markdown(body)
+    assert time.perf_counter() - started < 0.25 and html.count("<p>") > 1000
+
+
+def test_the_page_cache_is_bounded_in_bytes(writer):
+    app, client, headers = writer(PAGE_CACHE_MAX_BYTES=60_000)
+    ids = [client.post("/api/v1/posts", json={"title": f"p{i}", "body": f"{i} " + "word " * 2000},
+                       headers=headers).get_json()["id"] for i in range(12)]
+    for post_id in ids:
+        assert client.get(f"/post/{post_id}").status_code == 200
+    with app.app_context():
+        pages = services().pages._pages
+    assert 0 < pages.total_bytes <= 60_000
+    assert 0 < len(pages) < len(ids)
+
