@@ -82,3 +82,34 @@ def test_the_page_cache_is_bounded_in_bytes(writer):
     assert 0 < pages.total_bytes <= 60_000
     assert 0 < len(pages) < len(ids)
 
+
+
+# --- the sanitiser (item 14) ---
+
+def test_code_keeps_only_language_classes():
+    html = render_markdown("```python\nx = 1\n```\n\n<code class=\"btn btn-danger language-x\">y</code>"
+                           "<code class=\"language-rust\">z</code>")
+    assert 'class="language-python"' in html and 'class="language-rust"' in html
+    assert "btn" not in html
+
+
+@pytest.mark.parametrize("source", [
+    "![pixel](https://tracker.example/p.gif?u=1)",
+    "![pixel](//tracker.example/p.gif)",
+    '<img src="http://tracker.example/p.gif" alt="pixel">',
+])
+def test_external_images_lose_their_source(source):
+    html = render_markdown(source)
+    assert "tracker.example" not in html
+    assert 'alt="pixel"' in html  # the text stays for the reader
+
+
+def test_same_origin_images_stay():
+    html = render_markdown("![logo](/static/logo.png)")
+    assert 'src="/static/logo.png"' in html
+
+
+def test_the_readme_states_the_image_and_class_rules():
+    from loadtests.stack import REPO
+    readme = (REPO / "README.md").read_text()
+    assert "Images come only from this site" in readme and "only names a language" in readme

@@ -10,6 +10,7 @@ which the writers turn into a 400 naming the setting.
 """
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -88,8 +89,31 @@ def render_markdown(text: str) -> str:
     return html
 
 
+_LANGUAGE_CLASS = re.compile(r"language-[\w+#.-]{1,40}")
+
+
+def _same_origin(url: str) -> bool:
+    # No scheme, no host: "//host/x", "/\\host/x" and "/<tab>/host/x" (browsers
+    # drop tabs and newlines from URLs) reach other hosts.
+    url = re.sub(r"[\t\n\r]", "", url).strip()
+    parts = urlsplit(url)
+    return not (parts.scheme or parts.netloc or "\\" in url or url.startswith("//"))
+
+
+def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    """Classes on <code> only name a language (the page's styles are not the
+    author's to use); images come only from this site, so a post cannot carry
+    a tracking pixel that tells a third party who read it and when."""
+    if tag == "code" and attribute == "class":
+        languages = [name for name in value.split() if _LANGUAGE_CLASS.fullmatch(name)]
+        return " ".join(languages) or None
+    if tag == "img" and attribute == "src":
+        return value if _same_origin(value) else None
+    return value
+
+
 def sanitize(html: str) -> str:
     return nh3.clean(
-        html, tags=_TAGS, attributes=_ATTRIBUTES,
+        html, tags=_TAGS, attributes=_ATTRIBUTES, attribute_filter=_filter_attribute,
         url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow",
     )
