@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import blog_env, make_app
 from tests.support.ai import create_user
+from tests.support.csp import CspWatch
 from loadtests.stack import Gunicorn, LLMSimulator
 
 pytestmark = pytest.mark.browser
@@ -48,6 +49,7 @@ def test_streaming_page_shows_text_growing_before_the_end(live_blog, page, tmp_p
     page.click("button[type=submit]")
     page.wait_for_url(server.url + "/")
 
+    csp = CspWatch(page)
     page.goto(server.url + "/generate-blog")
     assert page.locator(".badge.sim").is_visible()  # the simulator's output is labelled
     page.fill("#title", "Streaming makes waiting feel short")
@@ -75,11 +77,13 @@ def test_streaming_page_shows_text_growing_before_the_end(live_blog, page, tmp_p
     assert answer.evaluate("e => getComputedStyle(e).whiteSpace") == "normal"
     answer_text, answer_height = answer.inner_text(), answer.bounding_box()["height"]
     assert "\n\n\n" not in answer_text
+    csp.assert_none()  # the AI page, its script and the streamed answer
 
     page.click("#save-form button")
     page.wait_for_url(server.url + "/post/*")
     assert "AI-assisted" in page.content()
     saved = page.locator(".post-body")
+    csp.assert_none()  # on the saved post's page
     assert answer_text == saved.inner_text()
     assert abs(answer_height - saved.bounding_box()["height"]) < 0.15 * answer_height
     assert outside == []

@@ -10,6 +10,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from loadtests.stack import Gunicorn
 from tests.conftest import blog_env
+from tests.support.csp import CspWatch
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
@@ -42,7 +43,9 @@ def browser_page(live_blog):
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.csp = CspWatch(page)  # the test asserts after each page it checks
         yield page
+        page.csp.assert_none()
         context.close()
         browser.close()
     assert outside == [], f"requests left 127.0.0.1: {outside}"
@@ -76,6 +79,7 @@ def test_sign_up_log_in_write_and_read_a_post(live_blog, browser_page, tmp_path)
     page.click("button:has-text('Publish')")
     expect(page.locator("h1.post-title")).to_have_text(title)
     expect(page.locator(".post-body strong")).to_have_text("加粗")
+    page.csp.assert_none()
     post_url = page.url
     assert urlsplit(post_url).path.startswith("/post/")
 
@@ -93,3 +97,16 @@ def test_sign_up_log_in_write_and_read_a_post(live_blog, browser_page, tmp_path)
     page.screenshot(path=str(shot), full_page=True)
     data = shot.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000
+    page.csp.assert_none()
+
+    # Delete asks first (static/blog.js: the policy refuses inline handlers).
+    dialogs: list[str] = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.click(".post-actions button:has-text('Delete')")
+    expect(page.locator("h1.post-title")).to_have_text(title)  # dismissed: still there
+    assert dialogs == ["Delete this post?"]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(".post-actions button:has-text('Delete')")
+    page.wait_for_url(lambda url: url != post_url)
+    page.goto(base + "/")
+    expect(page.locator(".card-title a", has_text=title)).to_have_count(0)

@@ -71,6 +71,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .pages import mark_writer
 
     app.after_request(mark_writer)
+    from . import security_headers
+
+    security_headers.init_app(app)
     errors.init_app(app)
     monitoring.init_app(app)
 
