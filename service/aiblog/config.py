@@ -138,6 +138,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Port of the separate `/metrics` endpoint (never on the public port)."),
     Setting("METRICS_BIND", "", str,
             "Address the metrics server binds (default: `BIND_HOST`)."),
+    Setting("METRICS_MAX_CONNECTIONS", 16, _positive_int,
+            "Connections the metrics server (in the gunicorn master) handles at once; beyond it "
+            "the oldest one that has not sent its request is dropped."),
+    Setting("METRICS_CONNECTION_TIMEOUT", 5.0, _positive_float,
+            "Seconds a metrics connection may stay silent (reading or writing) before it is closed."),
     Setting("WORKER_METRICS_PORT", 9101, int,
             "Port of `blog-worker`'s own `/metrics` (background AI jobs); 0 turns it off."),
     Setting("METRICS_ENABLED", True, _bool, "Turn Prometheus instrumentation off."),

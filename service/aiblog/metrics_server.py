@@ -23,6 +23,7 @@ import glob
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from typing import Callable, Iterable
@@ -179,8 +180,72 @@ class WorkerFilesCollector:
 # --- the server ------------------------------------------------------------
 
 class _QuietHandler(WSGIRequestHandler):
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed:  # the whole request is in: no longer a candidate for eviction
+            self.server.answering(self.request)
+        return parsed
+
     def log_message(self, format, *args):  # one line per scrape would flood the log
         pass
+
+
+def _bounded_server_class(max_connections: int, connection_timeout: float):
+    """A thread-per-connection WSGI server that cannot be pinned by slow clients.
+
+    It runs in the gunicorn master, so each connection costs a master thread.
+    Each connection's reads and writes time out after ``connection_timeout``;
+    at most ``max_connections`` are handled at once. When all are taken, the
+    oldest connection that has not yet sent its whole request is dropped to
+    make room (a scraper sends its request at once), else the new one is.
+    """
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    class BoundedWSGIServer(ThreadingWSGIServer):
+        def __init__(self, *args, **kwargs):
+            self._guard = threading.Lock()
+            self._handling = 0
+            self._silent: dict[socket.socket, None] = {}  # oldest first
+            super().__init__(*args, **kwargs)
+
+        def process_request(self, request, client_address):
+            with self._guard:
+                if self._handling >= max_connections:
+                    if not self._silent:
+                        self.shutdown_request(request)  # every slot is answering: refuse
+                        return
+                    oldest = next(iter(self._silent))
+                    del self._silent[oldest]
+                    _hang_up(oldest)  # its thread sees the end of input and exits
+                self._handling += 1
+                self._silent[request] = None
+            request.settimeout(connection_timeout)  # each read and write of this connection
+            super().process_request(request, client_address)
+
+        def process_request_thread(self, request, client_address):
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                with self._guard:
+                    self._handling -= 1
+                    self._silent.pop(request, None)
+
+        def answering(self, request) -> None:
+            with self._guard:
+                self._silent.pop(request, None)
+
+        def handle_error(self, request, client_address):
+            # A timed-out or dropped client is expected here, not worth a traceback.
+            log.debug("metrics connection from %s ended early", client_address[0], exc_info=True)
+
+    return BoundedWSGIServer
+
+
+def _hang_up(connection: socket.socket) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
 
 
 def _only_metrics_path(metrics_app):
@@ -213,7 +278,6 @@ def start(settings: dict, master_pid: int, worker_pids: Callable[[], Iterable[in
     """Serve ``/metrics`` on ``METRICS_BIND`` (default ``BIND_HOST``):``METRICS_PORT``
     from a daemon thread; returns the server (its socket is closed in workers)."""
     from prometheus_client import make_wsgi_app
-    from prometheus_client.exposition import ThreadingWSGIServer
 
     host = settings["METRICS_BIND"] or settings["BIND_HOST"]
     port = settings["METRICS_PORT"]
@@ -222,7 +286,9 @@ def start(settings: dict, master_pid: int, worker_pids: Callable[[], Iterable[in
     registry = build_registry(settings, master_pid, worker_pids)
     try:
         server = make_server(host, port, _only_metrics_path(make_wsgi_app(registry)),
-                             ThreadingWSGIServer, handler_class=_QuietHandler)
+                             _bounded_server_class(settings["METRICS_MAX_CONNECTIONS"],
+                                                   settings["METRICS_CONNECTION_TIMEOUT"]),
+                             handler_class=_QuietHandler)
     except OSError as exc:
         raise RuntimeError(f"cannot serve metrics on {host}:{port} ({exc.strerror}): set METRICS_PORT "
                            "to a free port, or METRICS_ENABLED=false") from None
