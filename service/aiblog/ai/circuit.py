@@ -83,4 +83,4 @@ class CircuitBreaker:
 
     def _open_error(self, wait: float) -> LLMUnavailable:
         seconds = max(1, math.ceil(wait))
-        return LLMUnavailable(f"LLM circuit open; retry in {seconds} s", retry_after=seconds)
+        return LLMUnavailable(f"LLM circuit open; retry in {seconds} s", retry_after=seconds, public=True)

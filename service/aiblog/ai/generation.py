@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -35,6 +36,8 @@ from .flight import LocalFlight, Outcome, RedisFlight, RedisUnavailable
 from .clients import GenerationOptions, LLMClient, make_client
 from .errors import LLMError
 from .prompt import PROMPT_VERSION, build_messages, normalize_title
+
+log = logging.getLogger(__name__)
 
 MODES = ("sync", "stream", "background")
 # Sync and background answers are used whole: let the LLM's tokens pile up
@@ -67,8 +70,10 @@ class GenerationError(Exception):
 
     @classmethod
     def from_llm(cls, exc: LLMError) -> "GenerationError":
+        # The details (LLM_BASE_URL, the upstream's words) go to the log only.
+        log.warning("LLM call failed (%s): %s", exc.kind, exc)
         retry_after = getattr(exc, "retry_after", None)
-        return cls(exc.status_code, str(exc), exc.kind,
+        return cls(exc.status_code, exc.public_message, exc.kind,
                    retry_after=max(1, round(retry_after)) if retry_after else None)
 
 
