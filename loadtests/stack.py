@@ -518,10 +518,11 @@ class Stack:
     def seed(self, posts: int, env: dict | None = None) -> int:
         """Seed until the blog holds about ``posts`` posts; returns the total."""
         env = env or self.env
-        out = self.aiblog("seed", "--posts", "0", env=env)
+        # --force: a throwaway stack, run with BLOG_ENV=production, that wants the demo account.
+        out = self.aiblog("seed", "--force", "--posts", "0", env=env)
         total = int(out.split()[0])
         if posts > total:
-            out = self.aiblog("seed", "--posts", str(posts - total), env=env)
+            out = self.aiblog("seed", "--force", "--posts", str(posts - total), env=env)
             total = int(out.split()[0])
             self._after_bulk_load(env["DATABASE_URL"])
         return total

@@ -113,3 +113,23 @@ def test_the_readme_states_the_image_and_class_rules():
     from loadtests.stack import REPO
     readme = (REPO / "README.md").read_text()
     assert "Images come only from this site" in readme and "only names a language" in readme
+
+
+# --- `aiblog seed` in production (item 11) ---
+
+def test_seed_refuses_in_production_unless_forced(sqlite_url):
+    import secrets
+
+    from tests.conftest import blog_env
+    from tests.test_blog_cli import aiblog, users_and_roles
+
+    env = blog_env(DATABASE_URL=sqlite_url, REDIS_URL="", BLOG_ENV="production",
+                   SECRET_KEY=secrets.token_hex(32))
+    refused = aiblog("seed", env=env)
+    assert refused.returncode != 0
+    assert "refusing to seed with BLOG_ENV=production" in refused.stderr and "--force" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert users_and_roles(sqlite_url) == {}  # no public demo account
+    forced = aiblog("seed", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert list(users_and_roles(sqlite_url)) == ["demo"]

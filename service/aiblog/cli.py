@@ -50,10 +50,19 @@ DEMO_POSTS = [
 @click.command("seed")
 @click.option("--posts", "extra", default=0, help="Extra generated posts to add (for benchmarks).")
 @click.option("--if-empty/--always", default=True, help="Only seed an empty database.")
+@click.option("--force", is_flag=True, help="Seed even when BLOG_ENV=production.")
 @with_appcontext
-def seed_command(extra: int, if_empty: bool):
+def seed_command(extra: int, if_empty: bool, force: bool):
     """Create the demo author and demo posts."""
+    from flask import current_app
     from sqlalchemy import func, insert, select
+
+    if current_app.config["BLOG_ENV"] == "production" and not force:
+        # The demo password is public: in production it is anyone's account.
+        raise click.ClickException(
+            f"refusing to seed with BLOG_ENV=production: it would create the account "
+            f"{DEMO_USER} / {DEMO_PASSWORD}, whose password is public. Pass --force to seed anyway "
+            "(a throwaway load-test stack, for example).")
 
     from .auth.accounts import find_user, register
     from .extensions import db
