@@ -7,7 +7,7 @@ import unicodedata
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, Boolean
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, Boolean, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import passwords
@@ -53,6 +53,8 @@ class Role(str, enum.Enum):
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # Usernames are unique regardless of case, in the database itself (a migration made it).
+    __table_args__ = (Index("uq_users_lower_username", func.lower(text("username")), unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True, nullable=False)
