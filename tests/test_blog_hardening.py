@@ -133,3 +133,59 @@ def test_seed_refuses_in_production_unless_forced(sqlite_url):
     forced = aiblog("seed", "--force", env=env)
     assert forced.returncode == 0, forced.stderr
     assert list(users_and_roles(sqlite_url)) == ["demo"]
+
+
+# --- the page-cache generation counters (item 13) ---
+
+def mapped_generation_files(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return {line.split(None, 5)[5].strip() for line in maps
+                if len(line.split(None, 5)) == 6 and "generations-" in line}
+
+
+def test_generation_counters_live_in_a_private_folder_the_master_makes_and_workers_share(sqlite_url, tmp_path):
+    import os
+    import secrets
+    import stat
+
+    from loadtests.stack import Gunicorn, blog_environment, wait_until
+
+    shared_tmp = tmp_path / "tmp"
+    shared_tmp.mkdir()
+    shared_tmp.chmod(0o1777)  # like /tmp
+    env = blog_environment(DATABASE_URL=sqlite_url, REDIS_URL="", SECRET_KEY=secrets.token_hex(32),
+                           WEB_CONCURRENCY="2", METRICS_ENABLED="0", TMPDIR=str(shared_tmp))
+    blog = Gunicorn(tmp_path / "blog", env).start()
+    try:
+        workers = blog.worker_pids()
+        assert len(workers) == 2
+        wait_until(lambda: all(mapped_generation_files(pid) for pid in workers), 15,
+                   "both workers to map their generation counters")
+        files = set().union(*(mapped_generation_files(pid) for pid in workers))
+        assert len(files) == 1, f"the workers use different files: {files}"
+        folder = os.path.dirname(files.pop())
+        info = os.lstat(folder)
+        assert stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+        assert stat.S_IMODE(info.st_mode) == 0o700, f"{folder} has mode {oct(stat.S_IMODE(info.st_mode))}"
+        assert os.path.dirname(folder) == str(shared_tmp)
+    finally:
+        blog.stop()
+
+
+def test_a_folder_someone_else_prepared_is_not_used(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from aiblog import generations
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv(generations.RUNTIME_DIR_ENV, raising=False)
+    monkeypatch.setattr(generations.tempfile, "tempdir", None)  # read TMPDIR again
+    squatted = tmp_path / f"aiblog-{os.getuid()}"
+    squatted.mkdir()
+    squatted.chmod(0o777)  # anyone may read and write here
+    folder = generations.private_dir()
+    assert folder != str(squatted)
+    assert stat.S_IMODE(os.lstat(folder).st_mode) == 0o700
+    # Every later use in this process (and its children) takes the same folder.
+    assert generations.default_generations_path("sqlite:///x").startswith(folder + os.sep)

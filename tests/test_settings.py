@@ -15,8 +15,8 @@ from aiblog import config, create_app
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = REPO / "service"
 # Variables the code reads that are not settings: written by the gunicorn
-# master for its own workers (see aiblog.metrics_server), never by a user.
-INTERNAL_VARIABLES = {"AIBLOG_METRICS_MASTER_PID"}
+# master for its own workers (see aiblog.metrics_server, aiblog.generations), never by a user.
+INTERNAL_VARIABLES = {"AIBLOG_METRICS_MASTER_PID", "AIBLOG_RUNTIME_DIR"}
 AWKWARD_PASSWORD = "p@ss:w/rd%?#&"
 
 

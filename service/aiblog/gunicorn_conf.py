@@ -76,6 +76,11 @@ _metrics_dir_created = None
 
 def on_starting(server):
     global _metrics_dir_created
+    # The page-cache generation counters: a private folder made here, in the
+    # master, and named to the workers through the environment they inherit.
+    from aiblog import generations
+
+    os.environ[generations.RUNTIME_DIR_ENV] = generations.private_dir()
     if _metrics_enabled:
         from aiblog import metrics_server
 
