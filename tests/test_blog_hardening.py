@@ -189,3 +189,20 @@ def test_a_folder_someone_else_prepared_is_not_used(tmp_path, monkeypatch):
     assert stat.S_IMODE(os.lstat(folder).st_mode) == 0o700
     # Every later use in this process (and its children) takes the same folder.
     assert generations.default_generations_path("sqlite:///x").startswith(folder + os.sep)
+
+
+def test_the_lru_counts_bytes_through_replacement_expiry_and_oversized_values():
+    from aiblog.expiring_lru import ExpiringLRU
+
+    now = [0.0]
+    lru: ExpiringLRU[bytes] = ExpiringLRU(100, ttl=10, clock=lambda: now[0], max_bytes=10)
+    lru.set("a", b"12345")
+    lru.set("a", b"123")  # replaced: counted once
+    lru.set("b", b"1234567")
+    assert (lru.total_bytes, len(lru)) == (10, 2)
+    lru.set("c", b"12")  # the least recently used ("a") makes room
+    assert lru.get("a") is None and lru.total_bytes == 9
+    lru.set("huge", b"x" * 11)  # larger than the whole budget: not kept, nothing evicted
+    assert lru.get("huge") is None and len(lru) == 2
+    now[0] = 11
+    assert lru.get("b") is None and lru.total_bytes == 2  # expired entries give their bytes back
