@@ -327,7 +327,8 @@ def migrated(aiblog_image, stack):
     """The schema made by the image's migrate command, and posts seeded."""
     env = blog_env(stack)
     runs = [run_to_end(aiblog_image, ["aiblog", "migrate"], env) for _ in range(2)]
-    code, output = run_to_end(aiblog_image, ["aiblog", "seed", "--posts", str(SEED_POSTS)], env)
+    # --force: a throwaway production-mode stack (seed refuses production otherwise).
+    code, output = run_to_end(aiblog_image, ["aiblog", "seed", "--force", "--posts", str(SEED_POSTS)], env)
     assert code == 0, output
     return runs
 
