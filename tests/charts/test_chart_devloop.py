@@ -180,6 +180,11 @@ def test_notes_name_objects_and_pages_that_exist():
     for path in re.findall(r"register at (/\S+)", notes):
         assert path.rstrip(",") in routes, path
     assert "-c blog -- aiblog create-admin" in notes and "SESSION_COOKIE_SECURE" in notes
+    # The chart runs BLOG_ENV=production, where `aiblog seed` refuses without --force.
+    assert objects.named("ConfigMap", "aiblog")["data"]["BLOG_ENV"] == "production"
+    for text in (notes, README):
+        seeds = [line for line in text.splitlines() if "exec" in line and "aiblog seed" in line]
+        assert seeds and all("aiblog seed --force" in line for line in seeds), seeds
 
 
 def test_the_load_test_section_installs_the_operator_where_its_commands_look():
