@@ -22,7 +22,9 @@ from local_llm import MODEL_ALIAS, start_llama_server  # noqa: E402
 
 # Generous limits: on a busy 2-core machine the model may run at only a few tokens/s.
 TIMEOUTS = Timeouts(connect=5, first_token=90, total=240)
-OPTIONS = GenerationOptions(max_tokens=60, temperature=0.7)
+# Greedy decoding: the same prompt gives the same answer every run, so what the
+# assertions read (line breaks, length) cannot come and go with sampling luck.
+OPTIONS = GenerationOptions(max_tokens=60, temperature=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_blog_generates_streams_and_saves_a_post_through_the_real_model(llama, s
     from tests.support.ai import bearer_for, create_user, parse_sse
 
     app = make_app(sqlite_url, redis_url, LLM_API="openai", LLM_BASE_URL=llama.base_url, LLM_MODEL=llama.model,
-                   LLM_MAX_TOKENS=60, LLM_FIRST_TOKEN_TIMEOUT=90.0, LLM_TOTAL_TIMEOUT=240.0)
+                   LLM_MAX_TOKENS=60, LLM_TEMPERATURE=0.0, LLM_FIRST_TOKEN_TIMEOUT=90.0, LLM_TOTAL_TIMEOUT=240.0)
     client = app.test_client()
     headers = bearer_for(client, *create_user(app))
 
