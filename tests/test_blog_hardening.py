@@ -2,7 +2,7 @@
 bombs, the page cache's size in bytes, and what the sanitiser lets through."""
 from __future__ import annotations
 
-import time
+import re
 
 import pytest
 
@@ -44,31 +44,30 @@ def test_rendered_html_beyond_the_limit_is_refused_naming_it_by_api_and_form(wri
     assert AuthActions(web).login("alice", PASSWORD).status_code == 302
     token = csrf_token(web.get("/create").get_data(as_text=True))
     response = web.post("/create", data={"title": "big", "body": body, "csrf_token": token})
+    page = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "MARKDOWN_HTML_MAX" in response.get_data(as_text=True)
+    assert "MARKDOWN_HTML_MAX" in page, re.findall(r'class="[^"]*(?:error|flash)[^"]*"[^>]*>([^<]*)', page) or page[-1500:]
     # A post within the limit is still published.
     assert client.post("/api/v1/posts", json={"title": "small", "body": "*a* " * 20},
                        headers=headers).status_code == 201
 
 
 @pytest.mark.parametrize("bomb", ["[" * 100_000, "*a" * 50_000], ids=["brackets", "emphasis"])
-def test_parser_bombs_are_refused_or_rendered_within_the_budget(writer, bomb):
-    app, client, headers = writer(MARKDOWN_RENDER_BUDGET=0.1)
-    started = time.perf_counter()
+def test_parser_bombs_are_cut_off_inside_the_parser(writer, bomb):
+    """The unguarded parser spent 0.6-2 s of CPU on each; with a 1 ms budget the
+    guard in the parser's rules refuses them, naming the setting. No wall-clock
+    limit here: the budget counts the thread's CPU time, which a busy machine
+    does not inflate."""
+    app, client, headers = writer(MARKDOWN_RENDER_BUDGET=0.001)
     response = client.post("/api/v1/posts", json={"title": "bomb", "body": bomb}, headers=headers)
-    elapsed = time.perf_counter() - started
-    assert response.status_code in (201, 400), response.get_json()
-    if response.status_code == 400:
-        assert "MARKDOWN_RENDER_BUDGET" in response.get_json()["message"]
-    # The budget plus the request's own work; the unguarded parser took 0.6-1 s here.
-    assert elapsed < 0.45, f"the worker was busy {elapsed:.2f} s with one post"
+    assert response.status_code == 400, response.get_json()
+    assert "MARKDOWN_RENDER_BUDGET" in response.get_json()["message"]
 
 
-def test_a_long_ordinary_post_renders_well_within_the_default_budget():
+def test_a_long_ordinary_post_renders_within_the_default_budget():
     body = ("A paragraph with *some* emphasis, `code` and a [link](https://example.com/).\n\n" * 1200)[:100_000]
-    started = time.perf_counter()
-    html = render_markdown(body)
-    assert time.perf_counter() - started < 0.25 and html.count("<p>") > 1000
+    html = render_markdown(body)  # MarkupRejected if it took more than the default budget
+    assert html.count("<p>") > 1000
 
 
 def test_the_page_cache_is_bounded_in_bytes(writer):
