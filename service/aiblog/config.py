@@ -26,36 +26,24 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected a boolean (true/false), got {value!r}")
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"expected a positive integer, got {value!r}")
-    return number
+def _number(convert, what: str, positive: bool):
+    """A parser for a number above 0 (``positive``) or at least 0."""
+    def parse(value: str):
+        number = convert(value)
+        if not (number > 0 if positive else number >= 0):
+            raise ValueError(f"expected a {what}, got {value!r}")
+        return number
+    return parse
 
 
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError(f"expected a non-negative integer, got {value!r}")
-    return number
+_positive_int = _number(int, "positive integer", positive=True)
+_non_negative_int = _number(int, "non-negative integer", positive=False)
+_non_negative_float = _number(float, "non-negative number", positive=False)
+_positive_float = _number(float, "positive number", positive=True)
 
 
 def _log_level(value: str) -> str:
     return _choice("debug", "info", "warning", "error", "critical")(value.strip().lower())
-
-
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise ValueError(f"expected a non-negative number, got {value!r}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError(f"expected a positive number, got {value!r}")
-    return number
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -178,7 +166,6 @@ SETTINGS: tuple[Setting, ...] = (
             "Label AI output as simulated (set by `make run` when it starts "
             "the simulator)."),
 )
-
 
 
 def url_with_password(url: str, password: str) -> str:
