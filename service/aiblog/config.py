@@ -98,7 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Bytes of rendered pages each worker keeps in its own memory (least recently used go first)."),
     Setting("MARKDOWN_HTML_MAX", 1_000_000, _positive_int,
             "Largest rendered HTML of a post in characters; a longer one is refused with 400."),
-    Setting("MARKDOWN_RENDER_BUDGET", 0.25, _positive_float,
+    Setting("MARKDOWN_RENDER_BUDGET", 0.5, _positive_float,
             "Seconds rendering one post's Markdown may take; slower input is refused with 400."),
     Setting("LOGIN_RATE_LIMIT", "10 per minute", str,
             "Failed logins allowed per username and per IP."),
