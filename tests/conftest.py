@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from aiblog import create_app, sqlalchemy_url
-from aiblog.extensions import db, limiter
+from aiblog.extensions import db
+from aiblog.services import services
 from loadtests.stack import Postgres, Redis, blog_environment
 
 # Fixtures of the performance-suite tests (one blog stack for the whole
@@ -123,7 +124,7 @@ def make_app(database_url: str, redis_url: str = "", **overrides):
         "TESTING": True, "PAGE_CACHE_GENERATIONS_FILE": generations, **overrides,
     })
     with app.app_context():
-        limiter.reset()
+        services().limits.reset()
     return app
 
 

@@ -1,5 +1,5 @@
-"""Security properties: login rate limits, password storage, cookies,
-production configuration, redirects and error pages."""
+"""Security properties: password storage, cookies, production configuration,
+redirects and error pages (rate limits: test_blog_rate_limits.py)."""
 from __future__ import annotations
 
 import os
@@ -18,64 +18,6 @@ from tests.conftest import AuthActions, csrf_token, make_app
 from tests.support.blog import PASSWORD, bearer, create_user, token_for
 from loadtests.stack import REPO, VENV_BIN, free_port
 from tests.conftest import blog_env
-
-LIMIT = 10  # failed logins per minute, per username and per IP (LOGIN_RATE_LIMIT's default)
-
-
-@pytest.fixture(params=["memory", "redis"])
-def limited_app(request, sqlite_url):
-    """The app with its rate limits kept in memory, or in a real Redis."""
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    app = make_app(sqlite_url, redis_url)
-    assert app.config["LOGIN_RATE_LIMIT"] == f"{LIMIT} per minute"
-    create_user(app, "alice")
-    create_user(app, "bob")
-    return app, redis_url
-
-
-def attempt(client, username: str, password: str, ip: str):
-    token = csrf_token(client.get("/login", environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True))
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
-                       environ_base={"REMOTE_ADDR": ip})
-
-
-def test_login_is_limited_per_username_and_successes_do_not_count(limited_app):
-    app, redis_url = limited_app
-    attacker = app.test_client()
-    for i in range(LIMIT - 1):  # each from a new address: only the username limit applies
-        assert attempt(attacker, "alice", "wrong password", f"10.0.0.{i + 1}").status_code == 401
-    assert attempt(app.test_client(), "alice", PASSWORD, "10.0.1.1").status_code == 302  # the owner logs in
-    assert attempt(attacker, "Alice", "wrong password", "10.0.0.100").status_code == 401  # failure number 10
-
-    blocked = attempt(app.test_client(), "alice", PASSWORD, "10.0.1.2")
-    assert blocked.status_code == 429  # even with the right password, until the window moves on
-    assert int(blocked.headers["Retry-After"]) > 0
-    assert "Too many requests" in blocked.get_data(as_text=True)
-    assert attempt(app.test_client(), "bob", PASSWORD, "10.0.1.3").status_code == 302  # other users are not blocked
-    if redis_url:
-        assert redis.Redis.from_url(redis_url).keys("*login-user:alice*"), "the limit lives in Redis"
-
-
-def test_login_is_limited_per_ip(limited_app):
-    app, redis_url = limited_app
-    attacker = app.test_client()
-    for i in range(LIMIT):  # a new username each time: only the address limit applies
-        assert attempt(attacker, f"guess{i}", "wrong password", "10.9.9.9").status_code == 401
-    assert attempt(app.test_client(), "alice", PASSWORD, "10.9.9.9").status_code == 429
-    assert attempt(app.test_client(), "alice", PASSWORD, "10.9.9.10").status_code == 302
-    if redis_url:
-        assert redis.Redis.from_url(redis_url).keys("*10.9.9.9*"), "the limit lives in Redis"
-
-
-def test_token_endpoint_shares_the_login_limits(sqlite_url):
-    app = make_app(sqlite_url, LOGIN_RATE_LIMIT="3 per minute")
-    create_user(app, "alice")
-    client = app.test_client()
-    assert client.post("/api/v1/tokens", auth=("alice", PASSWORD)).status_code == 200  # not counted
-    for _ in range(3):
-        assert client.post("/api/v1/tokens", auth=("alice", "wrong")).status_code == 401
-    response = client.post("/api/v1/tokens", auth=("alice", PASSWORD))
-    assert response.status_code == 429 and response.is_json and response.get_json()["status"] == 429
 
 
 def test_passwords_are_stored_as_salted_argon2id_hashes(app, client, auth):

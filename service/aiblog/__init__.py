@@ -16,7 +16,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ``config`` overrides values read from the environment (tests use it).
     """
     from . import config as settings
-    from .extensions import csrf, db, limiter, login_manager, migrate
+    from .client_address import TrustedProxies
+    from .extensions import csrf, db, login_manager, migrate
     from .services import Services
 
     app = Flask(__name__, instance_relative_config=False)
@@ -30,15 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=values["BLOG_ENV"] == "production" and values["SESSION_COOKIE_SECURE"],
-        WTF_CSRF_TIME_LIMIT=None,  # token lives as long as the session
-        RATELIMIT_STORAGE_URI=values["REDIS_URL"] or "memory://",
-        # A moving window: a fixed one would allow twice the limit in a burst
-        # that straddles the boundary between two windows.
-        RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
-        RATELIMIT_SWALLOW_ERRORS=True,
-        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
-        RATELIMIT_HEADERS_ENABLED=True,
+        WTF_CSRF_TIME_LIMIT=values["CSRF_TIME_LIMIT"],
         JSON_SORT_KEYS=False,
     )
 
@@ -48,11 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
-    # Flask-Limiter also checks every request in a before_request hook, for
-    # default limits we do not use (~100 µs a request). All our limits are
-    # per-route decorators, which check themselves, so the hook goes.
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, values["TRUSTED_PROXY_HOPS"], values["FORWARDED_ALLOW_IPS"])
     Services.init_app(app)
 
     from . import errors, monitoring

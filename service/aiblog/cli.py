@@ -1,4 +1,4 @@
-"""Console commands: ``aiblog serve|migrate|seed|create-admin|settings``
+"""Console commands: ``aiblog serve|migrate|seed|create-admin|set-password|settings``
 (all but ``serve`` also as ``flask --app aiblog ...``)."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .models import Role
 
 
 def register_commands(app: Flask) -> None:
-    for command in (migrate_command, seed_command, create_admin_command, settings_command):
+    for command in (migrate_command, seed_command, create_admin_command, set_password_command, settings_command):
         app.cli.add_command(command)
 
 
@@ -116,17 +116,37 @@ def create_admin_command(username: str, password: str | None):
         identity.changed(user.id)
         click.echo(f"{user.username} is now an admin")
         return
-    if not password:
-        if not sys.stdin.isatty():
-            raise click.UsageError("give --password or ADMIN_PASSWORD when not on a terminal")
-        password = getpass.getpass("Password: ")
-    if len(password) < 8:
-        raise click.UsageError("the password must have at least 8 characters")
+    password = _new_password(password, "give --password or ADMIN_PASSWORD when not on a terminal")
     try:
         register(username, password, role=Role.ADMIN)
     except AccountError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"admin {username} created")
+
+
+def _new_password(password: str | None, missing: str) -> str:
+    if not password:
+        if not sys.stdin.isatty():
+            raise click.UsageError(missing)
+        password = getpass.getpass("Password: ")
+    if len(password) < 8:
+        raise click.UsageError("the password must have at least 8 characters")
+    return password
+
+
+@click.command("set-password")
+@click.argument("username")
+@click.option("--password", help="The new password (asked if missing).")
+@with_appcontext
+def set_password_command(username: str, password: str | None):
+    """Set a user's password; signs out their sessions and revokes their API tokens."""
+    from .auth.accounts import change_password, find_user
+
+    user = find_user(username)
+    if user is None:
+        raise click.UsageError(f"no user {username!r}")
+    change_password(user.id, _new_password(password, "give --password when not on a terminal"))
+    click.echo(f"password of {user.username} changed; their sessions and API tokens are signed out")
 
 
 @click.command("settings")

@@ -5,10 +5,13 @@ The README's configuration table is generated from ``SETTINGS`` (see
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from .rate_limits import rate_limit_setting
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 
@@ -53,6 +56,16 @@ def _choice(*allowed: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _peer_list(value: str) -> str:
+    for part in (p.strip() for p in value.split(",")):
+        if part and part != "*":
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"expected addresses or networks (or *), got {part!r}") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -100,15 +113,33 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest rendered HTML of a post in characters; a longer one is refused with 400."),
     Setting("MARKDOWN_RENDER_BUDGET", 0.5, _positive_float,
             "Seconds rendering one post's Markdown may take; slower input is refused with 400."),
-    Setting("LOGIN_RATE_LIMIT", "10 per minute", str,
-            "Failed logins allowed per username and per IP."),
+    Setting("LOGIN_RATE_LIMIT", "5 per minute; 20 per hour", rate_limit_setting,
+            "Failed logins (web form and `POST /api/v1/tokens`) per username from one address; "
+            "the longer window makes repeated bursts wait longer. Counted before the password "
+            "is checked, given back when it is right; the owner elsewhere is never locked out."),
+    Setting("LOGIN_ADDRESS_RATE_LIMIT", "30 per minute; 200 per hour", rate_limit_setting,
+            "Failed logins per address, whatever the username."),
+    Setting("REGISTER_RATE_LIMIT", "5 per hour", rate_limit_setting,
+            "Sign-ups per address (each costs a password hash). `make run` raises it for load tests."),
+    Setting("SIGNUP_ROLE", "author", _choice("reader", "author"),
+            "Role of a new account: `author` writes posts and uses AI writing; `reader` waits for "
+            "an admin to promote it (admin Users page)."),
+    Setting("API_LIST_RATE_LIMIT", "300 per minute", rate_limit_setting,
+            "`GET /api/v1/posts` requests per address."),
+    Setting("TRUSTED_PROXY_HOPS", 0, _non_negative_int,
+            "Reverse proxies in front of the blog (1 behind one ingress). The client address "
+            "for the per-address limits is then read from `X-Forwarded-For`, only as deep as "
+            "this and only from peers in `FORWARDED_ALLOW_IPS`; 0 uses the peer address."),
     Setting("API_TOKEN_TTL", 3600, _positive_int, "Lifetime of API tokens in seconds."),
+    Setting("CSRF_TIME_LIMIT", 3600, _positive_int,
+            "Seconds a form's CSRF token stays valid; an older form asks to reload the page."),
     Setting("DB_POOL_SIZE", 10, _positive_int, "SQLAlchemy pool size per worker."),
     Setting("SESSION_COOKIE_SECURE", True, _bool,
             "With `BLOG_ENV=production`, send the session cookie over HTTPS only; "
             "`false` for a plain-HTTP cluster such as kind (logins fail otherwise)."),
-    Setting("FORWARDED_ALLOW_IPS", "127.0.0.1", str,
-            "Proxies whose `X-Forwarded-*` headers gunicorn trusts (comma-separated, `*` for any)."),
+    Setting("FORWARDED_ALLOW_IPS", "127.0.0.1", _peer_list,
+            "Proxies whose `X-Forwarded-*` headers are trusted (comma-separated addresses or "
+            "networks, `*` for any)."),
     Setting("LOG_LEVEL", "info", _log_level,
             "Log level of gunicorn and `blog-worker`: debug, info, warning, error, critical."),
     Setting("GUNICORN_WORKER_CLASS", "gevent", _choice("gevent", "gthread", "sync"),
@@ -157,7 +188,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AI_CACHE_TTL", 86400, _positive_int, "Seconds a generated text stays cached."),
     Setting("AI_SINGLE_FLIGHT_WAIT", 150.0, _non_negative_float,
             "Longest wait for another request's identical generation."),
-    Setting("AI_RATE_LIMIT", "30 per minute", str, "Uncached generations per user (cached answers are free)."),
+    Setting("AI_RATE_LIMIT", "30 per minute", rate_limit_setting,
+            "Uncached generations per user (cached answers and shared ones are free)."),
+    Setting("AI_QUEUE_MAX_PER_USER", 5, _positive_int,
+            "Background generations one user may have queued or running; beyond, 429."),
+    Setting("AI_QUEUE_MAX", 200, _positive_int,
+            "Background generations queued or running in all; beyond, 429."),
     Setting("CIRCUIT_FAILURES", 3, _positive_int,
             "Consecutive LLM failures that open the circuit."),
     Setting("CIRCUIT_COOLDOWN", 10.0, _non_negative_float,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, g, jsonify, render_template, request
-from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import TimeoutError as DatabasePoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
@@ -63,8 +62,6 @@ def _http_error(exc: HTTPException):
     if code == 429:
         retry_after = getattr(exc, "retry_after", None)
         headers["Retry-After"] = str(retry_after or 60)
-        if isinstance(exc, RateLimitExceeded):  # its description is only the limit, e.g. "10 per 1 minute"
-            message = f"{MESSAGES[429]} Limit: {exc.description}."
     if code == 405 and exc.valid_methods:
         headers["Allow"] = ", ".join(exc.valid_methods)
     if code == 401 and request.path.startswith("/api/"):

@@ -60,12 +60,21 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False, default=Role.AUTHOR.value)
+    # Carried by sessions and API tokens; a password change increments it,
+    # which signs out every session and revokes every token issued before.
+    credentials_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
     posts: Mapped[list["Post"]] = relationship(back_populates="author", passive_deletes=True)
 
     def set_password(self, password: str) -> None:
         self.password_hash = passwords.hash_password(password)
+        if self.credentials_version is not None:  # None: a new user, 1 on INSERT
+            self.credentials_version += 1  # signs out sessions, revokes tokens
+
+    def get_id(self) -> str:
+        """What the session remembers: the id and the credentials version."""
+        return f"{self.id}:{self.credentials_version}"
 
     def check_password(self, password: str) -> bool:
         return passwords.verify_password(self.password_hash, password)

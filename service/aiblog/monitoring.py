@@ -137,10 +137,8 @@ def _track_active_users(app: Flask) -> None:
 
 def _established_user_id() -> int | None:
     """Who made the request, if the request already established it: an API
-    token's user (``token_required`` keeps the ``User``, ``token_user_id_required``
-    only its id), or a session user that flask-login loaded for the view.
+    token's user (``token_required`` keeps the ``User``, ``token_caller_required``
+    a ``Caller``), or a session user that flask-login loaded for the view.
     Loading one here would cost a query on requests that need none."""
-    if g.get("api_user_id") is not None:
-        return g.api_user_id
-    user = g.get("api_user") or g.get("_login_user")
+    user = g.get("api_caller") or g.get("api_user") or g.get("_login_user")
     return user.id if user is not None and user.is_authenticated else None

@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from . import metrics
 from .generations import SharedGenerations, default_generations_path
 from .page_cache import LocalPageCache, TieredPageCache
+from .rate_limits import RateLimiter
 from .redis_store import RedisStore
 
 
@@ -16,6 +17,7 @@ class Services:
     redis: RedisStore
     generations: SharedGenerations  # this machine's, for pages and logged-in users
     pages: TieredPageCache | LocalPageCache
+    limits: RateLimiter
 
     @classmethod
     def init_app(cls, app: Flask) -> "Services":
@@ -29,7 +31,7 @@ class Services:
             pages = TieredPageCache(store, generations, ttl, on_result=on_result, max_bytes=max_bytes)
         else:
             pages = LocalPageCache(generations, ttl, on_result=on_result, max_bytes=max_bytes)
-        services = cls(redis=store, generations=generations, pages=pages)
+        services = cls(redis=store, generations=generations, pages=pages, limits=RateLimiter(store))
         app.extensions["aiblog"] = services
         return services
 

@@ -3,8 +3,10 @@ that only misses pay, the header that marks a free answer, the error body
 and the Server-Sent Events stream."""
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 
+from ..extensions import release_db_connection
+from ..rate_limits import Ticket, take
 from .generation import Answer, GenerationError, generation_service
 from .prompt import PROMPT_VERSION
 from .sse import stream_response
@@ -12,14 +14,26 @@ from .sse import stream_response
 CACHED_HEADER = "X-AI-Cached"
 
 
-def ai_limit() -> str:
-    return current_app.config["AI_RATE_LIMIT"]
+class MissCharge:
+    """The per-user AI rate limit (``AI_RATE_LIMIT``). Called as ``on_miss``,
+    it counts the generation once the cache missed and before any LLM work,
+    so parallel misses cannot all slip through (429 beyond the limit);
+    ``settle`` gives it back when no LLM work was done for this request after
+    all: an answer shared by an identical request (or cached meanwhile), or
+    an LLM too busy to start."""
 
+    def __init__(self, user_id: int):
+        self.user_id = user_id
+        self.ticket: Ticket | None = None
 
-def not_cached(response: Response) -> bool:
-    # Only what the LLM made for this request counts: an answer shared by an
-    # identical request in progress (or cached meanwhile) is free too.
-    return response.headers.get(CACHED_HEADER) != "1"
+    def __call__(self) -> None:
+        self.ticket = take("uncached AI generations", ("ai", str(self.user_id), "AI_RATE_LIMIT"))
+        release_db_connection()  # a generation may wait seconds on the LLM
+
+    def settle(self, answer: Answer | None = None, error: GenerationError | None = None) -> None:
+        free = (answer is not None and answer.free) or (error is not None and error.kind == "busy")
+        if free and self.ticket is not None:
+            self.ticket.refund()
 
 
 def mark_free(response: Response, answer: Answer) -> Response:

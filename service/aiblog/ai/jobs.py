@@ -4,11 +4,17 @@ A running job keeps a short-lived "alive" key fresh. If the worker dies
 (even by SIGKILL, which RQ itself only notices much later), the key expires
 within seconds and the job is reported — and recorded — as failed, so it is
 never lost silently.
+
+The queue is capped per user (``AI_QUEUE_MAX_PER_USER``) and in all
+(``AI_QUEUE_MAX``): a job holds a place in two Redis sorted sets from
+enqueue until it ends (or until its deadline, should a worker die without
+saying so), and a place is taken atomically before the job is queued.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Any
 
 from flask import Flask, current_app
@@ -22,6 +28,7 @@ from rq.registry import StartedJobRegistry
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "generate"
+QUEUED_TTL = 3600  # seconds a job may wait in the queue
 ALIVE_TTL_MS = 3000
 ALIVE_EVERY = 1.0
 STATUS_NAMES = {
@@ -31,8 +38,62 @@ STATUS_NAMES = {
 WORKER_DIED = "the worker stopped while running this job; submit it again"
 
 
+QUEUE_RETRY_AFTER = 10  # seconds: a background generation takes a few
+PLACES_ALL = "aiblog:ai:job-places"
+
+
 def _alive_key(job_id: str) -> str:
     return f"aiblog:ai:job-alive:{job_id}"
+
+
+def _places_of(user_id: int) -> str:
+    return f"aiblog:ai:job-places:user:{user_id}"
+
+
+class QueueFull(Exception):
+    """The user's or the whole queue's cap is reached: answer 429 with Retry-After."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = QUEUE_RETRY_AFTER
+
+
+# KEYS: the user's places, everyone's. ARGV: job id, deadline (ms), per-user
+# cap, total cap. Drops places past their deadline, then takes one in both
+# sets, or returns which cap is reached (1: the user's, 2: the total).
+_TAKE_PLACE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 1 end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 2 end
+local deadline = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], deadline, ARGV[1])
+redis.call('ZADD', KEYS[2], deadline, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 0
+"""
+
+
+def _take_place(client: Redis, job_id: str, user_id: int, lifetime_s: int) -> None:
+    config = current_app.config
+    per_user, total = config["AI_QUEUE_MAX_PER_USER"], config["AI_QUEUE_MAX"]
+    full = client.eval(_TAKE_PLACE, 2, _places_of(user_id), PLACES_ALL, job_id, lifetime_s * 1000, per_user, total)
+    if full == 1:
+        raise QueueFull(f"you already have {per_user} background generations queued or running; "
+                        "wait for one to finish")
+    if full == 2:
+        raise QueueFull(f"the background queue is full ({total} generations queued or running); retry shortly")
+
+
+def _free_place(client: Redis, job_id: str, user_id: Any) -> None:
+    pipe = client.pipeline(transaction=False)
+    pipe.zrem(PLACES_ALL, job_id)
+    if isinstance(user_id, int):
+        pipe.zrem(_places_of(user_id), job_id)
+    pipe.execute()
 
 
 def queue(connection: Redis) -> Queue:
@@ -44,11 +105,17 @@ def enqueue(title: str, user_id: int) -> str:
     if client is None:
         raise RuntimeError("background generation needs Redis (set REDIS_URL)")
     total = int(current_app.config["LLM_TOTAL_TIMEOUT"] + current_app.config["AI_SINGLE_FLIGHT_WAIT"] + 30)
-    job = queue(client).enqueue(
-        run_generation, title, job_timeout=total, result_ttl=3600, failure_ttl=3600, ttl=3600,
-        meta={"user_id": user_id, "title": title},
-    )
-    return job.id
+    job_id = uuid.uuid4().hex
+    _take_place(client, job_id, user_id, lifetime_s=QUEUED_TTL + total)
+    try:
+        queue(client).enqueue(
+            run_generation, title, job_id=job_id, job_timeout=total, result_ttl=3600, failure_ttl=3600,
+            ttl=QUEUED_TTL, meta={"user_id": user_id, "title": title},
+        )
+    except BaseException:
+        _free_place(client, job_id, user_id)
+        raise
+    return job_id
 
 
 def job_status(job_id: str, user_id: int, is_admin: bool) -> dict[str, Any] | None:
@@ -67,6 +134,7 @@ def job_status(job_id: str, user_id: int, is_admin: bool) -> dict[str, Any] | No
     body: dict[str, Any] = {"id": job.id, "title": meta.get("title")}
     if status == JobStatus.STARTED and not client.exists(_alive_key(job.id)) and meta.get("alive_seen"):
         _record_worker_death(job, client)
+        _free_place(client, job.id, meta.get("user_id"))
         status = JobStatus.FAILED
         meta = job.get_meta(refresh=True)
     if status == JobStatus.FINISHED:
@@ -131,6 +199,7 @@ def run_generation(title: str) -> dict[str, Any]:
     finally:
         stop.set()
         client.delete(_alive_key(job.id))
+        _free_place(client, job.id, job.meta.get("user_id"))
 
 
 def _keep_alive(client: Redis, job_id: str, stop: threading.Event) -> None:

@@ -9,20 +9,19 @@ from __future__ import annotations
 from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..extensions import limiter, release_db_connection
 from ..posts.store import PostValidationError, create_post
 from . import bp
-from .answers import ai_limit, error_json, mark_free, not_cached, stream
+from .answers import MissCharge, error_json, mark_free, stream
 from .generation import GenerationError, InvalidRequest, generation_service, validate_mode, validate_title
 
-
-def _web_user_key() -> str:
-    return f"ai-user:{current_user.get_id() or request.remote_addr}"
+READERS_CANNOT_WRITE = "Readers cannot write posts. Ask an admin for the author role."
 
 
-@limiter.limit(ai_limit, key_func=_web_user_key, deduct_when=not_cached)
-def _rate_limit_a_miss() -> None:
-    release_db_connection()  # a generation may wait seconds on the LLM
+def _writers_only() -> None:
+    # AI writing writes posts: a reader (or a throwaway account, with
+    # SIGNUP_ROLE=reader) gets no LLM quota.
+    if not current_user.can_write:
+        abort(403, READERS_CANNOT_WRITE)
 
 
 def _page(title: str, status: int = 200, **context) -> Response:
@@ -37,12 +36,14 @@ def _wants_stream() -> bool:
 @bp.route("/generate-blog", methods=["GET"])
 @login_required
 def generate_page():
+    _writers_only()
     return _page("")
 
 
 @bp.route("/generate-blog", methods=["POST"])
 @login_required
 def generate_web():
+    _writers_only()
     try:
         title = validate_title(request.form.get("title"))
         mode = validate_mode(request.form.get("mode") or ("stream" if _wants_stream() else "sync"))
@@ -53,9 +54,11 @@ def generate_web():
         return _page(request.form.get("title") or "", 400)
     if mode == "background":
         mode = "sync"  # the page has no job view; the API offers background mode
+    charge = MissCharge(current_user.id)
     try:
-        answer = generation_service().answer(title, mode, on_miss=_rate_limit_a_miss)
+        answer = generation_service().answer(title, mode, on_miss=charge)
     except GenerationError as exc:
+        charge.settle(error=exc)
         if mode == "stream":
             return error_json(exc)
         flash(exc.message, "error")
@@ -63,6 +66,7 @@ def generate_web():
         if exc.retry_after:
             response.headers["Retry-After"] = str(int(exc.retry_after))
         return response
+    charge.settle(answer)
     if mode == "stream":
         return stream(title, answer)
     return mark_free(_page(title, generation=answer.generation), answer)
@@ -71,8 +75,7 @@ def generate_web():
 @bp.route("/generate-blog/save", methods=["POST"])
 @login_required
 def save_generated():
-    if not current_user.can_write:
-        abort(403, "Readers cannot write posts. Ask an admin for the author role.")
+    _writers_only()
     try:
         post = create_post(current_user, request.form.get("title", ""), request.form.get("body", ""), ai_generated=True)
     except PostValidationError as exc:

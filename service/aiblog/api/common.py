@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import wraps
 
 from flask import current_app, g, jsonify, request
@@ -10,7 +11,7 @@ from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db, read_first
-from ..models import User
+from ..models import Role, User
 
 
 class ApiError(HTTPException):
@@ -48,32 +49,28 @@ def json_body() -> dict:
 
 
 # Built once: SQLAlchemy then reuses its compiled form on every request.
-_PASSWORD_HASH_BY_ID = select(User.password_hash).where(User.id == bindparam("user_id"))
+_CALLER_BY_ID = select(User.credentials_version, User.role).where(User.id == bindparam("user_id"))
 
 
 def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="aiblog-api-token")
 
 
-def _fingerprint(password_hash: str) -> str:
-    # The password hash's tail is part of the token: changing the password
-    # revokes every token issued before.
-    return password_hash[-12:]
-
-
 def issue_token(user: User) -> str:
-    return _serializer().dumps({"uid": user.id, "pw": _fingerprint(user.password_hash)})
+    # The credentials version, not anything of the password: a password
+    # change increments it, which revokes every token issued before.
+    return _serializer().dumps({"uid": user.id, "v": user.credentials_version})
 
 
-def _token_claims(token: str) -> tuple[int, str] | None:
-    """(user id, password fingerprint) of a validly signed, unexpired token."""
+def _token_claims(token: str) -> tuple[int, int] | None:
+    """(user id, credentials version) of a validly signed, unexpired token."""
     try:
         data = _serializer().loads(token, max_age=current_app.config["API_TOKEN_TTL"])
     except (SignatureExpired, BadSignature):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), int) or not isinstance(data.get("v"), int):
         return None
-    return data["uid"], data.get("pw")
+    return data["uid"], data["v"]
 
 
 def user_from_token(token: str) -> User | None:
@@ -81,23 +78,36 @@ def user_from_token(token: str) -> User | None:
     if claims is None:
         return None
     user = db.session.get(User, claims[0])
-    if user is None or _fingerprint(user.password_hash) != claims[1]:
+    if user is None or user.credentials_version != claims[1]:
         return None
     return user
 
 
-def user_id_from_token(token: str) -> int | None:
-    """The check of ``user_from_token`` reading one column instead of loading
+@dataclass(frozen=True)
+class Caller:
+    """Who holds a valid token, without loading a ``User``."""
+
+    id: int
+    role: str
+    is_authenticated = True
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (Role.AUTHOR.value, Role.ADMIN.value)
+
+
+def caller_from_token(token: str) -> Caller | None:
+    """The check of ``user_from_token`` reading two columns instead of loading
     a ``User``: for hot views that only need to know who asks. It reads the
     database every time (no snapshot), so a password changed by any means
     revokes the token at once."""
     claims = _token_claims(token)
     if claims is None:
         return None
-    row = read_first(_PASSWORD_HASH_BY_ID, {"user_id": claims[0]})
-    if row is None or _fingerprint(row[0]) != claims[1]:
+    row = read_first(_CALLER_BY_ID, {"user_id": claims[0]})
+    if row is None or row[0] != claims[1]:
         return None
-    return claims[0]
+    return Caller(claims[0], row[1])
 
 
 def _bearer_token() -> str:
@@ -130,8 +140,8 @@ def _bearer_auth(resolve, attribute: str):
 
 # ``g.api_user``: the ``User`` the bearer token belongs to.
 token_required = _bearer_auth(user_from_token, "api_user")
-# ``g.api_user_id`` only: the same check, reading one column instead of a ``User``.
-token_user_id_required = _bearer_auth(user_id_from_token, "api_user_id")
+# ``g.api_caller`` only: the same check, reading two columns instead of a ``User``.
+token_caller_required = _bearer_auth(caller_from_token, "api_caller")
 
 
 def page_arg(name: str = "page", default: int = 1, maximum: int = 100_000) -> int:
@@ -150,5 +160,5 @@ def created(payload: dict, location: str):
     return response
 
 
-__all__ = ["ApiError", "fail", "json_body", "issue_token", "token_required", "token_user_id_required", "page_arg",
+__all__ = ["ApiError", "fail", "json_body", "issue_token", "token_required", "token_caller_required", "page_arg",
            "created"]

@@ -9,25 +9,18 @@ from __future__ import annotations
 from flask import g, jsonify, url_for
 
 from ..ai import jobs
-from ..ai.answers import ai_limit, error_json, mark_free, not_cached, stream
+from ..ai.answers import MissCharge, error_json, mark_free, stream
 from ..ai.generation import GenerationError, InvalidRequest, generation_service, validate_mode, validate_title
-from ..extensions import limiter, release_db_connection
+from ..redis_store import REDIS_ERRORS
 from . import bp
-from .common import fail, json_body, token_required, token_user_id_required
-
-
-def _api_user_key() -> str:
-    return f"ai-user:{g.api_user_id}"
-
-
-@limiter.limit(ai_limit, key_func=_api_user_key, deduct_when=not_cached)
-def _rate_limit_a_miss() -> None:
-    release_db_connection()  # a generation may wait seconds on the LLM
+from .common import fail, json_body, token_caller_required, token_required
 
 
 @bp.route("/generate", methods=["POST"])
-@token_user_id_required
+@token_caller_required
 def api_generate():
+    if not g.api_caller.can_write:
+        fail(403, "readers cannot use AI writing; ask an admin for the author role")
     data = json_body()
     unknown = set(data) - {"title", "mode"}
     if unknown:
@@ -37,23 +30,33 @@ def api_generate():
         mode = validate_mode(data.get("mode"))
     except InvalidRequest as exc:
         fail(400, str(exc))
+    charge = MissCharge(g.api_caller.id)
     if mode == "background":  # a background job always goes to the queue
-        return _enqueue(title)
+        return _enqueue(title, charge)
     try:
-        answer = generation_service().answer(title, mode, on_miss=_rate_limit_a_miss)
+        answer = generation_service().answer(title, mode, on_miss=charge)
     except GenerationError as exc:
+        charge.settle(error=exc)
         return error_json(exc)
+    charge.settle(answer)
     if mode == "stream":
         return stream(title, answer)
     return mark_free(jsonify(answer.generation.to_dict()), answer)
 
 
-def _enqueue(title: str):
-    _rate_limit_a_miss()
+def _enqueue(title: str, charge: MissCharge):
+    charge()
     try:
-        job_id = jobs.enqueue(title, g.api_user_id)
-    except RuntimeError as exc:
-        fail(503, str(exc))
+        job_id = jobs.enqueue(title, g.api_caller.id)
+    except jobs.QueueFull as exc:
+        charge.ticket.refund()
+        response = jsonify(error="queue_full", message=exc.message, status=429)
+        response.status_code = 429
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except (RuntimeError, *REDIS_ERRORS) as exc:
+        charge.ticket.refund()
+        fail(503, str(exc) if isinstance(exc, RuntimeError) else "the job queue (Redis) is unavailable")
     response = jsonify(id=job_id, status="queued", url=url_for("api.api_job", job_id=job_id))
     response.status_code = 202
     response.headers["Location"] = response.json["url"]

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 
+from flask import current_app, request
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import metrics, passwords
+from ..rate_limits import take
 from ..extensions import db, release_db_connection
 from ..models import USERNAME_MAX, Role, User
 
@@ -36,6 +38,23 @@ def find_user(username: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
 
 
+def signup_role() -> Role:
+    """The role a new account gets from the sign-up form (``SIGNUP_ROLE``)."""
+    return Role(current_app.config["SIGNUP_ROLE"])
+
+
+def register_limited(username: str, password: str) -> User:
+    """``register`` from the sign-up form: counted against the address's
+    sign-up limit before the password is hashed (429 ``RateLimited`` beyond
+    it); an attempt that creates no account is given back."""
+    ticket = take("sign-ups from your address", ("register", request.remote_addr or "?", "REGISTER_RATE_LIMIT"))
+    try:
+        return register(username, password, signup_role())
+    except AccountError:
+        ticket.refund()
+        raise
+
+
 def register(username: str, password: str, role: Role = Role.AUTHOR) -> User:
     username = validate_username(username)
     if find_user(username) is not None:
@@ -50,6 +69,23 @@ def register(username: str, password: str, role: Role = Role.AUTHOR) -> User:
         db.session.rollback()
         raise AccountError("That username is already taken.") from None
     metrics.USER_REGISTRATIONS.inc()
+    return user
+
+
+def authenticate_limited(username: str, password: str) -> User | None:
+    """``authenticate`` for a login from the network. The attempt is counted
+    before the password is checked, against the (username, address) pair and
+    the address (429 ``RateLimited`` when either is spent), and given back
+    when the password is right: parallel guesses cannot slip past the limit,
+    and nobody elsewhere can lock the owner out."""
+    address = request.remote_addr or "?"
+    name = username.strip().lower()[:USERNAME_MAX]
+    ticket = take("failed logins",
+                  ("login", f"{name}|{address}", "LOGIN_RATE_LIMIT"),
+                  ("login-address", address, "LOGIN_ADDRESS_RATE_LIMIT"))
+    user = authenticate(username, password)
+    if user is not None:
+        ticket.refund()
     return user
 
 
@@ -70,6 +106,20 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def change_password(user_id: int, password: str) -> User:
+    """Set a new password. The credentials version goes up with it, which
+    signs out every session and revokes every API token issued before."""
+    release_db_connection()  # the hash may queue for a hashing thread
+    new_hash = passwords.hash_password(password)
+    db.session.execute(update(User).where(User.id == user_id)
+                       .values(password_hash=new_hash, credentials_version=User.credentials_version + 1))
+    db.session.commit()
+    from . import identity
+
+    identity.changed(user_id)
+    return db.session.get(User, user_id)
+
+
 def _upgrade_password_hash(user: User, password: str) -> User:
     """Replace an older hash (Werkzeug scrypt, or older argon2 parameters) now
     that the password is known to be right; returns the user as now stored."""
@@ -83,7 +133,6 @@ def _upgrade_password_hash(user: User, password: str) -> User:
     from . import identity
 
     identity.changed(user.id)
-    # Read back, so a token issued next carries the stored hash's fingerprint.
     stored = db.session.get(User, user.id)
     release_db_connection()
     return stored or user

@@ -14,6 +14,12 @@ class RegisterForm(FlaskForm):
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", message="Passwords do not match.")])
 
 
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=256)])
+    confirm = PasswordField("Repeat new password", validators=[DataRequired(), EqualTo("password", message="Passwords do not match.")])
+
+
 class LoginForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=USERNAME_MAX)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])

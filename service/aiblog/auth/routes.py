@@ -1,38 +1,32 @@
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from flask_limiter.util import get_remote_address
 
-from ..extensions import limiter, login_manager
+from ..extensions import login_manager
 from ..models import User
 from . import bp, identity
-from .accounts import AccountError, authenticate, register
-from .forms import LoginForm, RegisterForm
+from .accounts import AccountError, authenticate_limited, change_password, register_limited
+from .forms import ChangePasswordForm, LoginForm, RegisterForm
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit() or len(user_id) > 18:
+def load_user(session_id: str) -> User | None:
+    """The user of a session ("<id>:<credentials version>", see ``User.get_id``),
+    or None once the password changed after the session began."""
+    user_id, _, version = session_id.partition(":")
+    if not user_id.isdigit() or len(user_id) > 18 or len(version) > 18:
         return None
-    return identity.load(int(user_id))
+    user = identity.load(int(user_id))
+    # A session from before versions existed holds the bare id: valid until
+    # the first password change.
+    if user is None or (version or "1") != str(user.credentials_version):
+        return None
+    return user
 
 
 login_manager.login_view = "auth.login"
 login_manager.login_message_category = "info"
-
-
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def _username_key() -> str:
-    return "login-user:" + (request.form.get("username") or "").strip().lower()[:64]
-
-
-def _failed(response) -> bool:
-    # Only failed attempts count: a successful login redirects.
-    return response.status_code != 302
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -42,11 +36,11 @@ def register_view():
     form = RegisterForm()
     if form.validate_on_submit():
         try:
-            user = register(form.username.data, form.password.data)
+            user = register_limited(form.username.data, form.password.data)
         except AccountError as exc:
             form.username.errors.append(str(exc))
         else:
-            login_user(user)
+            _start_session(user)
             flash(f"Welcome, {user.username}! Your account is ready.", "success")
             return redirect(url_for("posts.index"))
     status = 400 if request.method == "POST" else 200
@@ -54,17 +48,15 @@ def register_view():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, key_func=_username_key, methods=["POST"], deduct_when=_failed)
-@limiter.limit(_login_limit, key_func=get_remote_address, methods=["POST"], deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("posts.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(form.username.data, form.password.data)
+        user = authenticate_limited(form.username.data, form.password.data)
         if user is not None:
             identity.changed(user.id)  # a fresh login reads the row again everywhere
-            login_user(user)
+            _start_session(user)
             flash("You are logged in.", "success")
             return redirect(_safe_next(request.args.get("next")))
         # One message for unknown user and wrong password: no account probing.
@@ -72,6 +64,30 @@ def login():
         return render_template("auth/login.html", form=form), 401
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password_view():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        # The current password is checked like a login (and limited like one):
+        # a borrowed session alone cannot take the account over.
+        if authenticate_limited(current_user.username, form.current.data) is None:
+            form.current.errors.append("That is not your current password.")
+        else:
+            _start_session(change_password(current_user.id, form.password.data))
+            flash("Your password is changed. Every other session and API token is signed out.", "success")
+            return redirect(url_for("posts.index"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/password.html", form=form), status
+
+
+def _start_session(user: User) -> None:
+    """Log ``user`` in on a new session: nothing a visitor's session held
+    before (a planted session, its CSRF token) carries over."""
+    session.clear()
+    login_user(user)
 
 
 @bp.route("/logout", methods=["POST"])

@@ -2,14 +2,13 @@
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from ..extensions import db, limiter
+from ..extensions import db
 from ..services import services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.route("/healthz")
-@limiter.exempt
 def healthz():
     # Liveness: the process answers. No dependencies, or a database outage
     # would make Kubernetes restart healthy pods.
@@ -17,7 +16,6 @@ def healthz():
 
 
 @bp.route("/readyz")
-@limiter.exempt
 def readyz():
     checks = {"database": _check_database(), "redis": _check_redis()}
     ready = all(check["ok"] for check in checks.values())
