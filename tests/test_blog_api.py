@@ -11,7 +11,7 @@ import pytest
 from aiblog.models import Role
 from tests.support.blog import bearer, create_user, token_for
 
-REQUIRED_ITEM_FIELDS = {"id", "title", "body", "html", "author", "created_at"}
+REQUIRED_ITEM_FIELDS = {"id", "title", "excerpt", "author", "created_at"}
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
 
 
@@ -44,7 +44,7 @@ def test_list_is_paginated_newest_first_with_the_documented_shape(client, users)
     document = client.get("/api/v1/openapi.json").get_json()
     page_schema = schema_validator(document, "PostPage")
     empty = client.get("/api/v1/posts").get_json()
-    assert empty == {"items": [], "page": 1, "per_page": 10, "pages": 1, "total": 0}
+    assert empty == {"items": [], "page": 1, "per_page": 10, "pages": 1, "total": 0, "next_cursor": None}
     created = [client.post("/api/v1/posts", json={"title": f"Post {i}", "body": f"Body **{i}**"},
                            headers=users["alice"]).get_json() for i in range(23)]
 
@@ -53,10 +53,14 @@ def test_list_is_paginated_newest_first_with_the_documented_shape(client, users)
     page_schema.validate(first)
     assert [item["title"] for item in first["items"]] == [f"Post {i}" for i in range(22, 12, -1)]
     item = first["items"][0]
-    assert REQUIRED_ITEM_FIELDS <= set(item)
-    assert item == created[-1]
-    assert item["author"] == "alice" and item["html"] == "<p>Body <strong>22</strong></p>\n"
+    assert REQUIRED_ITEM_FIELDS <= set(item) and not {"body", "html"} & set(item)  # a list carries excerpts
+    assert item == {**{k: v for k, v in created[-1].items() if k not in ("body", "html")}, "excerpt": "Body 22"}
+    assert item["author"] == "alice"
     assert datetime.fromisoformat(item["created_at"]).tzinfo is not None
+    full = client.get("/api/v1/posts?include=body,html").get_json()["items"][0]
+    assert full == {**created[-1], "excerpt": "Body 22"}
+    assert full["html"] == "<p>Body <strong>22</strong></p>\n"
+    assert set(client.get("/api/v1/posts?include=html").get_json()["items"][0]) >= {"html", "excerpt"}
 
     third = client.get("/api/v1/posts?page=3").get_json()
     assert [i["title"] for i in third["items"]] == ["Post 2", "Post 1", "Post 0"]

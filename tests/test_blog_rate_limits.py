@@ -194,8 +194,8 @@ def enqueue(client, token: str, title: str):
 def test_the_queue_is_capped_per_user_and_in_all_with_retry_after(sqlite_url, redis_url, sim):
     from aiblog.ai import jobs
 
-    app = make_app(sqlite_url, redis_url, LLM_API="sim", LLM_BASE_URL=sim.url, AI_QUEUE_MAX_PER_USER="2",
-                   AI_QUEUE_MAX="3", AI_RATE_LIMIT="1000 per minute")
+    app = make_app(sqlite_url, redis_url, LLM_API="sim", LLM_BASE_URL=sim.url, AI_QUEUE_MAX_PER_USER=2,
+                   AI_QUEUE_MAX=3, AI_RATE_LIMIT="1000 per minute")
     create_user(app, "ann")
     create_user(app, "ben")
     client = fresh(app)

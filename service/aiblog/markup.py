@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import nh3
 from flask import current_app, has_app_context
 from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from .config import SETTINGS
 
@@ -119,3 +120,15 @@ def sanitize(html: str) -> str:
         html, tags=_TAGS, attributes=_ATTRIBUTES, attribute_filter=_filter_attribute,
         url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow",
     )
+
+
+EXCERPT_LENGTH = 220
+
+
+def excerpt(html: str, length: int = EXCERPT_LENGTH) -> str:
+    """A post's opening as plain text, cut at a word: the lists' teaser (the
+    home page and the API's list items). Jinja's ``striptags|truncate`` rule."""
+    text = Markup(html).striptags()
+    if len(text) <= length + 5:
+        return text
+    return text[:length - 3].rsplit(" ", 1)[0] + "..."

@@ -113,6 +113,12 @@ class Post(db.Model):
         Index("ix_posts_author_id_created_at", "author_id", "created_at"),
     )
 
+    @property
+    def excerpt(self) -> str:
+        from .markup import excerpt
+
+        return excerpt(self.html)
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,
@@ -125,6 +131,14 @@ class Post(db.Model):
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+
+    def to_summary(self, include: frozenset[str] = frozenset()) -> dict:
+        """A list item: the excerpt instead of the body and HTML, unless
+        ``include`` names them (``body``, ``html``)."""
+        full = self.to_dict()
+        summary = {key: value for key, value in full.items() if key not in ("body", "html") or key in include}
+        summary["excerpt"] = self.excerpt
+        return summary
 
 
 def _iso(value: datetime) -> str:

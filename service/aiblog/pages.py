@@ -56,18 +56,22 @@ def mark_writer(response: Response) -> Response:
 
 
 def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_context) -> Response | str:
+    if not _personalized():
+        body = cached(scope, name + ":page", lambda: _render(build(), layout_context).encode())
+        return Response(body, mimetype="text/html")
+    raw = cached(scope, name + ":frag", lambda: build().dumps())
+    return _render(Fragment.loads(raw), layout_context)
+
+
+def cached(scope: str, name: str, make: Callable[[], bytes]) -> bytes:
+    """What ``make`` builds, from the page cache: built once per miss however
+    many requests miss together, kept until a write to ``scope`` (or the TTL)."""
     cache = services().pages
     fresh = FRESH_COOKIE in request.cookies
-    if not _personalized():
-        _, body = cache.get(scope, name + ":page", fresh=fresh)
-        if body is None:
-            body = _fill_once(cache, scope, name + ":page", fresh,
-                              lambda: _render(build(), layout_context).encode())
-        return Response(body, mimetype="text/html")
-    _, raw = cache.get(scope, name + ":frag", fresh=fresh)
-    if raw is None:
-        raw = _fill_once(cache, scope, name + ":frag", fresh, lambda: build().dumps())
-    return _render(Fragment.loads(raw), layout_context)
+    _, value = cache.get(scope, name, fresh=fresh)
+    if value is None:
+        value = _fill_once(cache, scope, name, fresh, make)
+    return value
 
 
 class _Fill:

@@ -1,22 +1,61 @@
+import json
 import math
 
-from flask import current_app, g, jsonify, url_for
+from flask import Response, current_app, g, jsonify, request, url_for
 
-from ..posts.store import PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, update_post
+from ..page_cache import LISTS
+from ..pages import cached
+from ..posts.store import (
+    BadCursor, PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, update_post,
+)
+from ..rate_limits import take
 from . import bp
 from .common import created, fail, json_body, page_arg, token_required
 
 POST_FIELDS = {"title", "body"}
+INCLUDABLE = ("body", "html")  # left out of list items unless asked for
+CURSOR_MAX = 200
 
 
 @bp.route("/posts", methods=["GET"])
 def list_posts():
-    page = page_arg()
+    """One page of posts, newest first: by page number, or after a cursor
+    (keyset pagination, equally cheap at any depth). Anonymous and cheap to
+    ask for, so: limited per address, and the answer and the total are kept
+    in the page cache until the next write."""
+    take("post list requests from your address", ("api-list", request.remote_addr or "?", "API_LIST_RATE_LIMIT"))
     per_page = page_arg("per_page", current_app.config["POSTS_PER_PAGE"], maximum=100)
+    cursor = request.args.get("cursor")
+    if cursor is not None and "page" in request.args:
+        fail(400, "give 'page' or 'cursor', not both")
+    if cursor is not None and not 0 < len(cursor) <= CURSOR_MAX:
+        fail(400, "'cursor' is not one this API gave out; use next_cursor from a list answer")
+    page = None if cursor is not None else page_arg()
+    include = _include()
+    name = f"api:posts:{per_page}:{','.join(sorted(include))}:{page or ''}:{cursor or ''}"
+    body = cached(LISTS, name, lambda: json.dumps(_list(page, per_page, cursor, include)).encode())
+    return Response(body, mimetype="application/json")
+
+
+def _list(page: int | None, per_page: int, cursor: str | None, include: frozenset[str]) -> dict:
     total = count_posts()
-    posts = newest_posts(page, per_page)
-    return jsonify(items=[p.to_dict() for p in posts.items], page=page, per_page=per_page,
-                   pages=max(1, math.ceil(total / per_page)), total=total)
+    pages = max(1, math.ceil(total / per_page))
+    if page is not None and page > pages:  # past the end: no query
+        return {"items": [], "page": page, "per_page": per_page, "pages": pages, "total": total, "next_cursor": None}
+    try:
+        posts = newest_posts(page or 1, per_page, cursor=cursor)
+    except BadCursor as exc:
+        fail(400, str(exc))
+    return {"items": [p.to_summary(include) for p in posts.items], "page": page, "per_page": per_page,
+            "pages": pages, "total": total, "next_cursor": posts.next_cursor}
+
+
+def _include() -> frozenset[str]:
+    raw = request.args.get("include", "")
+    asked = raw.split(",") if raw else []
+    if len(asked) > len(INCLUDABLE) or not set(asked) <= set(INCLUDABLE):
+        fail(400, f"'include' takes {' and/or '.join(INCLUDABLE)}, comma-separated; got {raw[:80]!r}")
+    return frozenset(asked)
 
 
 @bp.route("/posts/<int:post_id>", methods=["GET"])

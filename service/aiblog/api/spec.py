@@ -15,12 +15,18 @@ ERRORS = {
     "401": _error("Missing, invalid or expired token."),
     "403": _error("Authenticated but not allowed."),
     "404": _error("No such object."),
-    "429": _error("Rate limit or LLM capacity exceeded; see `Retry-After`."),
+    "429": _error("Rate limit, LLM capacity or background queue cap exceeded; see `Retry-After`."),
 }
 BEARER = [{"bearerAuth": []}]
 POST_ID = {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX}}
 PAGE = {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}}
 PER_PAGE = {"name": "per_page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+CURSOR = {"name": "cursor", "in": "query", "required": False,
+          "description": "`next_cursor` of the previous page (instead of `page`): as cheap at any depth.",
+          "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+INCLUDE = {"name": "include", "in": "query", "required": False,
+           "description": "Comma-separated: `body`, `html`. List items carry only the excerpt otherwise.",
+           "schema": {"type": "string", "pattern": r"^((body|html)(,(body|html))?)?$"}}
 
 
 def _json(schema_ref: str, description: str) -> dict:
@@ -59,8 +65,9 @@ def document() -> dict:
             }},
             "/posts": {
                 "get": {
-                    "summary": "Posts, newest first", "parameters": [PAGE, PER_PAGE],
-                    "responses": {"200": _json("PostPage", "One page of posts"), **_pick("400")},
+                    "summary": "Posts, newest first (by page number, or after a cursor)",
+                    "parameters": [PAGE, PER_PAGE, CURSOR, INCLUDE],
+                    "responses": {"200": _json("PostPage", "One page of posts"), **_pick("400", "429")},
                 },
                 "post": {
                     "summary": "Create a post", "security": BEARER,
@@ -97,7 +104,7 @@ def document() -> dict:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Generation"}},
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "202": _json("JobAccepted", "background: the job was queued"),
-                    **_pick("400", "401", "413", "429"),
+                    **_pick("400", "401", "403", "413", "429"),
                     "502": _error("The LLM answered badly or cut the stream."),
                     "503": _error("The LLM is unavailable (circuit open or unreachable)."),
                     "504": _error("The LLM did not answer in time."),
@@ -126,10 +133,23 @@ def document() -> dict:
                     "ai_generated": {"type": "boolean"},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"}}},
-                "PostPage": {"type": "object", "required": ["items", "page", "pages", "total"], "properties": {
-                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
-                    "page": {"type": "integer"}, "per_page": {"type": "integer"},
-                    "pages": {"type": "integer"}, "total": {"type": "integer"}}},
+                "PostSummary": {"type": "object", "required": ["id", "title", "excerpt", "author", "created_at"],
+                                "properties": {
+                    "id": {"type": "integer"}, "title": {"type": "string"}, "excerpt": {"type": "string"},
+                    "body": {"type": "string", "description": "with include=body"},
+                    "html": {"type": "string", "description": "with include=html"},
+                    "author": {"type": "string"}, "author_id": {"type": "integer"},
+                    "ai_generated": {"type": "boolean"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"}}},
+                "PostPage": {"type": "object", "required": ["items", "page", "pages", "total", "next_cursor"],
+                             "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/PostSummary"}},
+                    "page": {"type": "integer", "nullable": True, "description": "null when asked by cursor"},
+                    "per_page": {"type": "integer"},
+                    "pages": {"type": "integer"}, "total": {"type": "integer"},
+                    "next_cursor": {"type": "string", "nullable": True,
+                                    "description": "pass as `cursor` for the next page; null on the last"}}},
                 "Generation": {"type": "object", "required": ["title", "content", "cached"], "properties": {
                     "title": {"type": "string"}, "content": {"type": "string"}, "html": {"type": "string"},
                     "cached": {"type": "boolean"}, "deduplicated": {"type": "boolean"},

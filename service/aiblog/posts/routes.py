@@ -8,7 +8,7 @@ from ..page_cache import LISTS, post_scope
 from ..pages import Fragment, serve_page
 from . import bp
 from .forms import DeleteForm, PostForm
-from .store import PostValidationError, create_post, delete_post, get_post, newest_posts, update_post
+from .store import PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, update_post
 
 
 def _page_number() -> int:
@@ -23,7 +23,10 @@ def index():
     page = _page_number()
 
     def build() -> Fragment:
-        posts = newest_posts(page, current_app.config["POSTS_PER_PAGE"])
+        per_page = current_app.config["POSTS_PER_PAGE"]
+        if page > 1 and (page - 1) * per_page >= count_posts():
+            abort(404)  # past the end, known from the cached total: no offset query
+        posts = newest_posts(page, per_page)
         if page > 1 and not posts.items:
             abort(404)
         html = render_template("posts/_list.html", posts=posts, heading="Latest posts", endpoint="posts.index", endpoint_args={})

@@ -2,16 +2,19 @@
 before it returns, so the writer's next page view is fresh."""
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from .. import metrics
 from ..extensions import db
 from ..markup import MarkupRejected, render_markdown
 from ..models import BODY_MAX, Post, User, clean_title
 from ..page_cache import LISTS, post_scope
-from ..pages import invalidate
+from ..pages import cached, invalidate
 
 
 class PostValidationError(ValueError):
@@ -72,6 +75,10 @@ def delete_post(post: Post) -> None:
     invalidate(LISTS, post_scope(post_id))
 
 
+class BadCursor(ValueError):
+    pass
+
+
 @dataclass
 class PageOfPosts:
     items: list[Post]
@@ -83,9 +90,29 @@ class PageOfPosts:
     def has_prev(self) -> bool:
         return self.page > 1
 
+    @property
+    def next_cursor(self) -> str | None:
+        """Where the next page starts: the last post's place in the order."""
+        if not self.has_next:
+            return None
+        last = self.items[-1]
+        return base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode().rstrip("=")
 
-def newest_posts(page: int, per_page: int, author_id: int | None = None) -> PageOfPosts:
-    """One page of posts, newest first, with their authors in the same query.
+
+def _after(cursor: str) -> tuple[datetime, int]:
+    """The (created_at, id) a cursor names; ``BadCursor`` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, _, post_id = text.partition("|")
+        return datetime.fromisoformat(created_at), int(post_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor("'cursor' is not one this API gave out; use next_cursor from a list answer") from None
+
+
+def newest_posts(page: int, per_page: int, author_id: int | None = None, cursor: str | None = None) -> PageOfPosts:
+    """One page of posts, newest first, with their authors in the same query:
+    page number ``page``, or (keyset pagination, as cheap at any depth) the
+    posts after ``cursor``, a ``next_cursor`` of an earlier page.
 
     Fetches one row more than the page holds to learn whether a next page
     exists without counting the whole table.
@@ -93,12 +120,18 @@ def newest_posts(page: int, per_page: int, author_id: int | None = None) -> Page
     query = select(Post).order_by(Post.created_at.desc(), Post.id.desc())
     if author_id is not None:
         query = query.where(Post.author_id == author_id)
-    rows = list(db.session.scalars(query.offset((page - 1) * per_page).limit(per_page + 1)))
+    if cursor is not None:
+        query = query.where(tuple_(Post.created_at, Post.id) < tuple_(*_after(cursor)))
+    else:
+        query = query.offset((page - 1) * per_page)
+    rows = list(db.session.scalars(query.limit(per_page + 1)))
     return PageOfPosts(rows[:per_page], page, per_page, len(rows) > per_page)
 
 
 def count_posts() -> int:
-    return db.session.scalar(select(func.count()).select_from(Post)) or 0
+    """How many posts there are, counted once per write (kept in the page cache)."""
+    return int(cached(LISTS, "count:posts",
+                      lambda: str(db.session.scalar(select(func.count()).select_from(Post)) or 0).encode()))
 
 
 def get_post(post_id: int) -> Post | None:
