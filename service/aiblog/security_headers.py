@@ -2,8 +2,9 @@
 
 The Content-Security-Policy allows only the site's own scripts, styles and
 fonts: the templates have no inline script, style or event handler (the
-delete confirmation lives in static/blog.js). Images may also come over
-HTTPS, since posts may show external images (see the sanitiser in markup.py).
+delete confirmation lives in static/blog.js). Images come from the site
+itself (or data: URLs): the sanitiser drops external image sources, which
+would let a post track its readers (markup.py).
 
 Pages rendered for a logged-in user (their name, CSRF tokens, edit buttons)
 are ``private, no-store``: no shared proxy or browser history keeps them.
@@ -11,13 +12,13 @@ Anonymous pages keep whatever caching they have.
 """
 from __future__ import annotations
 
-from flask import Flask, Response, g, session
+from flask import Flask, Response, g, request, session
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
-    "img-src 'self' data: https:",
+    "img-src 'self' data:",
     "object-src 'none'",
     "base-uri 'self'",
     "form-action 'self'",
@@ -29,6 +30,7 @@ PERSONALISED_CACHE_CONTROL = "private, no-store"
 
 def init_app(app: Flask) -> None:
     production = app.config["BLOG_ENV"] == "production"
+    cookie_name = app.config["SESSION_COOKIE_NAME"]
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
@@ -39,14 +41,19 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if production:
             headers.setdefault("Strict-Transport-Security", HSTS)
-        if _personalised():
+        if _personalised(cookie_name):
             headers["Cache-Control"] = PERSONALISED_CACHE_CONTROL
         return response
 
 
-def _personalised() -> bool:
-    """A user is logged in (session) or authenticated this request (an API token)."""
+def _personalised(cookie_name: str) -> bool:
+    """A user is logged in (session) or authenticated this request (an API token).
+
+    The session is only opened when the request sent a session cookie: an
+    anonymous page view neither pays for it nor gets ``Vary: Cookie``."""
     user = g.get("_login_user")
-    if user is not None and user.is_authenticated:
+    if user is not None:
+        return user.is_authenticated
+    if g.get("api_user") is not None or g.get("api_caller") is not None:
         return True
-    return "_user_id" in session
+    return cookie_name in request.cookies and "_user_id" in session

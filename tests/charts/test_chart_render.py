@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, KUBERNETES_VERSION, MONITORING_CHART, Render,
+from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, KUBERNETES_VERSION, MONITORING_CHART, Render, render,
                                   render_error)
 
 pytestmark = pytest.mark.charts
@@ -155,3 +155,20 @@ def test_the_values_schema_covers_every_value_and_is_closed(chart):
     assert problems == []
     stray = {**values, "misspelt": 1}  # the check itself sees a key the schema lacks
     assert _open_or_missing(stray, schema, {}) == ["/misspelt: not in values.schema.json"]
+
+
+@pytest.mark.parametrize("value_set, hops", [("defaults", "0"), ("everything-enabled", "1")])
+def test_the_blog_trusts_one_proxy_hop_exactly_when_an_ingress_fronts_it(value_set, hops):
+    from aiblog.config import SETTINGS
+
+    data = rendered_configmap(render(BLOG_CHART, BLOG_VALUE_SETS[value_set]))
+    assert data["TRUSTED_PROXY_HOPS"] == hops
+    assert set(data) <= {s.env for s in SETTINGS}, "every key is a setting of the table"
+    overridden = rendered_configmap(render(BLOG_CHART, {**BLOG_VALUE_SETS[value_set],
+                                                        "web": {"settings": {"TRUSTED_PROXY_HOPS": "2"}}}))
+    assert overridden["TRUSTED_PROXY_HOPS"] == "2"
+
+
+def rendered_configmap(chart: Render) -> dict:
+    (configmap,) = [o for o in chart.of_kind("ConfigMap") if "DATABASE_URL" in (o.get("data") or {})]
+    return configmap["data"]
