@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from . import blog_api
+from . import blog_api, limits
 
 
 class SetupError(RuntimeError):
@@ -20,6 +20,14 @@ class SetupError(RuntimeError):
     def __init__(self, message: str, kind: str = "setup"):
         super().__init__(message)
         self.kind = kind
+
+
+class RefusedByLimits(SetupError):
+    """The blog's rate limits refused a sign-up or a login (429): the run stops with this one line,
+    since every later sign-up or login would be refused as well."""
+
+    def __init__(self, action: str, retry_after: str | None):
+        super().__init__(limits.refusal(action, retry_after), "status:429")
 
 
 @dataclass
@@ -51,6 +59,8 @@ async def register(target: str, username: str, password: str) -> None:
             raise SetupError(f"{blog_api.REGISTER} has no csrf_token field; is {target} an aiblog?")
         form = {"username": username, "password": password, "confirm": password, "csrf_token": token}
         async with session.post(target + blog_api.REGISTER, data=form, allow_redirects=False) as response:
+            if response.status == 429:
+                raise RefusedByLimits(limits.SIGN_UP, response.headers.get("Retry-After"))
             if response.status not in (302, 303):
                 body = (await response.text())[:300]
                 raise SetupError(f"registering {username!r} answered {response.status}: {body}",
@@ -61,6 +71,8 @@ async def api_token(target: str, username: str, password: str) -> str:
     async with client_session() as session:
         basic = base64.b64encode(f"{username}:{password}".encode()).decode()
         async with session.post(target + blog_api.API_TOKENS, headers={"Authorization": f"Basic {basic}"}) as response:
+            if response.status == 429:
+                raise RefusedByLimits(limits.LOGIN, response.headers.get("Retry-After"))
             if response.status != 200:
                 raise SetupError(f"POST {blog_api.API_TOKENS} for {username!r} answered {response.status}; "
                                  "check --user/--password (or BLOG_PERF_USER/BLOG_PERF_PASSWORD)",

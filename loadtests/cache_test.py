@@ -168,6 +168,8 @@ def run(target: str, titles: int = 5, repeats: int = 5, timeout: float = 60.0, c
     try:
         try:
             credentials = asyncio.run(blog_client.credentials(tester.target, username, password))
+        except blog_client.RefusedByLimits:
+            raise  # every other sign-up or login would be refused too: blog-perf stops with the one line
         except (blog_client.SetupError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError) as exc:
             # No token: every planned call is a failure of this kind, so the report shows a rate, not a blank.
             kind = exc.kind if isinstance(exc, blog_client.SetupError) else stats.error_kind(exc)

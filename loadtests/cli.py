@@ -8,6 +8,7 @@
     blog-perf concurrency --target URL --levels 1,5,10,20,50,100,200,500
     blog-perf report DIR
     blog-perf compare OLD.json NEW.json --tolerance 10
+    blog-perf accounts --target URL --count 50 --out accounts.txt   # for --accounts FILE
 
 Exit codes: 0 ok, 1 a threshold (or compare: a regression) missed,
 2 bad usage, 3 the run could not be done, 130 interrupted (results still written).
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import blog_api, cache_test, compare, concurrency, locust_run, log_summary, report, results, thresholds
+from . import blog_api, blog_client, cache_test, compare, concurrency, locust_run, log_summary, report, results, thresholds
 from .accounts import read_accounts
 from .progress import Progress
 
@@ -197,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_locust(p, 45.0)
     _add_cache(p)
     _add_concurrency(p, 3.0)
+    p = sub.add_parser("accounts", help="sign up accounts and keep them in a file, for --accounts FILE")
+    p.add_argument("--target", required=True, type=_target, help="base URL of the blog, e.g. http://127.0.0.1:8000")
+    p.add_argument("--count", required=True, type=_positive(int), help="accounts to sign up")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="new file for them, one username:password a line (readable by you only)")
     p = sub.add_parser("report", help="render DIR/report.html again from DIR/results.json")
     p.add_argument("dir")
     p = sub.add_parser("compare", help="differences between two results.json files")
@@ -223,6 +229,7 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
     document = results.new_document(kind, args.target, _parameters(args))
     runs = document["runs"]
     code = EXIT_OK
+    refused = None  # the line saying the blog's rate limits refused a sign-up or login
     try:
         if kind in ("cache", "all"):
             progress.line("== cache test ==")
@@ -247,6 +254,13 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
         document["interrupted"] = True
         code = EXIT_INTERRUPTED
         progress.line("interrupted: writing what was measured")
+    except blog_client.RefusedByLimits as exc:
+        # One line, and no further test: every sign-up or login after this one would be refused too.
+        refused = str(exc)
+        running = next(reversed(runs))
+        runs[running]["error"] = refused
+        runs[running].setdefault("notes", []).append(refused)
+        code = EXIT_FAILED
     finally:
         document["finished_at"] = results.now_iso()
         document["thresholds"] = thresholds.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
@@ -258,6 +272,8 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
             for line in log_summary.lines(document, html.read_bytes()):
                 print(line, flush=True)
     missed = thresholds.failed(document["thresholds"])
+    if refused:
+        print(f"blog-perf {kind}: {refused}", file=sys.stderr)
     if code == EXIT_OK and (runs.get("locust") or {}).get("error"):
         print(f"blog-perf locust: {runs['locust']['error']}", file=sys.stderr)
         code = EXIT_FAILED
@@ -267,6 +283,26 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
     if code == EXIT_OK and missed:
         code = EXIT_THRESHOLD
     return code
+
+
+def make_accounts(args: argparse.Namespace) -> int:
+    """blog-perf accounts: sign up ``--count`` accounts (a few at a time) and write them to ``--out``."""
+    if Path(args.out).exists():
+        print(f"blog-perf accounts: {args.out} exists; give a new file (it would lose the accounts it holds)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path = locust_run.create_accounts(args.target, args.count, args.out)
+    except blog_client.SetupError as exc:  # the blog's rate limits refusing a sign-up among them
+        print(f"blog-perf accounts: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # an unreachable target: say what happened, not a traceback wall
+        print(f"blog-perf accounts: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.count} accounts in {path}: blog-perf locust --accounts {path} (or BLOG_PERF_ACCOUNTS={path})")
+    return EXIT_OK
 
 
 def _raise_interrupt(signum, frame):
@@ -292,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         print(f"\nreport: {html}")
         return EXIT_THRESHOLD if any(r["status"] == "regression" for r in rows) else EXIT_OK
+    if args.command == "accounts":
+        return make_accounts(args)
     if args.command in ("locust", "all") and args.wait_max < args.wait_min:
         print("blog-perf: --wait-max must not be smaller than --wait-min", file=sys.stderr)
         return EXIT_USAGE

@@ -174,6 +174,8 @@ class ConcurrencyTester:
         if "ai" in endpoints:
             try:
                 credentials = await blog_client.credentials(self.target, username, password)
+            except blog_client.RefusedByLimits:
+                raise  # every other sign-up or login would be refused too: blog-perf stops with the one line
             except (blog_client.SetupError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError) as exc:
                 notes.append(f"no API token ({exc or type(exc).__name__}): AI requests go without one")
         return self.specs(endpoints, credentials, ids, title), notes

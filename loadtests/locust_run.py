@@ -220,6 +220,8 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
             summary_path = work / "summary.json"
             record["summary"] = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
             record["log_tail"] = log_path.read_text(errors="replace")[-4000:]
+            if (record["summary"] or {}).get("refused"):
+                record["error"] = record["summary"]["refused"]  # the blog's rate limits stopped the run
             if record["summary"] is None:
                 record["error"] = "Locust ended without writing its summary; see log_tail"
                 if master is not None and WORKERS_GAVE_UP in record["log_tail"]:

@@ -21,6 +21,12 @@ real visitors would. The login task (weight 1) logs out and in again. An
 account's API token is fetched once per process and kept, as an API client
 does, rather than hashing the password again for every user.
 
+When the blog's rate limits refuse a sign-up or a login (429: REGISTER_RATE_LIMIT,
+LOGIN_RATE_LIMIT / LOGIN_ADDRESS_RATE_LIMIT), every later one would be refused
+too: the run stops at once with one error line naming the limit, its
+Retry-After and what to do (the master says it for all its workers), exits
+non-zero, and the summary keeps the line as ``refused``.
+
 With BLOG_PERF_LOCUST_OUT=DIR (set by ``blog-perf locust``) the master also
 writes DIR/history.jsonl (RPS and interval p50/p95 every few seconds) and
 DIR/summary.json (every entry with its response-time histogram) at the end.
@@ -44,7 +50,7 @@ from locust import FastHttpUser, between, events
 from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
-from loadtests import blog_api  # noqa: E402
+from loadtests import blog_api, limits  # noqa: E402
 from loadtests.accounts import Account, read_accounts  # noqa: E402
 from loadtests.stats import histogram_percentile  # noqa: E402
 
@@ -172,6 +178,43 @@ def _share_accounts(environment, **_kwargs) -> None:
         ACCOUNTS_ARRIVED.set()
 
 
+# -- the blog's rate limits refusing sign-ups or logins ------------------------
+REFUSED_MESSAGE = "blog-perf-refused-by-limits"
+# Set in a process once a sign-up or login was refused: its users ask no more.
+REFUSED = gevent.event.Event()
+REFUSAL: dict[str, str] = {}  # the one line, kept by the master or the local runner
+
+
+def stop_run(environment, line: str) -> None:
+    """On the master or the local runner: say it once and end the run with a non-zero exit code."""
+    REFUSED.set()
+    if "line" in REFUSAL:
+        return
+    REFUSAL["line"] = line
+    logging.getLogger("blog-perf").error(line)
+    environment.process_exit_code = 1
+    gevent.spawn(environment.runner.quit)  # its own greenlet: quitting kills the users' greenlets
+
+
+def refused_by_limits(environment, action: str, retry_after: str | None) -> None:
+    """A user met a 429 at sign-up or login: stop the run (a worker asks its master to stop them all)."""
+    if REFUSED.is_set():
+        return
+    REFUSED.set()
+    line = limits.refusal(action, retry_after)
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.send_message(REFUSED_MESSAGE, line)
+    else:
+        stop_run(environment, line)
+
+
+@events.init.add_listener
+def _hear_refusals(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(REFUSED_MESSAGE,
+                                            lambda environment, msg, **_kw: stop_run(environment, msg.data))
+
+
 class ApiTokens:
     """One API token per account and process: the first user that needs it
     asks the blog (a password check), the others reuse it."""
@@ -220,7 +263,7 @@ class BlogUser(FastHttpUser):
     # -- writers --------------------------------------------------------------
     def login(self) -> None:
         """Log out (when logged in) and log in again, as a returning writer does."""
-        if not self._ensure_account():
+        if not self._ensure_account() or REFUSED.is_set():
             return
         if self.logged_in:
             token = self._form_token(blog_api.HOME, "/")  # the logout button is on every page
@@ -231,7 +274,8 @@ class BlogUser(FastHttpUser):
         token = self._form_token(blog_api.LOGIN, "/login")
         if token is not None:
             self.logged_in = self._post_form(blog_api.LOGIN, {
-                "username": self.account.username, "password": self.account.password, "csrf_token": token}, "/login")
+                "username": self.account.username, "password": self.account.password, "csrf_token": token}, "/login",
+                limited=limits.LOGIN)
 
     def write(self) -> None:
         if not self._ensure_logged_in():
@@ -289,11 +333,13 @@ class BlogUser(FastHttpUser):
         return self.account is not None
 
     def _register(self) -> None:
+        if REFUSED.is_set():
+            return  # the blog refuses sign-ups from here: the run is stopping
         account = Account(f"lt-{RUN}-{os.getpid()}-{next(_user_numbers)}", PASSWORD)
         token = self._form_token(blog_api.REGISTER, "/register")
         if token is not None and self._post_form(blog_api.REGISTER, {
                 "username": account.username, "password": account.password, "confirm": account.password,
-                "csrf_token": token}, "/register"):
+                "csrf_token": token}, "/register", limited=limits.SIGN_UP):
             self.account = account
             self.logged_in = True  # registering logs the new user in
 
@@ -309,7 +355,7 @@ class BlogUser(FastHttpUser):
             return None
         username = self.account.username
         with API_TOKENS.lock(username):  # one request per account; the others wait for its answer
-            if username not in API_TOKENS.tokens:
+            if username not in API_TOKENS.tokens and not REFUSED.is_set():
                 basic = base64.b64encode(f"{username}:{self.account.password}".encode()).decode()
                 with self.client.post(blog_api.API_TOKENS, name=blog_api.API_TOKENS, catch_response=True,
                                       headers={"Authorization": f"Basic {basic}"}) as response:
@@ -320,6 +366,8 @@ class BlogUser(FastHttpUser):
                     if isinstance(token, str) and token:
                         API_TOKENS.tokens[username] = token
                         response.success()
+                    elif response.status_code == 429:
+                        self._refused(response, limits.LOGIN)
                     else:
                         response.failure(f"no token: status {response.status_code}")
             return API_TOKENS.tokens.get(username)
@@ -331,14 +379,22 @@ class BlogUser(FastHttpUser):
                 response.failure(f"no csrf_token in the form (status {response.status_code})")
             return token
 
-    def _post_form(self, path: str, form: dict, name: str) -> bool:
-        """POST a form; success is the redirect the blog answers a valid form with."""
+    def _post_form(self, path: str, form: dict, name: str, limited: str | None = None) -> bool:
+        """POST a form; success is the redirect the blog answers a valid form with. ``limited``:
+        the action (limits.SIGN_UP, limits.LOGIN) whose 429 means the blog's limits refuse the run."""
         with self.client.post(path, data=form, name=name, allow_redirects=False, catch_response=True) as response:
             if response.status_code in (302, 303):
                 response.success()
                 return True
-            response.failure(f"form rejected: status {response.status_code}")
+            if response.status_code == 429 and limited:
+                self._refused(response, limited)
+            else:
+                response.failure(f"form rejected: status {response.status_code}")
             return False
+
+    def _refused(self, response, action: str) -> None:
+        response.failure(f"429: refused by {' / '.join(limits.LIMITS_OF[action])}")
+        refused_by_limits(self.environment, action, response.headers.get("Retry-After"))
 
 
 # The task mix: the seed's weights unless BLOG_PERF_TASK_WEIGHTS (``--weights``) changes them.
@@ -444,6 +500,7 @@ def write_summary(environment, out: Path) -> None:
         "entries": [_entry(e) for e in sorted(entries, key=lambda e: (e.name, e.method))],
         "errors": [{"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
                    for e in stats.errors.values()],
+        "refused": REFUSAL.get("line"),  # the blog's rate limits stopped the run
     }
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")

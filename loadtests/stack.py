@@ -30,6 +30,8 @@ from urllib.parse import quote
 
 import httpx
 
+from .limits import LOAD_TEST_LIMITS
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PG_BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
@@ -485,6 +487,8 @@ class Stack:
             # Plain HTTP on loopback: a Secure session cookie would never come back.
             "SESSION_COOKIE_SECURE": "0",
             "LOG_LEVEL": "warning",
+            # A stack that exists to be load-tested: its users sign up and log in from one address.
+            **LOAD_TEST_LIMITS,
             **{k: str(v) for k, v in self.blog_settings.items()},
         }
 

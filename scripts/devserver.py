@@ -6,7 +6,10 @@ a real llama-server with Gemma 3 270M), migrates and seeds the database, then
 runs the RQ worker and gunicorn until Ctrl-C stops everything. The processes
 are loadtests.stack's launchers, the same ones ``make bench`` and the tests use.
 
-Every configuration variable set in the environment is honoured as is.
+Every configuration variable set in the environment is honoured as is. The
+rate limits a load test meets (loadtests.limits.LOAD_TEST_LIMITS) are raised
+unless the environment sets them: ``blog-perf all`` against ``make run`` signs
+its users up from one address.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import sys
 import time
 
 from aiblog.config import ConfigError, load
+from loadtests.limits import LOAD_TEST_LIMITS
 from loadtests.stack import (
     REPO, Gunicorn, LLMSimulator, Redis, RQWorker, Service, StackError, free_port, http_ok, port_open, run_aiblog,
 )
@@ -30,6 +34,16 @@ DEFAULT_OLLAMA = "http://127.0.0.1:11434"
 
 def say(message: str) -> None:
     print(f"\033[1;34m>>\033[0m {message}", flush=True)
+
+
+def development_limits(env: dict[str, str]) -> list[str]:
+    """Raise the limits a load test meets, except those the environment sets; the names raised.
+    A production blog keeps its own (BLOG_ENV=production: nothing raised)."""
+    if env.get("BLOG_ENV", "").strip().lower() == "production":
+        return []
+    raised = [name for name in LOAD_TEST_LIMITS if not env.get(name)]
+    env.update({name: LOAD_TEST_LIMITS[name] for name in raised})
+    return raised
 
 
 def start_redis(parts: list[Service], env: dict[str, str]) -> None:
@@ -104,6 +118,14 @@ def main() -> int:
 
     parts: list[Service] = []  # started so far; stopped in reverse
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    raised = development_limits(env)
+    if raised:
+        by_value: dict[str, list[str]] = {}
+        for name in raised:
+            by_value.setdefault(LOAD_TEST_LIMITS[name], []).append(name)
+        say("development limits, for load tests from this machine: "
+            + "; ".join(f"{', '.join(names)} = {value}" for value, names in by_value.items())
+            + " (set them in the environment to use others)")
     try:
         settings = load(env)
         start_redis(parts, env)
