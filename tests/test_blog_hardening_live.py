@@ -66,3 +66,37 @@ def test_sanitised_posts_over_http_keep_no_tracking_image_or_free_class(live):
     page = httpx.get(f"{server.url}/post/{post['id']}").text  # anonymous, from the page cache
     assert "tracker.example" not in page and "exploit-hook" not in page
     assert 'class="language-python"' in page
+
+
+def test_a_password_change_over_http_signs_out_the_other_browser_and_the_token(live):
+    server, http = live
+    from tests.conftest import csrf_token
+
+    here = httpx.Client(base_url=server.url, timeout=30)
+    there = httpx.Client(base_url=server.url, timeout=30)
+    for browser in (here, there):
+        form = csrf_token(browser.get("/login").text)
+        assert browser.post("/login", data={"username": "writer", "password": PASSWORD, "csrf_token": form}).status_code == 302
+    form = csrf_token(here.get("/account/password").text)
+    changed = here.post("/account/password", data={"current": PASSWORD, "password": "new passphrase 1",
+                                                    "confirm": "new passphrase 1", "csrf_token": form})
+    assert changed.status_code == 302
+    assert here.get("/create").status_code == 200
+    assert there.get("/create").status_code == 302  # back to the login page
+    assert http.post("/api/v1/posts", json={"title": "t", "body": "b"}).status_code == 401  # the old token
+    here.close()
+    there.close()
+
+
+def test_the_post_list_over_http_pages_by_cursor_and_leaves_html_out(live):
+    server, http = live
+    for number in range(7):
+        assert http.post("/api/v1/posts", json={"title": f"Listed {number}", "body": "word " * 50}).status_code == 201
+    anonymous = httpx.Client(base_url=server.url, timeout=30)
+    first = anonymous.get("/api/v1/posts?per_page=4").json()
+    assert "html" not in first["items"][0] and first["items"][0]["excerpt"].startswith("word word")
+    second = anonymous.get(f"/api/v1/posts?per_page=4&cursor={first['next_cursor']}").json()
+    assert [i["title"] for i in first["items"] + second["items"]] == [f"Listed {n}" for n in range(6, -1, -1)]
+    assert second["next_cursor"] is None
+    assert anonymous.get("/?page=99999").status_code == 404
+    anonymous.close()
