@@ -10,9 +10,11 @@ import json
 import pytest
 
 from loadtests import log_summary
+from loadtests.limits import LOAD_TEST_LIMITS
 from tests.operator.podman_kubelet import PodmanKubelet
 from tests.operator.support import apply, load_test, objects, wait_status
-from tests.support.container import aiblog_image, blog, migrated, stack  # noqa: F401 (fixtures: the image, the containerised blog)
+from tests.support.container import Blog, blog_env
+from tests.support.container import aiblog_image, migrated, stack  # noqa: F401 (fixtures: the image, the blog's stack)
 
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -29,6 +31,15 @@ def podman_kubelet(cluster, aiblog_image, operator_config):  # noqa: F811
     kubelet.stop_all()
 
 
+@pytest.fixture(scope="module")
+def load_tested_blog(aiblog_image, stack, migrated):  # noqa: F811
+    """The containerised blog with the limits of a stack that exists to be load-tested: the runners
+    reach it from one address."""
+    server = Blog(aiblog_image, blog_env(stack, **LOAD_TEST_LIMITS)).wait_healthy()
+    yield server
+    server.box.remove()
+
+
 def _summary_line(log: str) -> dict:
     """The master's own summary line, read straight from its container's output."""
     line = next(line for line in reversed(log.splitlines()) if line.startswith(log_summary.SUMMARY_PREFIX))
@@ -36,7 +47,8 @@ def _summary_line(log: str) -> dict:
 
 
 def test_a_distributed_run_in_containers_ends_as_a_result_with_the_figures_locust_reported(
-        cluster, podman_kubelet, blog):  # noqa: F811
+        cluster, podman_kubelet, load_tested_blog):
+    blog = load_tested_blog
     apply(cluster, load_test(
         "e2e", target={"url": blog.url}, users=6, spawnRate=6, duration=8, workers=WORKERS,
         scenario={"weights": {"home": 10, "post": 5, "login": 0, "write": 0, "ai": 0},
