@@ -120,7 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_ADDRESS_RATE_LIMIT", "30 per minute; 200 per hour", rate_limit_setting,
             "Failed logins per address, whatever the username."),
     Setting("REGISTER_RATE_LIMIT", "5 per hour", rate_limit_setting,
-            "Sign-ups per address (each costs a password hash). `make run` raises it for load tests."),
+            "Sign-ups per address (each costs a password hash). `make run`, `make bench` and the "
+            "perf tests raise it and the login and list limits (`loadtests/limits.py`)."),
     Setting("SIGNUP_ROLE", "author", _choice("reader", "author"),
             "Role of a new account: `author` writes posts and uses AI writing; `reader` waits for "
             "an admin to promote it (admin Users page)."),
