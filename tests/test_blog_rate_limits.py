@@ -319,3 +319,21 @@ def test_without_trusted_proxies_forwarded_for_changes_nothing(served):
                                                    "csrf_token": token}).status_code
 
     assert [sign_up_claiming(f"203.0.113.{n}", f"user{n}") for n in range(3)] == [302, 302, 429]
+
+
+def test_the_in_process_windows_forget_expired_keys():
+    from aiblog.rate_limits import _LocalWindows
+
+    now = [0.0]
+    windows = _LocalWindows(clock=lambda: now[0], sweep_every=100)
+    minute = [Rate(1, 60)]
+    for number in range(99):  # a crowd of addresses, once each
+        assert windows.take([f"address-{number}"], minute, "m") == 0
+    assert len(windows) == 99
+    now[0] = 30.0
+    assert windows.take(["address-0"], minute, "m") == 30  # take 100 sweeps: all still in their window
+    assert len(windows) == 99
+    now[0] = 61.0
+    for number in range(100):
+        windows.take(["latecomer"], minute, "m")  # the 200th take sweeps again
+    assert len(windows) == 1

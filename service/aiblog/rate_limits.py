@@ -119,18 +119,24 @@ class Ticket:
 class _LocalWindows:
     """The same windows in this process, for a blog without Redis (or while it is down)."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic, sweep_every: int = 1024):
+        self._clock = clock
+        self._sweep_every = sweep_every  # takes between two sweeps of windows nobody touched again
         self._lock = threading.Lock()
         self._hits: dict[str, list[tuple[float, str]]] = {}
+        self._window: dict[str, int] = {}  # seconds, per key
+        self._takes = 0
 
     def take(self, keys: list[str], rates: list[Rate], member: str) -> float:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
+            self._takes += 1
+            if self._takes % self._sweep_every == 0:
+                self._sweep(now)
             wait = 0.0
             for key, rate in zip(keys, rates):
-                hits = self._hits.get(key, [])
-                hits = [hit for hit in hits if hit[0] > now - rate.seconds]
-                self._hits[key] = hits
+                hits = [hit for hit in self._hits.get(key, ()) if hit[0] > now - rate.seconds]
+                self._hits[key], self._window[key] = hits, rate.seconds
                 if len(hits) >= rate.amount:
                     wait = max(wait, hits[len(hits) - rate.amount][0] + rate.seconds - now)
             if wait > 0:
@@ -138,6 +144,15 @@ class _LocalWindows:
             for key in keys:
                 self._hits[key].append((now, member))
             return 0.0
+
+    def _sweep(self, now: float) -> None:
+        """Drop windows whose attempts have all expired: memory stays bounded
+        by the keys active within their window (as PEXPIRE does in Redis)."""
+        for key in [key for key, hits in self._hits.items() if not hits or hits[-1][0] <= now - self._window[key]]:
+            del self._hits[key], self._window[key]
+
+    def __len__(self) -> int:
+        return len(self._hits)
 
     def refund(self, keys: tuple[str, ...], member: str) -> None:
         with self._lock:
@@ -149,6 +164,7 @@ class _LocalWindows:
     def reset(self) -> None:
         with self._lock:
             self._hits.clear()
+            self._window.clear()
 
 
 class RateLimiter:
