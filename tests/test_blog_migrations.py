@@ -54,6 +54,7 @@ def previous_head() -> str:
 OLD_APP_SCRIPT = """
 import sys
 from pathlib import Path
+sys.path.insert(0, sys.argv[3])  # what the old lock pins and this venv does not have
 sys.path.insert(0, sys.argv[1])
 import aiblog
 assert Path(aiblog.__file__).is_relative_to(sys.argv[1]), aiblog.__file__
@@ -86,13 +87,41 @@ print("old app ok")
 """
 
 
-def test_the_previous_heads_app_works_against_the_upgraded_schema(database_url, tmp_path):
+@pytest.fixture(scope="module")
+def previous_dependencies(tmp_path_factory) -> Path:
+    """The packages the previous head's lock pins and this venv lacks (or has at
+    another version), installed with their hashes into a folder put first on the
+    old app's path: old pods run their own image, with their own dependencies."""
+    import importlib.metadata
+    import re
+
+    lock = git("show", f"{previous_head()}:requirements/run.txt")
+    blocks = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)([^\n]*\n(?:[ \t]+--hash=[^\n]*\n?)*)", lock, re.M)
+    wanted = []
+    for name, version, rest in blocks:
+        try:
+            same = importlib.metadata.version(name) == version
+        except importlib.metadata.PackageNotFoundError:
+            same = False
+        if not same:
+            wanted.append(f"{name}=={version}{rest.rstrip()}")
+    folder = tmp_path_factory.mktemp("previous-dependencies")
+    if wanted:
+        requirements = folder / "requirements.txt"
+        requirements.write_text("\n".join(wanted) + "\n")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--require-hashes",
+                        "--target", str(folder / "site"), "-r", str(requirements)],
+                       check=True, capture_output=True, text=True, timeout=300)
+    return folder / "site"
+
+
+def test_the_previous_heads_app_works_against_the_upgraded_schema(database_url, tmp_path, previous_dependencies):
     commit = previous_head()
     old_versions = git("ls-tree", "--name-only", f"{commit}:service/aiblog/migrations/versions").split()
     assert len([v for v in old_versions if v.endswith(".py")]) == len(list(VERSIONS.glob("*.py"))) - 1
     archive = subprocess.run(["git", "archive", commit, "service/aiblog"], cwd=REPO, check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tmp_path, filter="data")
-    result = subprocess.run([sys.executable, "-c", OLD_APP_SCRIPT, str(tmp_path / "service"), database_url],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", OLD_APP_SCRIPT, str(tmp_path / "service"), database_url,
+                             str(previous_dependencies)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "old app ok" in result.stdout, result.stdout + result.stderr[-3000:]
