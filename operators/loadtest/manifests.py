@@ -26,6 +26,7 @@ RUNNER_UID = 10001  # the image's user (service/Dockerfile)
 WORK_DIR = "/tmp/blog-perf"  # results.json and report.html, on the pod's writable /tmp
 SCENARIO_DIR = "/etc/blog-perf/scenario"  # a LoadTest's own locustfile, from its ConfigMap
 REPORTS_DIR = "/reports"  # a LoadTest's reportVolumeClaim, in the master pod
+ACCOUNTS_DIR = "/etc/blog-perf/accounts"  # a LoadTest's accountsSecret, in the master pod only
 REPORT_KEY = "report.html"
 CONFIGMAP_LIMIT = 900_000  # bytes of report kept in a ConfigMap (the API's limit is 1 MiB per object)
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
@@ -90,6 +91,8 @@ def master_args(spec: LoadTestSpec, workers_max_wait: float, run: str) -> list[s
             args += [flag, f"{value:g}"]
     if spec.accounts:
         args += ["--accounts", str(spec.accounts)]
+    if spec.accounts_secret:
+        args += ["--accounts", f"{ACCOUNTS_DIR}/{spec.accounts_secret[1]}"]
     if spec.workers:
         args += ["--master", "--expect-workers", str(spec.workers), "--expect-workers-max-wait",
                  f"{workers_max_wait:g}"]
@@ -124,6 +127,12 @@ def _job(name: str, test: str, run: str, role: str, container: dict, spec: LoadT
         configmap, key = spec.scenario_configmap
         volumes.append({"name": "scenario", "configMap": {"name": configmap, "items": [{"key": key, "path": key}]}})
         container["volumeMounts"].append({"name": "scenario", "mountPath": SCENARIO_DIR, "readOnly": True})
+    if spec.accounts_secret and role == "master":
+        # Only the master reads the file; it hands the accounts to its workers.
+        secret, key = spec.accounts_secret
+        volumes.append({"name": "accounts", "secret": {"secretName": secret, "items": [{"key": key, "path": key}],
+                                                       "defaultMode": 0o440}})
+        container["volumeMounts"].append({"name": "accounts", "mountPath": ACCOUNTS_DIR, "readOnly": True})
     if spec.report_claim and role == "master":
         volumes.append({"name": "reports", "persistentVolumeClaim": {"claimName": spec.report_claim}})
         container["volumeMounts"].append({"name": "reports", "mountPath": REPORTS_DIR})

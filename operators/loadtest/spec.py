@@ -18,6 +18,7 @@ from . import schedule
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 CONFIGMAP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 LOCUSTFILE_KEY = re.compile(r"^[-._a-zA-Z0-9]+\.py$")
+SECRET_KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")
 MAX_WORKERS = 500
 MAX_DURATION_S = 86400
@@ -56,6 +57,9 @@ class LoadTestSpec:
     # A locustfile of the user's own: (ConfigMap name, key), or None for the built-in scenario.
     scenario_configmap: tuple[str, str] | None = None
     report_claim: str | None = None  # a PersistentVolumeClaim that keeps every run's report too
+    # Existing accounts for a blog whose limits refuse sign-ups: (Secret name, key), a
+    # file of username:password lines that the master shares out (instead of ``accounts``).
+    accounts_secret: tuple[str, str] | None = None
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -110,6 +114,19 @@ def _scenario_configmap(scenario: dict) -> tuple[str, str] | None:
         raise SpecError(f"spec.scenario.configMap.name must be a ConfigMap name, not {name!r}")
     if not isinstance(key, str) or not LOCUSTFILE_KEY.match(key):
         raise SpecError(f"spec.scenario.configMap.key must name a .py file, not {key!r}")
+    return name, key
+
+
+def _accounts_secret(ref, accounts: int) -> tuple[str, str] | None:
+    if ref is None:
+        return None
+    if accounts:
+        raise SpecError("give spec.accounts (accounts to create) or spec.accountsSecret (existing ones), not both")
+    name, key = (ref if isinstance(ref, dict) else {}).get("name"), (ref if isinstance(ref, dict) else {}).get("key", "accounts")
+    if not isinstance(name, str) or not CONFIGMAP_NAME.match(name):
+        raise SpecError(f"spec.accountsSecret.name must be a Secret name, not {name!r}")
+    if not isinstance(key, str) or not SECRET_KEY_NAME.match(key):
+        raise SpecError(f"spec.accountsSecret.key must be a Secret key, not {key!r}")
     return name, key
 
 
@@ -175,4 +192,5 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         schedule=cron, history_limit=_number(spec, "historyLimit", 10, int, 1, 1000),
         suspend=bool(spec.get("suspend", False)), scenario_configmap=_scenario_configmap(scenario),
         report_claim=_report_claim(spec.get("reportVolumeClaim")),
+        accounts_secret=_accounts_secret(spec.get("accountsSecret"), accounts),
     )

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 from tests.support.podspec import Cluster, Pod, PodSpecError, podman
 
@@ -24,6 +25,8 @@ def _iso_now() -> str:
 class PodmanKubelet:
     image: str
     hosts: dict = field(default_factory=dict)  # Service name -> address
+    # The namespace's Secrets and ConfigMaps that pod volumes name (read when a pod starts).
+    objects: Callable[[], list[dict]] = field(default=lambda: [])
     pods: dict = field(default_factory=dict)  # pod name -> Pod
     reported: dict = field(default_factory=dict)  # pod name -> phase last reported
     _checked: dict = field(default_factory=dict)
@@ -59,8 +62,8 @@ class PodmanKubelet:
                                                            "state": container_state}]}, log
 
     def _start(self, name: str, pod: dict) -> dict:
-        running = Pod(name, pod["spec"], Cluster([]), namespace=pod["metadata"]["namespace"], image=self.image,
-                      hosts=dict(self.hosts))
+        running = Pod(name, pod["spec"], Cluster(self.objects()), namespace=pod["metadata"]["namespace"],
+                      image=self.image, hosts=dict(self.hosts))
         self.pods[name] = running
         container = running.spec["containers"][0]
         plan = running.plan(container, detach=True)

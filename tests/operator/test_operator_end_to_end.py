@@ -25,7 +25,8 @@ WORKERS = 2
 def podman_kubelet(cluster, aiblog_image, operator_config):  # noqa: F811
     operator_config.workers_max_wait_s = 90  # containers start in seconds, not instantly
     operator_config.stuck_grace_s = 300
-    kubelet = PodmanKubelet(image=aiblog_image.tag, hosts={"e2e-1-master": "127.0.0.1"})
+    kubelet = PodmanKubelet(image=aiblog_image.tag, hosts={"e2e-1-master": "127.0.0.1"},
+                            objects=lambda: list(objects(cluster, "secrets").values()))
     cluster.cluster.runner = kubelet
     yield kubelet
     kubelet.stop_all()
@@ -77,3 +78,42 @@ def test_a_distributed_run_in_containers_ends_as_a_result_with_the_figures_locus
           f"{totals['rps']:.1f} req/s, p50 {totals['latencyMs']['p50']} ms, p95 {totals['latencyMs']['p95']} ms, "
           f"p99 {totals['latencyMs']['p99']} ms; endpoints {[(e['name'], e['requests']) for e in result['endpoints']]}; "
           f"report {result['report']['bytes']} bytes")
+
+
+def test_a_run_against_a_blog_that_keeps_its_limits_uses_the_accounts_in_a_secret(
+        cluster, podman_kubelet, aiblog_image, stack):  # noqa: F811
+    """The blog keeps its production limits (5 sign-ups an hour per address): the runners
+    sign nobody up, they log in and write with the accounts the Secret holds."""
+    import asyncio
+
+    from kubernetes import client
+
+    from loadtests.blog_client import register
+    from tests.operator.support import NAMESPACE
+
+    blog = Blog(aiblog_image, blog_env(stack)).wait_healthy()
+    try:
+        accounts = [(f"protected-{n}", f"protected-password-{n}") for n in range(3)]
+        for username, password in accounts:
+            asyncio.run(register(blog.url, username, password))
+        client.CoreV1Api(cluster.api).create_namespaced_secret(NAMESPACE, {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "perf-accounts"},
+            "stringData": {"accounts": "".join(f"{u}:{p}\n" for u, p in accounts)}})
+        apply(cluster, load_test(
+            "e2e", target={"url": blog.url}, users=6, spawnRate=6, duration=8, workers=WORKERS,
+            accountsSecret={"name": "perf-accounts"},
+            scenario={"weights": {"home": 5, "post": 3, "login": 3, "write": 2, "ai": 0},
+                      "thinkTime": {"min": 0.2, "max": 0.6}},
+            thresholds={"maxErrorRate": 0}, ttlSecondsAfterFinished=3600))
+        final = wait_status(cluster, "e2e", "the run with existing accounts is collected", timeout=400,
+                            lastResult="e2e-1")
+        result = objects(cluster, "loadtestresults")["e2e-1"]["spec"]
+        assert final["phase"] == "Succeeded" and result["verdict"] == "Passed", (final, result.get("errors"))
+        names = {e["name"]: e["requests"] for e in result["endpoints"]}
+        assert result["totals"]["failures"] == 0 and result["totals"]["requests"] > 0
+        assert not any("register" in name for name in names), names  # nobody signed up
+        assert any("login" in name and count > 0 for name, count in names.items()), names
+        assert result["parameters"]["accountsSecret"] == "perf-accounts"
+        print(f"\nexisting accounts: {result['totals']['requests']} requests, 0 failures; endpoints {names}")
+    finally:
+        blog.box.remove()

@@ -199,6 +199,24 @@ def test_a_scenario_from_a_configmap_is_mounted_into_master_and_workers(cluster)
         assert args[args.index("--locustfile") + 1] == "/etc/blog-perf/scenario/checkout.py"
 
 
+def test_existing_accounts_from_a_secret_reach_the_master_only(cluster):
+    cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.5)
+    apply(cluster, load_test("protected", workers=1, accountsSecret={"name": "perf-accounts", "key": "users.txt"}))
+    wait_status(cluster, "protected", "the run is collected", phase="Succeeded")
+    master = objects(cluster, "jobs")["protected-1-master"]["spec"]["template"]["spec"]
+    assert {"name": "accounts", "secret": {"secretName": "perf-accounts", "defaultMode": 0o440,
+                                           "items": [{"key": "users.txt", "path": "users.txt"}]}} in master["volumes"]
+    container = master["containers"][0]
+    assert {"name": "accounts", "mountPath": "/etc/blog-perf/accounts", "readOnly": True} in container["volumeMounts"]
+    args = container["args"]
+    assert args[args.index("--accounts") + 1] == "/etc/blog-perf/accounts/users.txt"
+    worker = objects(cluster, "jobs")["protected-1-worker"]["spec"]["template"]["spec"]
+    assert all("secret" not in volume for volume in worker["volumes"])  # the workers get them from the master
+    assert "--accounts" not in worker["containers"][0]["args"]
+    parameters = objects(cluster, "loadtestresults")["protected-1"]["spec"]["parameters"]
+    assert parameters["accountsSecret"] == "perf-accounts" and parameters["accounts"] == 0
+
+
 def test_a_report_volume_claim_keeps_every_report_on_the_masters_volume(cluster):
     cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.5)
     apply(cluster, load_test("kept", workers=1, reportVolumeClaim="perf-reports"))

@@ -80,6 +80,7 @@ BAD = [
     ({"resources": {"limits": {"cpu": "lots"}}}, "does not match"),
     ({"scenario": {"configMap": {"name": "s", "key": "scenario.sh"}}}, "does not match"),
     ({"scenario": {"configMap": {"key": "a.py"}}}, "'name' is a required property"),
+    ({"accountsSecret": {"key": "accounts"}}, "'name' is a required property"),
 ]
 
 
@@ -104,6 +105,10 @@ HANDLER_BAD = [
     ({"users": "many"}, "spec.users must be a whole number"),
     ({"target": {}}, "spec.target needs exactly one of url"),
     ({"scenario": {"configMap": {"name": "Bad_Name"}}}, "spec.scenario.configMap.name must be a ConfigMap name"),
+    ({"accounts": 5, "accountsSecret": {"name": "perf-accounts"}}, "spec.accounts (accounts to create) or "
+                                                                   "spec.accountsSecret (existing ones), not both"),
+    ({"accountsSecret": {"name": "Perf_Accounts"}}, "spec.accountsSecret.name must be a Secret name"),
+    ({"accountsSecret": {"name": "perf-accounts", "key": "a/b"}}, "spec.accountsSecret.key must be a Secret key"),
 ]
 
 
