@@ -337,3 +337,24 @@ def test_the_in_process_windows_forget_expired_keys():
     for number in range(100):
         windows.take(["latecomer"], minute, "m")  # the 200th take sweeps again
     assert len(windows) == 1
+
+
+def test_a_background_job_whose_answer_was_cached_gives_its_attempt_back(sqlite_url, redis_url, sim):
+    from aiblog.ai import jobs
+
+    app = make_app(sqlite_url, redis_url, LLM_API="sim", LLM_BASE_URL=sim.url, AI_RATE_LIMIT="2 per minute")
+    create_user(app, "cleo")
+    client = fresh(app)
+    token = client.post("/api/v1/tokens", auth=("cleo", PASSWORD)).get_json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/v1/generate", json={"title": "Known"}, headers=headers).status_code == 200  # 1 of 2
+    assert enqueue(client, token, "Known").status_code == 202  # counted when queued: 2 of 2
+    connection = redis.Redis.from_url(redis_url)
+    jobs._worker_app = app
+    try:
+        SimpleWorker([jobs.queue(connection)], connection=connection).work(burst=True)
+    finally:
+        jobs._worker_app = None
+    # The worker found the answer cached and gave the attempt back: room for one more.
+    assert client.post("/api/v1/generate", json={"title": "New"}, headers=headers).status_code == 200
+    assert client.post("/api/v1/generate", json={"title": "Newer"}, headers=headers).status_code == 429

@@ -115,6 +115,11 @@ class Ticket:
             self.refunded = True
             self.limiter._refund(self)
 
+    def receipt(self) -> dict | None:
+        """What another process needs to give this attempt back later (a
+        background job's worker), when it is counted in Redis."""
+        return {"keys": list(self.keys), "member": self.member} if self.in_redis else None
+
 
 class _LocalWindows:
     """The same windows in this process, for a blog without Redis (or while it is down)."""
@@ -211,6 +216,10 @@ class RateLimiter:
             pipe.execute()
         except REDIS_ERRORS as exc:  # the attempt stays counted: the safe side
             log.warning("could not give back a rate-limit attempt: %s", exc)
+
+    def refund_receipt(self, receipt: dict) -> None:
+        """Give back the attempt a ``Ticket.receipt`` describes."""
+        self._refund(Ticket(self, tuple(receipt["keys"]), receipt["member"], in_redis=True))
 
     def reset(self) -> None:
         """Forget every attempt (tests)."""

@@ -100,7 +100,9 @@ def queue(connection: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=connection)
 
 
-def enqueue(title: str, user_id: int) -> str:
+def enqueue(title: str, user_id: int, rate_receipt: dict | None = None) -> str:
+    """Queue a background generation; ``rate_receipt`` lets the worker give the
+    AI rate limit's attempt back if the answer turns out to be free."""
     client = current_app.extensions["aiblog"].redis.client
     if client is None:
         raise RuntimeError("background generation needs Redis (set REDIS_URL)")
@@ -110,7 +112,7 @@ def enqueue(title: str, user_id: int) -> str:
     try:
         queue(client).enqueue(
             run_generation, title, job_id=job_id, job_timeout=total, result_ttl=3600, failure_ttl=3600,
-            ttl=QUEUED_TTL, meta={"user_id": user_id, "title": title},
+            ttl=QUEUED_TTL, meta={"user_id": user_id, "title": title, "rate_receipt": rate_receipt},
         )
     except BaseException:
         _free_place(client, job_id, user_id)
@@ -191,7 +193,11 @@ def run_generation(title: str) -> dict[str, Any]:
     try:
         with app.app_context():
             try:
-                return generation_service().answer(title, "background", wait_for_slot=True).generation.to_dict()
+                answer = generation_service().answer(title, "background", wait_for_slot=True)
+                receipt = job.meta.get("rate_receipt")
+                if answer.free and receipt:  # cached or shared meanwhile: no LLM work, no quota
+                    app.extensions["aiblog"].limits.refund_receipt(receipt)
+                return answer.generation.to_dict()
             except GenerationError as exc:
                 job.meta["error"] = exc.message
                 job.save_meta()

@@ -47,7 +47,7 @@ def api_generate():
 def _enqueue(title: str, charge: MissCharge):
     charge()
     try:
-        job_id = jobs.enqueue(title, g.api_caller.id)
+        job_id = jobs.enqueue(title, g.api_caller.id, charge.ticket.receipt())
     except jobs.QueueFull as exc:
         charge.ticket.refund()
         response = jsonify(error="queue_full", message=exc.message, status=429)
