@@ -111,10 +111,14 @@ def test_the_total_and_the_answer_are_computed_once_per_write(blog):
 def test_pages_past_the_end_run_no_offset_query(blog):
     app, client, _ = blog
     client.get("/api/v1/posts")  # the total is known
+    client.get("/author/alice?page=99998")  # and the author's
     with statements(app) as seen:
         assert client.get("/?page=99999").status_code == 404
         assert client.get("/api/v1/posts?page=99999").get_json()["items"] == []
+        assert client.get("/author/alice?page=99999").status_code == 404
     assert not [s for s in seen if re.search(r"\bOFFSET\b", s, re.I)], seen
+    assert client.get("/author/alice?page=3").status_code == 200  # 12 posts, 5 a page: the last page is there
+    assert client.get("/author/alice?page=4").status_code == 404
 
 
 def test_the_list_is_limited_per_address(database_url, redis_url):

@@ -44,7 +44,10 @@ def author(username: str):
         user = None if "\x00" in username else db.session.scalar(select(User).where(User.username == username))
         if user is None:
             abort(404)
-        posts = newest_posts(page, current_app.config["POSTS_PER_PAGE"], author_id=user.id)
+        per_page = current_app.config["POSTS_PER_PAGE"]
+        if page > 1 and (page - 1) * per_page >= count_posts(user.id):
+            abort(404)  # past the author's last page, known from the cached count
+        posts = newest_posts(page, per_page, author_id=user.id)
         if page > 1 and not posts.items:
             abort(404)
         html = render_template("posts/_list.html", posts=posts, heading=f"Posts by {user.username}",

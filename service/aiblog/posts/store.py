@@ -128,10 +128,13 @@ def newest_posts(page: int, per_page: int, author_id: int | None = None, cursor:
     return PageOfPosts(rows[:per_page], page, per_page, len(rows) > per_page)
 
 
-def count_posts() -> int:
-    """How many posts there are, counted once per write (kept in the page cache)."""
-    return int(cached(LISTS, "count:posts",
-                      lambda: str(db.session.scalar(select(func.count()).select_from(Post)) or 0).encode()))
+def count_posts(author_id: int | None = None) -> int:
+    """How many posts there are (by one author), counted once per write (kept in the page cache)."""
+    query = select(func.count()).select_from(Post)
+    if author_id is not None:
+        query = query.where(Post.author_id == author_id)
+    name = "count:posts" if author_id is None else f"count:posts:author:{author_id}"
+    return int(cached(LISTS, name, lambda: str(db.session.scalar(query) or 0).encode()))
 
 
 def get_post(post_id: int) -> Post | None:
