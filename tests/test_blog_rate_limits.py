@@ -358,3 +358,34 @@ def test_a_background_job_whose_answer_was_cached_gives_its_attempt_back(sqlite_
     # The worker found the answer cached and gave the attempt back: room for one more.
     assert client.post("/api/v1/generate", json={"title": "New"}, headers=headers).status_code == 200
     assert client.post("/api/v1/generate", json={"title": "Newer"}, headers=headers).status_code == 429
+
+
+def test_a_poll_as_a_job_ends_never_takes_it_for_a_dead_worker(sqlite_url, redis_url, sim, monkeypatch):
+    """A status request can arrive after the job's code returned and before RQ
+    recorded it as finished: that job is running, not abandoned by a dead worker."""
+    from aiblog.ai import jobs
+
+    app = make_app(sqlite_url, redis_url, LLM_API="sim", LLM_BASE_URL=sim.url, AI_RATE_LIMIT="1000 per minute")
+    user_id = create_user(app, "dana")
+    client = fresh(app)
+    token = client.post("/api/v1/tokens", auth=("dana", PASSWORD)).get_json()["token"]
+    seen = []
+    free_place = jobs._free_place
+
+    def poll_then_free(connection, job_id, owner):  # runs in the job's last step, before RQ's bookkeeping
+        with app.app_context():
+            seen.append(jobs.job_status(job_id, user_id, False)["status"])
+        free_place(connection, job_id, owner)
+
+    monkeypatch.setattr(jobs, "_free_place", poll_then_free)
+    queued = enqueue(client, token, "Polled at the end")
+    assert queued.status_code == 202
+    connection = redis.Redis.from_url(redis_url)
+    jobs._worker_app = app
+    try:
+        SimpleWorker([jobs.queue(connection)], connection=connection).work(burst=True)
+    finally:
+        jobs._worker_app = None
+    assert seen == ["running"]
+    final = client.get(queued.headers["Location"], headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert final["status"] == "done" and final["result"]["content"], final

@@ -134,7 +134,8 @@ def job_status(job_id: str, user_id: int, is_admin: bool) -> dict[str, Any] | No
         return None  # other users' jobs do not exist for you
     status = job.get_status(refresh=False)
     body: dict[str, Any] = {"id": job.id, "title": meta.get("title")}
-    if status == JobStatus.STARTED and not client.exists(_alive_key(job.id)) and meta.get("alive_seen"):
+    if (status == JobStatus.STARTED and not client.exists(_alive_key(job.id)) and meta.get("alive_seen")
+            and job.get_status(refresh=True) == JobStatus.STARTED):  # not finished since the fetch
         _record_worker_death(job, client)
         _free_place(client, job.id, meta.get("user_id"))
         status = JobStatus.FAILED
@@ -203,8 +204,10 @@ def run_generation(title: str) -> dict[str, Any]:
                 job.save_meta()
                 raise
     finally:
+        # The alive key is left to expire (within ALIVE_TTL_MS), not deleted: RQ
+        # records the job's end only after this returns, and a poll in between
+        # would take a finished job for one whose worker died.
         stop.set()
-        client.delete(_alive_key(job.id))
         _free_place(client, job.id, job.meta.get("user_id"))
 
 
