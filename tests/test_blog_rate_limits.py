@@ -191,6 +191,18 @@ def enqueue(client, token: str, title: str):
                        headers={"Authorization": f"Bearer {token}"})
 
 
+def run_queued_jobs(app, redis_url: str) -> None:
+    """What blog-worker does, in this process: run every queued job, then return."""
+    from aiblog.ai import jobs
+
+    connection = redis.Redis.from_url(redis_url)
+    jobs._worker_app = app
+    try:
+        SimpleWorker([jobs.queue(connection)], connection=connection).work(burst=True)
+    finally:
+        jobs._worker_app = None
+
+
 def test_the_queue_is_capped_per_user_and_in_all_with_retry_after(sqlite_url, redis_url, sim):
     from aiblog.ai import jobs
 
@@ -210,13 +222,7 @@ def test_the_queue_is_capped_per_user_and_in_all_with_retry_after(sqlite_url, re
     assert everyone.status_code == 429 and "the background queue is full" in everyone.get_json()["message"]
     assert len(jobs.queue(redis.Redis.from_url(redis_url))) == 3  # nothing refused was queued
 
-    # The worker runs them; finished jobs give their places back.
-    jobs._worker_app = app
-    try:
-        SimpleWorker([jobs.queue(redis.Redis.from_url(redis_url))],
-                     connection=redis.Redis.from_url(redis_url)).work(burst=True)
-    finally:
-        jobs._worker_app = None
+    run_queued_jobs(app, redis_url)  # finished jobs give their places back
     assert enqueue(client, ann, "Ann 3").status_code == 202
 
 
@@ -340,8 +346,6 @@ def test_the_in_process_windows_forget_expired_keys():
 
 
 def test_a_background_job_whose_answer_was_cached_gives_its_attempt_back(sqlite_url, redis_url, sim):
-    from aiblog.ai import jobs
-
     app = make_app(sqlite_url, redis_url, LLM_API="sim", LLM_BASE_URL=sim.url, AI_RATE_LIMIT="2 per minute")
     create_user(app, "cleo")
     client = fresh(app)
@@ -349,12 +353,7 @@ def test_a_background_job_whose_answer_was_cached_gives_its_attempt_back(sqlite_
     headers = {"Authorization": f"Bearer {token}"}
     assert client.post("/api/v1/generate", json={"title": "Known"}, headers=headers).status_code == 200  # 1 of 2
     assert enqueue(client, token, "Known").status_code == 202  # counted when queued: 2 of 2
-    connection = redis.Redis.from_url(redis_url)
-    jobs._worker_app = app
-    try:
-        SimpleWorker([jobs.queue(connection)], connection=connection).work(burst=True)
-    finally:
-        jobs._worker_app = None
+    run_queued_jobs(app, redis_url)
     # The worker found the answer cached and gave the attempt back: room for one more.
     assert client.post("/api/v1/generate", json={"title": "New"}, headers=headers).status_code == 200
     assert client.post("/api/v1/generate", json={"title": "Newer"}, headers=headers).status_code == 429
@@ -380,12 +379,7 @@ def test_a_poll_as_a_job_ends_never_takes_it_for_a_dead_worker(sqlite_url, redis
     monkeypatch.setattr(jobs, "_free_place", poll_then_free)
     queued = enqueue(client, token, "Polled at the end")
     assert queued.status_code == 202
-    connection = redis.Redis.from_url(redis_url)
-    jobs._worker_app = app
-    try:
-        SimpleWorker([jobs.queue(connection)], connection=connection).work(burst=True)
-    finally:
-        jobs._worker_app = None
+    run_queued_jobs(app, redis_url)
     assert seen == ["running"]
     final = client.get(queued.headers["Location"], headers={"Authorization": f"Bearer {token}"}).get_json()
     assert final["status"] == "done" and final["result"]["content"], final

@@ -15,12 +15,9 @@ CACHED_HEADER = "X-AI-Cached"
 
 
 class MissCharge:
-    """The per-user AI rate limit (``AI_RATE_LIMIT``). Called as ``on_miss``,
+    """The per-user AI rate limit (``AI_RATE_LIMIT``). Called (as ``on_miss``),
     it counts the generation once the cache missed and before any LLM work,
-    so parallel misses cannot all slip through (429 beyond the limit);
-    ``settle`` gives it back when no LLM work was done for this request after
-    all: an answer shared by an identical request (or cached meanwhile), or
-    an LLM too busy to start."""
+    so parallel misses cannot all slip through (429 beyond the limit)."""
 
     def __init__(self, user_id: int):
         self.user_id = user_id
@@ -30,9 +27,23 @@ class MissCharge:
         self.ticket = take("uncached AI generations", ("ai", str(self.user_id), "AI_RATE_LIMIT"))
         release_db_connection()  # a generation may wait seconds on the LLM
 
-    def settle(self, answer: Answer | None = None, error: GenerationError | None = None) -> None:
-        free = (answer is not None and answer.free) or (error is not None and error.kind == "busy")
-        if free and self.ticket is not None:
+    def answer(self, title: str, mode: str) -> Answer:
+        """``GenerationService.answer``, paying on a miss; the attempt is given
+        back when no LLM work was done for this request after all: an answer
+        shared by an identical request (or cached meanwhile), or an LLM too
+        busy to start. Failures raise ``GenerationError`` as there."""
+        try:
+            answer = generation_service().answer(title, mode, on_miss=self)
+        except GenerationError as exc:
+            if exc.kind == "busy":
+                self._refund()
+            raise
+        if answer.free:
+            self._refund()
+        return answer
+
+    def _refund(self) -> None:
+        if self.ticket is not None:
             self.ticket.refund()
 
 

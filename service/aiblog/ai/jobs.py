@@ -24,6 +24,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from .generation import GenerationError, generation_service
+
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,11 @@ def _places_of(user_id: int) -> str:
     return f"aiblog:ai:job-places:user:{user_id}"
 
 
-class QueueFull(Exception):
-    """The user's or the whole queue's cap is reached: answer 429 with Retry-After."""
+class QueueFull(GenerationError):
+    """The user's or the whole queue's cap is reached: answered 429 with Retry-After."""
 
     def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-        self.retry_after = QUEUE_RETRY_AFTER
+        super().__init__(429, message, "queue_full", retry_after=QUEUE_RETRY_AFTER)
 
 
 # KEYS: the user's places, everyone's. ARGV: job id, deadline (ms), per-user
@@ -175,8 +175,6 @@ _worker_app: Flask | None = None
 def run_generation(title: str) -> dict[str, Any]:
     """The job body. Runs inside ``blog-worker``."""
     from rq import get_current_job
-
-    from .generation import GenerationError, generation_service
 
     job = get_current_job()
     app = _worker_app

@@ -54,11 +54,9 @@ def generate_web():
         return _page(request.form.get("title") or "", 400)
     if mode == "background":
         mode = "sync"  # the page has no job view; the API offers background mode
-    charge = MissCharge(current_user.id)
     try:
-        answer = generation_service().answer(title, mode, on_miss=charge)
+        answer = MissCharge(current_user.id).answer(title, mode)
     except GenerationError as exc:
-        charge.settle(error=exc)
         if mode == "stream":
             return error_json(exc)
         flash(exc.message, "error")
@@ -66,7 +64,6 @@ def generate_web():
         if exc.retry_after:
             response.headers["Retry-After"] = str(int(exc.retry_after))
         return response
-    charge.settle(answer)
     if mode == "stream":
         return stream(title, answer)
     return mark_free(_page(title, generation=answer.generation), answer)

@@ -10,7 +10,7 @@ from flask import g, jsonify, url_for
 
 from ..ai import jobs
 from ..ai.answers import MissCharge, error_json, mark_free, stream
-from ..ai.generation import GenerationError, InvalidRequest, generation_service, validate_mode, validate_title
+from ..ai.generation import GenerationError, InvalidRequest, validate_mode, validate_title
 from ..redis_store import REDIS_ERRORS
 from . import bp
 from .common import fail, json_body, token_caller_required, token_required
@@ -34,11 +34,9 @@ def api_generate():
     if mode == "background":  # a background job always goes to the queue
         return _enqueue(title, charge)
     try:
-        answer = generation_service().answer(title, mode, on_miss=charge)
+        answer = charge.answer(title, mode)
     except GenerationError as exc:
-        charge.settle(error=exc)
         return error_json(exc)
-    charge.settle(answer)
     if mode == "stream":
         return stream(title, answer)
     return mark_free(jsonify(answer.generation.to_dict()), answer)
@@ -50,10 +48,7 @@ def _enqueue(title: str, charge: MissCharge):
         job_id = jobs.enqueue(title, g.api_caller.id, charge.ticket.receipt())
     except jobs.QueueFull as exc:
         charge.ticket.refund()
-        response = jsonify(error="queue_full", message=exc.message, status=429)
-        response.status_code = 429
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return error_json(exc)
     except (RuntimeError, *REDIS_ERRORS) as exc:
         charge.ticket.refund()
         fail(503, str(exc) if isinstance(exc, RuntimeError) else "the job queue (Redis) is unavailable")
