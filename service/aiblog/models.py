@@ -68,9 +68,13 @@ class User(UserMixin, db.Model):
     posts: Mapped[list["Post"]] = relationship(back_populates="author", passive_deletes=True)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = passwords.hash_password(password)
+        self.set_password_hash(passwords.hash_password(password))
+
+    def set_password_hash(self, password_hash: str) -> None:
+        """A new password (hashed already): every session and token issued before ends."""
+        self.password_hash = password_hash
         if self.credentials_version is not None:  # None: a new user, 1 on INSERT
-            self.credentials_version += 1  # signs out sessions, revokes tokens
+            self.credentials_version += 1
 
     def get_id(self) -> str:
         """What the session remembers: the id and the credentials version."""

@@ -111,13 +111,13 @@ def change_password(user_id: int, password: str) -> User:
     signs out every session and revokes every API token issued before."""
     release_db_connection()  # the hash may queue for a hashing thread
     new_hash = passwords.hash_password(password)
-    db.session.execute(update(User).where(User.id == user_id)
-                       .values(password_hash=new_hash, credentials_version=User.credentials_version + 1))
+    user = db.session.get(User, user_id)
+    user.set_password_hash(new_hash)
     db.session.commit()
     from . import identity
 
     identity.changed(user_id)
-    return db.session.get(User, user_id)
+    return user
 
 
 def _upgrade_password_hash(user: User, password: str) -> User:
