@@ -6,7 +6,8 @@ from flask import Response, current_app, g, jsonify, request, url_for
 from ..page_cache import LISTS
 from ..pages import cached
 from ..posts.store import (
-    BadCursor, PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, update_post,
+    BadCursor, PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, parse_cursor,
+    update_post,
 )
 from ..rate_limits import take
 from . import bp
@@ -14,7 +15,6 @@ from .common import created, fail, json_body, page_arg, token_required
 
 POST_FIELDS = {"title", "body"}
 INCLUDABLE = ("body", "html")  # left out of list items unless asked for
-CURSOR_MAX = 200
 
 
 @bp.route("/posts", methods=["GET"])
@@ -28,24 +28,23 @@ def list_posts():
     cursor = request.args.get("cursor")
     if cursor is not None and "page" in request.args:
         fail(400, "give 'page' or 'cursor', not both")
-    if cursor is not None and not 0 < len(cursor) <= CURSOR_MAX:
-        fail(400, "'cursor' is not one this API gave out; use next_cursor from a list answer")
+    try:
+        after = parse_cursor(cursor) if cursor is not None else None
+    except BadCursor as exc:
+        fail(400, str(exc))
     page = None if cursor is not None else page_arg()
     include = _include()
     name = f"api:posts:{per_page}:{','.join(sorted(include))}:{page or ''}:{cursor or ''}"
-    body = cached(LISTS, name, lambda: json.dumps(_list(page, per_page, cursor, include)).encode())
+    body = cached(LISTS, name, lambda: json.dumps(_list(page, per_page, after, include)).encode())
     return Response(body, mimetype="application/json")
 
 
-def _list(page: int | None, per_page: int, cursor: str | None, include: frozenset[str]) -> dict:
+def _list(page: int | None, per_page: int, after: tuple | None, include: frozenset[str]) -> dict:
     total = count_posts()
     pages = max(1, math.ceil(total / per_page))
     if page is not None and page > pages:  # past the end: no query
         return {"items": [], "page": page, "per_page": per_page, "pages": pages, "total": total, "next_cursor": None}
-    try:
-        posts = newest_posts(page or 1, per_page, cursor=cursor)
-    except BadCursor as exc:
-        fail(400, str(exc))
+    posts = newest_posts(page or 1, per_page, after=after)
     return {"items": [p.to_summary(include) for p in posts.items], "page": page, "per_page": per_page,
             "pages": pages, "total": total, "next_cursor": posts.next_cursor}
 

@@ -8,7 +8,9 @@ from ..page_cache import LISTS, post_scope
 from ..pages import Fragment, serve_page
 from . import bp
 from .forms import DeleteForm, PostForm
-from .store import PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, update_post
+from .store import (
+    PostValidationError, beyond_last_page, create_post, delete_post, get_post, newest_posts, update_post,
+)
 
 
 def _page_number() -> int:
@@ -24,8 +26,8 @@ def index():
 
     def build() -> Fragment:
         per_page = current_app.config["POSTS_PER_PAGE"]
-        if page > 1 and (page - 1) * per_page >= count_posts():
-            abort(404)  # past the end, known from the cached total: no offset query
+        if beyond_last_page(page, per_page):
+            abort(404)
         posts = newest_posts(page, per_page)
         if page > 1 and not posts.items:
             abort(404)
@@ -45,8 +47,8 @@ def author(username: str):
         if user is None:
             abort(404)
         per_page = current_app.config["POSTS_PER_PAGE"]
-        if page > 1 and (page - 1) * per_page >= count_posts(user.id):
-            abort(404)  # past the author's last page, known from the cached count
+        if beyond_last_page(page, per_page, author_id=user.id):
+            abort(404)
         posts = newest_posts(page, per_page, author_id=user.id)
         if page > 1 and not posts.items:
             abort(404)

@@ -99,8 +99,13 @@ class PageOfPosts:
         return base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode().rstrip("=")
 
 
-def _after(cursor: str) -> tuple[datetime, int]:
-    """The (created_at, id) a cursor names; ``BadCursor`` for anything else."""
+CURSOR_MAX = 200  # characters; a next_cursor is about 50
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (created_at, id) a ``next_cursor`` names; ``BadCursor`` for anything else."""
+    if not 0 < len(cursor) <= CURSOR_MAX:
+        raise BadCursor("'cursor' is not one this API gave out; use next_cursor from a list answer")
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, _, post_id = text.partition("|")
@@ -109,10 +114,11 @@ def _after(cursor: str) -> tuple[datetime, int]:
         raise BadCursor("'cursor' is not one this API gave out; use next_cursor from a list answer") from None
 
 
-def newest_posts(page: int, per_page: int, author_id: int | None = None, cursor: str | None = None) -> PageOfPosts:
+def newest_posts(page: int, per_page: int, author_id: int | None = None,
+                 after: tuple[datetime, int] | None = None) -> PageOfPosts:
     """One page of posts, newest first, with their authors in the same query:
     page number ``page``, or (keyset pagination, as cheap at any depth) the
-    posts after ``cursor``, a ``next_cursor`` of an earlier page.
+    posts after the place ``after`` (a parsed ``next_cursor``).
 
     Fetches one row more than the page holds to learn whether a next page
     exists without counting the whole table.
@@ -120,8 +126,8 @@ def newest_posts(page: int, per_page: int, author_id: int | None = None, cursor:
     query = select(Post).order_by(Post.created_at.desc(), Post.id.desc())
     if author_id is not None:
         query = query.where(Post.author_id == author_id)
-    if cursor is not None:
-        query = query.where(tuple_(Post.created_at, Post.id) < tuple_(*_after(cursor)))
+    if after is not None:
+        query = query.where(tuple_(Post.created_at, Post.id) < tuple_(*after))
     else:
         query = query.offset((page - 1) * per_page)
     rows = list(db.session.scalars(query.limit(per_page + 1)))
@@ -135,6 +141,12 @@ def count_posts(author_id: int | None = None) -> int:
         query = query.where(Post.author_id == author_id)
     name = "count:posts" if author_id is None else f"count:posts:author:{author_id}"
     return int(cached(LISTS, name, lambda: str(db.session.scalar(query) or 0).encode()))
+
+
+def beyond_last_page(page: int, per_page: int, author_id: int | None = None) -> bool:
+    """Whether page ``page`` starts after the last post (of one author), known
+    from the cached count: such a page is a 404 without an offset query."""
+    return page > 1 and (page - 1) * per_page >= count_posts(author_id)
 
 
 def get_post(post_id: int) -> Post | None:
