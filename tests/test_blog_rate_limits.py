@@ -14,7 +14,7 @@ import pytest
 import redis
 from rq import SimpleWorker
 
-from aiblog.client_address import _networks, client_address
+from aiblog.client_address import client_address, trusted_networks
 from aiblog.config import ConfigError, load
 from aiblog.models import Role
 from aiblog.rate_limits import Rate, parse_rates
@@ -130,7 +130,7 @@ def test_the_token_endpoint_counts_with_the_login_form(sqlite_url, limits_store)
     ("10.0.0.5", ["2001:db8::1"], 1, "*", "2001:db8::1"),
 ])
 def test_the_client_address_is_read_only_as_deep_as_the_trusted_proxies(peer, forwarded, hops, allowed, expected):
-    assert client_address(peer, forwarded, hops, _networks(allowed)) == expected
+    assert client_address(peer, forwarded, hops, trusted_networks(allowed)) == expected
 
 
 def test_a_bad_trusted_proxy_list_is_refused_at_start():

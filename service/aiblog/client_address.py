@@ -13,15 +13,19 @@ import ipaddress
 from typing import Callable, Iterable
 
 
-def _networks(allowed: str) -> list | None:
-    """The trusted peers; None means any (``*``)."""
-    networks = []
+def trusted_networks(allowed: str) -> list | None:
+    """The trusted peers of a FORWARDED_ALLOW_IPS value; None means any (``*``).
+    Raises ValueError naming an entry that is no address or network."""
+    networks, anyone = [], False
     for part in (p.strip() for p in allowed.split(",")):
         if part == "*":
-            return None
-        if part:
-            networks.append(ipaddress.ip_network(part, strict=False))
-    return networks
+            anyone = True
+        elif part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"expected addresses or networks (or *), got {part!r}") from None
+    return None if anyone else networks
 
 
 def _is_trusted(peer: str, networks: list | None) -> bool:
@@ -57,7 +61,7 @@ class TrustedProxies:
     def __init__(self, app: Callable, hops: int, allowed: str):
         self.app = app
         self.hops = hops
-        self.networks = _networks(allowed)
+        self.networks = trusted_networks(allowed)
 
     def __call__(self, environ, start_response):
         peer = environ.get("REMOTE_ADDR", "")

@@ -5,12 +5,12 @@ The README's configuration table is generated from ``SETTINGS`` (see
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from .client_address import trusted_networks
 from .rate_limits import rate_limit_setting
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
@@ -59,12 +59,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _peer_list(value: str) -> str:
-    for part in (p.strip() for p in value.split(",")):
-        if part and part != "*":
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(f"expected addresses or networks (or *), got {part!r}") from None
+    trusted_networks(value)  # validates; the middleware parses it again at start
     return value
 
 
