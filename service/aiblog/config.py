@@ -11,7 +11,7 @@ from typing import Any, Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .client_address import trusted_networks
-from .rate_limits import rate_limit_setting
+from .rate_texts import rate_limit_setting
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 
