@@ -14,6 +14,7 @@ the test suite.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import secrets
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PG_BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
 THIS_PROJECT = "this project (pip install -e .)"
+PR_SET_PDEATHSIG = 1
 
 
 class StackError(RuntimeError):
@@ -56,6 +58,42 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def port_holder(port: int) -> str | None:
+    """``"NAME (pid N)"`` of the process listening on 127.0.0.1/any address at
+    ``port``, read from /proc (Linux); None when it cannot be seen."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                name = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                return f"{Path(name).name or '?'} (pid {proc.name})"
+        except OSError:   # gone, or not ours to read
+            continue
+    return None
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies, even by
+    SIGKILL (Linux's PR_SET_PDEATHSIG), so ``make run`` leaves no orphans."""
+    def tie() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):   # not Linux: stop() is the only way
+            return
+        if os.getppid() != parent:   # the parent died before the tie was made
+            os._exit(1)
+    return tie
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -119,11 +157,14 @@ def blog_environment(**settings: Any) -> dict:
 class Service:
     """A child process in its own session, with its log in its folder.
 
-    ``console=True`` (``make run``) sends its output to the terminal instead."""
+    ``console=True`` (``make run``) sends its output to the terminal instead,
+    and (like ``tied=True``) ties the child's life to this process: a terminal
+    that closes or a ``kill -9`` of the dev server still stops it."""
 
     name = "service"
 
-    def __init__(self, workdir: Path | str | None = None, console: bool = False):
+    def __init__(self, workdir: Path | str | None = None, console: bool = False, tied: bool | None = None):
+        self.tied = console if tied is None else tied
         self.own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"aiblog-{self.name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +177,8 @@ class Service:
         if not self.console:
             self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(args, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_parent(os.getpid()) if self.tied else None)
 
     def _await(self, ready: Callable[[], object], timeout: float, what: str) -> None:
         """Wait until ``ready()``. If the process dies or the time runs out, stop it
@@ -307,8 +349,9 @@ class LLMSimulator(Service):
     name = "llm-sim"
     DEFAULTS = {"answer_seconds": 2.5, "ttft": 0.2, "tokens": 120, "models": ["*"]}
 
-    def __init__(self, workdir: Path | str | None = None, console: bool = False, **options: Any):
-        super().__init__(workdir, console)
+    def __init__(self, workdir: Path | str | None = None, console: bool = False, tied: bool | None = None,
+                 **options: Any):
+        super().__init__(workdir, console, tied)
         self.port = free_port()
         self.options = {key: value for key, value in {**self.DEFAULTS, **options}.items() if value is not None}
 

@@ -21,15 +21,20 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from aiblog.config import ConfigError, load
 from loadtests.limits import LOAD_TEST_LIMITS
 from loadtests.stack import (
-    REPO, Gunicorn, LLMSimulator, Redis, RQWorker, Service, StackError, free_port, http_ok, port_open, run_aiblog,
+    Gunicorn, LLMSimulator, Redis, RQWorker, Service, StackError, free_port, http_ok, port_holder, port_open,
+    run_aiblog,
 )
 
-RUN_DIR = REPO / ".run"
+ROOT = Path(__file__).resolve().parents[1]   # this checkout, wherever the packages were installed from
+RUN_DIR = ROOT / ".run"
+INSTANCE_DIR = ROOT / "instance"
 DEFAULT_OLLAMA = "http://127.0.0.1:11434"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def say(message: str) -> None:
@@ -62,11 +67,11 @@ def start_redis(parts: list[Service], env: dict[str, str]) -> None:
 
 def start_llm(parts: list[Service], env: dict[str, str], choice: str) -> None:
     if choice == "local":
-        sys.path.insert(0, str(REPO / "scripts"))
+        sys.path.insert(0, str(ROOT / "scripts"))
         from local_llm import start_llama_server  # noqa: PLC0415 - optional extra
 
         say("starting llama-server with Gemma 3 270M (first time: builds the model file)")
-        server = start_llama_server()
+        server = start_llama_server(tied=True)
         parts.append(server)
         env.update(LLM_API="openai", LLM_BASE_URL=server.base_url, LLM_MODEL=server.model, LLM_SIMULATED="0")
         say(f"real LLM at {server.base_url} ({server.model})")
@@ -78,11 +83,32 @@ def start_llm(parts: list[Service], env: dict[str, str], choice: str) -> None:
         env.update(LLM_API="ollama", LLM_BASE_URL=DEFAULT_OLLAMA)
         say(f"using the Ollama server at {DEFAULT_OLLAMA}")
         return
-    simulator = LLMSimulator(RUN_DIR, answer_seconds=float(env.get("SIM_ANSWER_SECONDS", "2.5")), ttft=None,
-                             tokens=None)
+    simulator = LLMSimulator(RUN_DIR, tied=True, answer_seconds=float(env.get("SIM_ANSWER_SECONDS", "2.5")),
+                             ttft=None, tokens=None)
     parts.append(simulator.start())
     env.update(LLM_API="sim", LLM_BASE_URL=simulator.url, LLM_SIMULATED="1")
     say(f"no LLM configured and none at {DEFAULT_OLLAMA}: using the simulator (answers are labelled simulated)")
+
+
+def stop_requested(signum, frame) -> None:
+    """The first of Ctrl-C, SIGTERM or SIGHUP stops everything. Later ones are
+    ignored: make and timeout signal twice, and a second KeyboardInterrupt in
+    the middle of stopping would leave the rest running."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def ports_in_use(env: dict[str, str], settings: dict) -> str | None:
+    """One line naming the first of our fixed ports that something else holds, and who."""
+    wanted = [("PORT", settings["PORT"]), ("METRICS_PORT", settings["METRICS_PORT"])]
+    if env.get("REDIS_URL"):
+        wanted.append(("WORKER_METRICS_PORT", settings["WORKER_METRICS_PORT"]))
+    for name, port in wanted:
+        if port and port_open(port):
+            holder = port_holder(port) or "another process (not visible to this user)"
+            return f"port {port} ({name}) is in use by {holder}: stop it, or set {name} to a free port"
+    return None
 
 
 def watch(parts: list[Service]) -> int:
@@ -104,10 +130,10 @@ def main() -> int:
 
     env = dict(os.environ)
     RUN_DIR.mkdir(exist_ok=True)
-    env.setdefault("DATABASE_URL", "sqlite:///" + str(REPO / "instance" / "aiblog.sqlite3"))
+    INSTANCE_DIR.mkdir(exist_ok=True)   # the SQLite file's folder, whatever the environment sets
+    env.setdefault("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "aiblog.sqlite3"))
     if not env.get("SECRET_KEY"):
-        key_file = REPO / "instance" / "secret_key"
-        key_file.parent.mkdir(exist_ok=True)
+        key_file = INSTANCE_DIR / "secret_key"
         if not key_file.exists():
             key_file.write_text(secrets.token_hex(32))
             key_file.chmod(0o600)
@@ -115,9 +141,11 @@ def main() -> int:
     # Only gunicorn shares metrics between processes (its config creates
     # and empties this dir); one-off commands and the worker keep theirs in memory.
     metrics_dir = env.pop("PROMETHEUS_MULTIPROC_DIR", None) or str(RUN_DIR / "metrics")
+    production = env.get("BLOG_ENV", "").strip().lower() == "production"
 
     parts: list[Service] = []  # started so far; stopped in reverse
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    for number in STOP_SIGNALS:
+        signal.signal(number, stop_requested)
     raised = development_limits(env)
     if raised:
         by_value: dict[str, list[str]] = {}
@@ -129,16 +157,25 @@ def main() -> int:
     try:
         settings = load(env)
         start_redis(parts, env)
+        busy = ports_in_use(env, settings)
+        if busy:
+            say(f"cannot start: {busy}")
+            return 1
         start_llm(parts, env, args.llm)
         say("migrating the database")
-        for command in (["migrate"], ["seed"]):
-            print(run_aiblog(*command, env=env), end="", flush=True)
+        print(run_aiblog("migrate", env=env), end="", flush=True)
+        if production:
+            # The demo account's password is public: never create it here.
+            say("BLOG_ENV=production: no demo account; make yours with "
+                f"DATABASE_URL={env['DATABASE_URL']} {Path(sys.executable).parent / 'aiblog'} create-admin NAME")
+        else:
+            print(run_aiblog("seed", env=env), end="", flush=True)
         if env.get("REDIS_URL"):
             parts.append(RQWorker(RUN_DIR, env, console=True, metrics_port=settings["WORKER_METRICS_PORT"]).start())
         blog = Gunicorn(RUN_DIR, env, port=settings["PORT"], metrics_port=settings["METRICS_PORT"],
                         multiproc_dir=metrics_dir, console=True)
         parts.append(blog.start())
-        say(f"aiblog is running at {blog.url}  (log in as demo / demo-password)")
+        say(f"aiblog is running at {blog.url}" + ("" if production else "  (log in as demo / demo-password)"))
         say(f"metrics at {blog.metrics_url}; Ctrl-C stops everything")
         return watch(parts)
     except KeyboardInterrupt:
@@ -148,6 +185,8 @@ def main() -> int:
         say(f"cannot start: {exc}")
         return 1
     finally:
+        for number in STOP_SIGNALS:   # nothing may cut the stopping short
+            signal.signal(number, signal.SIG_IGN)
         for part in reversed(parts):
             part.stop()
 

@@ -53,8 +53,8 @@ class LocalLLM(Service):
     name = "llama-server"
 
     def __init__(self, port: int | None = None, *, threads: int = THREADS, context: int = CONTEXT,
-                 slots: int = SLOTS, ready_timeout: float = 180.0, cache_dir: Path = CACHE_DIR):
-        super().__init__(cache_dir)
+                 slots: int = SLOTS, ready_timeout: float = 180.0, cache_dir: Path = CACHE_DIR, tied: bool = False):
+        super().__init__(cache_dir, tied=tied)
         self.port = port or free_port()
         self.log_path = cache_dir / f"llama-server-{self.port}.log"
         self.model = MODEL_ALIAS

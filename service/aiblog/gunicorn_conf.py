@@ -54,6 +54,22 @@ def post_fork(server, worker):
         _metrics_server.socket.close()
 
 
+def worker_exit(server, worker):
+    # A gevent worker's interpreter shutdown clears gevent's thread module
+    # before logging's weakref callbacks run, and each one printed "Exception
+    # ignored ... TypeError: 'NoneType' object is not callable". The worker
+    # has served its last request and gunicorn has logged its exit: leave with
+    # the exit code gunicorn chose (a boot error must stay a boot error).
+    leaving = sys.exc_info()[1]
+    if worker_class == "gevent" and isinstance(leaving, SystemExit) and isinstance(leaving.code, (int, type(None))):
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(leaving.code or 0)
+
+
 def post_worker_init(worker):
     # The app is loaded: move everything it made into the garbage collector's
     # permanent generation. A full collection otherwise walks those ~124,000
