@@ -1,7 +1,18 @@
-"""The operator's Prometheus metrics, scraped by its ServiceMonitor."""
+"""The operator's Prometheus metrics, scraped by its ServiceMonitor.
+
+One process, so its metrics live in memory. An inherited
+PROMETHEUS_MULTIPROC_DIR (gunicorn's setting) would make prometheus_client
+write files there when the first metric is defined, and the operator pod's
+root filesystem is read-only: a crash at start. It chooses its mode on
+import, so the variable goes before that.
+"""
 from __future__ import annotations
 
-from prometheus_client import Counter, start_http_server
+import os
+
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+from prometheus_client import Counter, start_http_server  # noqa: E402  (after the line above)
 
 RUNS_STARTED = Counter("loadtest_runs_started_total", "Load-test runs started (Jobs created)")
 RUNS_FINISHED = Counter("loadtest_runs_finished_total", "Load-test runs finished, by verdict and phase",

@@ -183,7 +183,7 @@ def test_notes_name_objects_and_pages_that_exist():
     # The chart runs BLOG_ENV=production, where `aiblog seed` refuses without --force.
     assert objects.named("ConfigMap", "aiblog")["data"]["BLOG_ENV"] == "production"
     for text in (notes, README):
-        seeds = [line for line in text.splitlines() if "exec" in line and "aiblog seed" in line]
+        seeds = [line for line in text.splitlines() if "exec deploy/" in line and "aiblog seed" in line]
         assert seeds and all("aiblog seed --force" in line for line in seeds), seeds
 
 

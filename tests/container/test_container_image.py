@@ -1,5 +1,5 @@
 """The aiblog image, built from the stand-in base and run the way the charts
-run it: UID 10001, read-only root, tmpfs only on /tmp and the metrics dir,
+run it: UID 10001, read-only root, a tmpfs only on /tmp,
 every capability dropped, no new privileges, host network. Its dependencies
 are throwaway Postgres, Redis and the LLM simulator on loopback
 (loadtests.stack's launchers)."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,8 +17,8 @@ import httpx
 import pytest
 import sqlalchemy
 
-from loadtests.stack import Postgres, wait_until
-from tests.support.container import (DOCKERFILE, IMAGE_UID, METRICS_DIR, SEED_POSTS, WRITABLE_DIRS, Blog, blog_env,
+from loadtests.stack import Postgres, free_port, wait_until
+from tests.support.container import (DOCKERFILE, IMAGE_UID, SEED_POSTS, WRITABLE_DIRS, Blog, blog_env, image_script,
                                      podman, run_container, run_to_end, throwaway_dir)
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
@@ -54,6 +55,8 @@ def test_dockerfile_pins_its_base_runs_as_a_numeric_user_and_keeps_no_secret():
     secretish = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|CREDENTIAL)\w*=", re.I)
     leaks = [line for line in instructions if line.split()[0] in ("ENV", "ARG") and secretish.search(line)]
     assert not leaks, f"secrets in ENV/ARG: {leaks}"
+    # Every role would inherit it; the operator's pod has no such folder (it crashed at start).
+    assert not [line for line in instructions if line.startswith("ENV") and "PROMETHEUS_MULTIPROC_DIR" in line]
     commands = [line for line in instructions if line.split()[0] in ("CMD", "ENTRYPOINT")]
     assert commands and all(line.split(None, 1)[1].startswith("[") for line in commands), \
         f"CMD/ENTRYPOINT not in exec form (a shell as PID 1 would swallow SIGTERM): {commands}"
@@ -277,3 +280,37 @@ def test_sigterm_lets_a_slow_request_finish_then_exits_0(aiblog_image, stack, mi
         assert answer["response"].json().get("content"), answer["response"].text
         assert server.box.wait(GRACEFUL_TIMEOUT + 5) == 0, server.box.logs()[-3000:]
         assert time.monotonic() - stopped_at < GRACEFUL_TIMEOUT + 5
+
+
+def _readme_podman_line() -> str:
+    """The README's "try the image" command, its continuation lines joined."""
+    readme = (DOCKERFILE.parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "podman run --rm --read-only" in b)
+    return block.replace("\\\n", " ").strip()
+
+
+def test_the_readmes_podman_run_line_serves_the_blog_as_written(aiblog_image):
+    """Exactly as a reader types it, but for the image's tag, free ports and a
+    name to stop it by: no --read-only-tmpfs=false, no extra mounts."""
+    line = _readme_podman_line()
+    port, metrics_port, name = free_port(), free_port(), f"aiblog-readme-{secrets.token_hex(4)}"
+    assert line.startswith("podman run ") and " localhost/aiblog " in line, line
+    ours = f"podman run --detach --name {name} --label aiblog-test=1 -e PORT={port} -e METRICS_PORT={metrics_port} "
+    command = ours + line[len("podman run "):].replace(" localhost/aiblog ", f" {aiblog_image.tag} ")
+    done = subprocess.run(["bash", "-c", command], env=image_script.podman_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    try:
+        def serving():
+            state = podman("inspect", name, "--format", "{{.State.Running}}", check=False).stdout.strip()
+            if state != "true":
+                raise AssertionError(f"the container stopped: {podman('logs', name, check=False).stderr[-3000:]}")
+            return httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        wait_until(serving, 120, "the README's container to serve its home page")
+        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        assert "<article" in home or "post/" in home, home[:500]
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).status_code == 200
+        logs = podman("logs", name, check=False)
+        assert "PermissionError" not in logs.stdout + logs.stderr, logs.stderr[-3000:]
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)

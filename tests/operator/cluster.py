@@ -10,10 +10,14 @@ the parts of a cluster that kmock 0.8 does not play, played here:
 - the kubelet: each pod runs as a script says (a log, an exit code, a waiting
   reason such as ImagePullBackOff, unschedulable, or running until deleted),
   or hands its PodSpec to a real runner (podman, in the end-to-end test);
-- ``pods/log`` as text.
+- ``pods/log`` as text;
+- the Namespace collection itself: kmock 0.8 reads ``/api/v1/namespaces``
+  as the prefix of a namespaced path and answers 500, so kopf in namespaced
+  mode (the chart's) could not start; the path is parsed as the API server
+  does, and the test namespaces exist as Namespace objects.
 
-The operator itself runs for real: kopf's runtime (cluster-wide: kmock 0.8
-cannot list namespaces), the official kubernetes client, over HTTP.
+The operator itself runs for real: kopf's runtime, the official kubernetes
+client, over HTTP (over TLS with in-cluster login when run as its chart pod).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from datetime import datetime, timezone
 import jsonpatch
 import kmock
 import kopf
+from kmock._internal import parsing as kmock_parsing
 
 GROUP_VERSION = "perf.aiblog.dev/v1alpha1"
 NAMESPACE = "perf"
@@ -44,6 +49,22 @@ RESOURCES = {
     "apiextensions.k8s.io/v1/customresourcedefinitions": {"kind": "CustomResourceDefinition", "namespaced": False},
 }
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+NAMESPACES = (NAMESPACE, "monitoring")  # exist from the start, as in a cluster the chart is installed in
+
+
+_kmock_parse_path = kmock_parsing.parse_path
+
+
+def _parse_path(path: str):
+    """``/api/v1/namespaces`` and ``/api/v1/namespaces/NAME`` name Namespace
+    objects; longer paths below a namespace are namespaced resources."""
+    parts = path.strip("/").split("/")
+    if parts[:2] == ["api", "v1"] and parts[2:3] == ["namespaces"] and len(parts) in (3, 4):
+        return kmock_parsing.ParsedPath("", "v1", "namespaces", None, parts[3] if len(parts) == 4 else None, None)
+    return _kmock_parse_path(path)
+
+
+kmock_parsing.parse_path = _parse_path
 API_URL: dict = {}  # the running emulator's, for kopf's login handler
 
 
@@ -271,6 +292,11 @@ class OperatorThread:
         async with Emulator() as k, kmock.Server(k) as server:
             for name, info in RESOURCES.items():
                 k.resources[name] = {"namespaced": True, "verbs": VERBS, **info}
+            for namespace in NAMESPACES:
+                k.objects[kmock.resource("v1/namespaces"), None, namespace] = {
+                    "apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": namespace, "uid": str(uuid.uuid4()), "resourceVersion": "1",
+                                 "labels": {"kubernetes.io/metadata.name": namespace}}}
             self.k, self.url = k, str(server.url).rstrip("/")
             self.cluster = FakeCluster(k)
             k[kmock.subresource("log")] << self.cluster.serve_log

@@ -1,25 +1,28 @@
 """``blog-loadtest-operator``, the command the chart's Deployment runs, as a
 process: it logs in from a kubeconfig, runs LoadTests, answers kopf's liveness
-probe and serves its metrics, and stops cleanly on SIGTERM."""
+probe and serves its metrics, and stops cleanly on SIGTERM; and its image run
+as the chart's pod, exactly as rendered."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import yaml
 
 from loadtests.stack import free_port, wait_until
-from tests.operator.cluster import OperatorThread, PodScript
+from tests.operator.cluster import NAMESPACE, OperatorThread, PodScript
 from tests.operator.conftest import api_client
 from tests.operator.support import apply, load_test, wait_status
-from tests.support.container import aiblog_operator_image, run_container  # noqa: F401 (a fixture)
+from tests.support.charts import MONITORING_CHART, pod_spec, render
+from tests.support.container import aiblog_operator_image  # noqa: F401 (a fixture)
+from tests.support.podspec import Cluster, Pod
+from tests.support.tls import TLSFront, make_certificates
 
 OPERATOR = Path(sys.executable).parent / "blog-loadtest-operator"
 
@@ -69,26 +72,42 @@ def test_the_operator_command_runs_load_tests_and_answers_its_probes(emulator, t
 
 @pytest.mark.container
 @pytest.mark.timeout(600)
-def test_the_operator_image_runs_locked_down_like_its_chart_pod(emulator, aiblog_operator_image):
-    """The operator's own image (non-root, read-only root, no capabilities) runs a LoadTest."""
-    folder = Path(tempfile.mkdtemp(prefix="operator-kubeconfig-"))
-    folder.chmod(0o755)
-    kubeconfig = _kubeconfig(emulator, folder)
-    liveness, metrics = free_port(), free_port()
+def test_the_operator_runs_as_its_chart_renders_its_pod(emulator, aiblog_operator_image, tmp_path):
+    """The rendered Deployment's PodSpec, exactly: read-only root with only its
+    /tmp emptyDir, UID 10001, no capabilities, in-cluster login from the
+    projected token volume over TLS (the kubelet's KUBERNETES_SERVICE_* and
+    kube-root-ca.crt), its probes. The image once crashed here at start
+    (PROMETHEUS_MULTIPROC_DIR inherited from the blog image) while a test
+    that gave it the blog's writable folders passed."""
+    certificates = make_certificates(tmp_path / "tls")
+    api_server = TLSFront(certificates, urlsplit(emulator.url).port)
+    repository, tag = aiblog_operator_image.tag.rsplit(":", 1)
+    rendered = render(MONITORING_CHART, {"operator": {
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "ports": {"health": free_port(), "metrics": free_port()}, "watchNamespaces": [NAMESPACE],
+        "reconcileSeconds": 0.5}}, name="monitoring", namespace="monitoring")
+    root_ca = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"},
+               "data": {"ca.crt": certificates.ca.read_text()}}
+    cluster = Cluster(rendered.objects + [root_ca], api_server=("127.0.0.1", api_server.port))
+    spec = pod_spec(rendered.named("Deployment", "monitoring-loadtest-operator"))
+    operator = spec["containers"][0]
+    metrics_port = next(p["containerPort"] for p in operator["ports"] if p["name"] == "metrics")
     emulator.cluster.scripts["master"] = PodScript(forever=True)
-    box = run_container(aiblog_operator_image, ["blog-loadtest-operator", "--all-namespaces"],
-                        env={"KUBECONFIG": "/etc/kube/kubeconfig", "LOADTEST_RUNNER_IMAGE": "localhost/aiblog:test",
-                             "LIVENESS_PORT": str(liveness), "METRICS_PORT": str(metrics)},
-                        volumes=[(str(folder), "/etc/kube", "ro")])
+    pod = Pod("loadtest-operator-0", spec, cluster, namespace="monitoring")
     try:
-        wait_until(lambda: httpx.get(f"http://127.0.0.1:{liveness}/healthz", timeout=1).status_code == 200,
-                   timeout=60, what="the operator container's liveness endpoint")
-        apply(emulator, load_test("fromimage"))
-        wait_status(emulator, "fromimage", "the containerised operator runs the test", phase="Running")
-        assert "loadtest_runs_started_total 1.0" in httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).text
-        box.signal("TERM")
-        assert box.wait(30) == 0, box.logs()[-3000:]
-        assert "Read-only file system" not in box.logs()
+        pod.start()
+        probes = pod.wait_ready(timeout=90)
+        assert probes and all(result.ok for results in probes.values() for result in results), probes
+        apply(emulator, load_test("fromchartpod"))
+        try:
+            wait_status(emulator, "fromchartpod", "the operator's chart pod runs the test", timeout=60,
+                        phase="Running")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator log:\n{pod.logs(operator)[-4000:]}") from None
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+        assert "loadtest_runs_started_total 1.0" in scraped, scraped[-2000:]
+        logs = pod.logs(operator)
+        assert "Read-only file system" not in logs and "Traceback" not in logs, logs[-3000:]
     finally:
-        box.remove()
-        shutil.rmtree(folder, ignore_errors=True)
+        pod.stop()
+        api_server.close()

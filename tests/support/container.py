@@ -65,12 +65,6 @@ CONTAINERS_CONF = image_script.CONTAINERS_CONF
 ImageError = image_script.ImageError
 
 
-def _dockerfile_env(name: str) -> str:
-    match = re.search(rf"^\s*(?:ENV\s+)?{name}=(\S+)", DOCKERFILE.read_text(), re.M)
-    assert match, f"{name} is not set in {DOCKERFILE}"
-    return match.group(1)
-
-
 def _dockerfile_user() -> str:
     return re.findall(r"^USER\s+(\S+)", DOCKERFILE.read_text(), re.M)[-1]
 
@@ -78,8 +72,8 @@ def _dockerfile_user() -> str:
 # Facts of the image, read from the Dockerfile (their one source).
 IMAGE_USER = _dockerfile_user()  # "10001:10001"
 IMAGE_UID = int(IMAGE_USER.split(":")[0])
-METRICS_DIR = _dockerfile_env("PROMETHEUS_MULTIPROC_DIR")  # a tmpfs in tests, an emptyDir in a pod
-WRITABLE_DIRS = ("/tmp", METRICS_DIR)
+# The image's one writable place (an emptyDir in a pod): gunicorn's metric files go in a folder there.
+WRITABLE_DIRS = ("/tmp",)
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:

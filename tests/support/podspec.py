@@ -50,8 +50,13 @@ def podman(*args: str, check: bool = True, timeout: float = 600) -> subprocess.C
 @dataclass
 class Cluster:
     """The objects a pod's references resolve against: the render's ConfigMaps and
-    Secrets plus any the test creates (an ``existingSecret``)."""
+    Secrets plus any the test creates (an ``existingSecret``). ``api_server``
+    (host, port) is the API server the kubelet names to every container
+    (KUBERNETES_SERVICE_HOST/PORT); ``token`` is what a projected
+    serviceAccountToken holds."""
     objects: list[dict]
+    api_server: tuple[str, int] | None = None
+    token: str = "test-service-account-token"
 
     def _find(self, kind: str, name: str) -> dict | None:
         return next((o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
@@ -90,8 +95,13 @@ def expand(text: str, env: dict[str, str]) -> str:
 
 
 def container_env(container: dict, cluster: Cluster, pod_name: str, namespace: str) -> dict[str, str]:
-    """The environment the kubelet gives a container (envFrom first, then env, in order)."""
+    """The environment the kubelet gives a container (the API server's Service
+    first, then envFrom, then env, in order)."""
     env: dict[str, str] = {}
+    if cluster.api_server:
+        host, port = cluster.api_server
+        env.update(KUBERNETES_SERVICE_HOST=host, KUBERNETES_SERVICE_PORT=str(port),
+                   KUBERNETES_SERVICE_PORT_HTTPS=str(port))
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
         for kind, ref_key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
@@ -162,7 +172,7 @@ def plan_container(pod_spec: dict, container: dict, cluster: Cluster, pod_name: 
     args += [f"--cap-add={cap}" for cap in capabilities.get("add") or []]
     if context.get("privileged"):
         raise PodSpecError(f"{container['name']}: privileged containers are not run here")
-    args += mounts(pod_spec, container, cluster, scratch / container["name"])
+    args += mounts(pod_spec, container, cluster, scratch / container["name"], pod_name, namespace)
     if container.get("workingDir"):
         args += ["--workdir", container["workingDir"]]
     for key, value in env.items():
@@ -176,7 +186,8 @@ def plan_container(pod_spec: dict, container: dict, cluster: Cluster, pod_name: 
     return RunPlan(name, args, env, container)
 
 
-def mounts(pod_spec: dict, container: dict, cluster: Cluster, folder: Path) -> list[str]:
+def mounts(pod_spec: dict, container: dict, cluster: Cluster, folder: Path, pod_name: str = "pod",
+           namespace: str = "default") -> list[str]:
     volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
     args: list[str] = []
     for mount in container.get("volumeMounts") or []:
@@ -192,27 +203,56 @@ def mounts(pod_spec: dict, container: dict, cluster: Cluster, folder: Path) -> l
             if volume["emptyDir"].get("sizeLimit"):
                 options += f",tmpfs-size={_bytes(volume['emptyDir']['sizeLimit'])}"
             args += ["--mount", options]
-        elif "configMap" in volume or "secret" in volume:
-            kind, ref = ("ConfigMap", volume["configMap"]) if "configMap" in volume else ("Secret", volume["secret"])
-            ref_name = ref.get("name") or ref.get("secretName")
-            values = cluster.data(kind, ref_name)
-            if values is None:
-                raise PodSpecError(f"volume {mount['name']}: {kind} {ref_name!r} not found")
-            files = folder / mount["name"]
-            files.mkdir(parents=True, exist_ok=True)
-            items = ref.get("items") or [{"key": k, "path": k} for k in values]
-            for item in items:
-                (files / item["path"]).parent.mkdir(parents=True, exist_ok=True)
-                (files / item["path"]).write_text(values[item["key"]])
-            files.chmod(0o755)
-            for written in files.rglob("*"):
-                written.chmod(0o755 if written.is_dir() else 0o644)
-            target = f"{path}/{mount['subPath']}" if mount.get("subPath") else path
-            source = files / mount["subPath"] if mount.get("subPath") else files
-            args += ["-v", f"{source}:{target}:ro"]
+            continue
+        if "configMap" in volume or "secret" in volume:
+            files = _object_files(mount["name"], volume, cluster)
+        elif "projected" in volume:
+            files = {}
+            for source in volume["projected"]["sources"]:
+                files.update(_projected_files(mount["name"], source, cluster, pod_name, namespace))
         else:
-            raise PodSpecError(f"volume {mount['name']}: only emptyDir, configMap and secret are emulated")
+            raise PodSpecError(f"volume {mount['name']}: only emptyDir, configMap, secret and projected are emulated")
+        written = _write_files(folder / mount["name"], files)
+        target = f"{path}/{mount['subPath']}" if mount.get("subPath") else path
+        source = written / mount["subPath"] if mount.get("subPath") else written
+        args += ["-v", f"{source}:{target}:ro"]
     return args
+
+
+def _object_files(volume_name: str, volume: dict, cluster: Cluster) -> dict[str, str]:
+    """A configMap or secret volume's files: {path: content}."""
+    kind, ref = ("ConfigMap", volume["configMap"]) if "configMap" in volume else ("Secret", volume["secret"])
+    ref_name = ref.get("name") or ref.get("secretName")
+    values = cluster.data(kind, ref_name)
+    if values is None:
+        raise PodSpecError(f"volume {volume_name}: {kind} {ref_name!r} not found")
+    items = ref.get("items") or [{"key": k, "path": k} for k in values]
+    return {item["path"]: values[item["key"]] for item in items}
+
+
+def _projected_files(volume_name: str, source: dict, cluster: Cluster, pod_name: str,
+                     namespace: str) -> dict[str, str]:
+    """One source of a projected volume (the service-account token volume the kubelet writes)."""
+    if "serviceAccountToken" in source:
+        return {source["serviceAccountToken"]["path"]: cluster.token}
+    if "configMap" in source or "secret" in source:
+        return _object_files(volume_name, source, cluster)
+    if "downwardAPI" in source:
+        fields = {"metadata.namespace": namespace, "metadata.name": pod_name}
+        return {item["path"]: fields[item["fieldRef"]["fieldPath"]] for item in source["downwardAPI"]["items"]}
+    raise PodSpecError(f"volume {volume_name}: projected source {sorted(source)} is not emulated")
+
+
+def _write_files(folder: Path, files: dict[str, str]) -> Path:
+    """The files a volume shows, readable by any container user (the kubelet's 0644)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for relative, content in files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(content)
+    folder.chmod(0o755)
+    for written in folder.rglob("*"):
+        written.chmod(0o755 if written.is_dir() else 0o644)
+    return folder
 
 
 def _bytes(quantity: str) -> int:
