@@ -92,9 +92,17 @@ class Cluster:
             _preload_content=False)).get("items", [])
         return [item for item in items if _matches(item, selector)]
 
-    def pod_log(self, namespace: str, name: str) -> str:
-        response = self.core.read_namespaced_pod_log(name, namespace, _preload_content=False)
-        return (response.data or b"").decode("utf-8", errors="replace")
+    def pod_log(self, namespace: str, name: str, container: str, *, tail_lines: int, limit_bytes: int) -> str:
+        """The last ``tail_lines`` of one container's log, at most ``limit_bytes`` of
+        them (the API server keeps the start of the tail). A server that ignores
+        the limits is still read no further than ``limit_bytes``."""
+        response = self.core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=tail_lines,
+                                                     limit_bytes=limit_bytes, _preload_content=False)
+        try:
+            data = response.read(limit_bytes)
+        finally:
+            response.release_conn()
+        return data.decode("utf-8", errors="replace")
 
     # -- changing ---------------------------------------------------------------
     def patch_status(self, namespace: str, name: str, status: dict) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from loadtests.locust_run import MASTER_PORT
+from loadtests.log_summary import MAX_REPORT_BYTES
 
 from .spec import LoadTestSpec
 
@@ -28,7 +29,8 @@ SCENARIO_DIR = "/etc/blog-perf/scenario"  # a LoadTest's own locustfile, from it
 REPORTS_DIR = "/reports"  # a LoadTest's reportVolumeClaim, in the master pod
 ACCOUNTS_DIR = "/etc/blog-perf/accounts"  # a LoadTest's accountsSecret, in the master pod only
 REPORT_KEY = "report.html"
-CONFIGMAP_LIMIT = 900_000  # bytes of report kept in a ConfigMap (the API's limit is 1 MiB per object)
+MASTER_CONTAINER = "master"  # the runner's container in the master pod (a mesh may inject others)
+CONFIGMAP_LIMIT = MAX_REPORT_BYTES  # bytes of report kept in a ConfigMap (the API's limit is 1 MiB per object)
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 # Time a run may take beyond its load: account setup, workers connecting, stopping, the report.
 DEADLINE_MARGIN_S = 600
@@ -164,7 +166,7 @@ def _resources(spec: LoadTestSpec) -> dict:
 
 def master_job(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float) -> dict:
     ports = [{"name": "locust-master", "containerPort": MASTER_PORT}] if spec.workers else None
-    container = _container("master", image, master_args(spec, workers_max_wait, run), run, _resources(spec), ports)
+    container = _container(MASTER_CONTAINER, image, master_args(spec, workers_max_wait, run), run, _resources(spec), ports)
     return _job(master_job_name(run), test, run, "master", container, spec, 1)
 
 

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import kopf
+from urllib3.exceptions import HTTPError
 
-from loadtests.log_summary import LogSummaryError, parse_report, parse_summary
+from loadtests.log_summary import TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report, parse_summary
 
 from . import manifests, metrics, pods, results, schedule
 from .kube import Cluster
 from .spec import LoadTestSpec, SpecError, parse
 
 ACTIVE = ("Pending", "Running")
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)  # the API server busy or restarting: worth another pass
+COLLECT_ATTEMPTS = 5  # passes that may meet a transient error while collecting before the run fails
 
 
 @dataclass
@@ -154,7 +157,27 @@ class Pass:
             if self.status.get("phase") != phase:
                 self.patch(phase=phase)
             return
-        self.collect(spec, run, ended, run_pods, jobs)
+        try:
+            self.collect(spec, run, ended, run_pods, jobs)
+        except Exception as exc:  # noqa: BLE001 - whatever a hostile log or the API does, the run ends
+            self.collect_failed(run, exc, jobs)
+
+    def collect_failed(self, run: str, exc: Exception, jobs: dict) -> None:
+        """A transient API error gets a few more passes; anything else (a
+        malformed log, a result the API refuses) ends the run as Failed, so the
+        run is never collected again and again."""
+        status = getattr(exc, "status", None)
+        transient = status in TRANSIENT_STATUSES or (status is None and isinstance(exc, (OSError, HTTPError)))
+        attempts = int(self.status.get("collectAttempts") or 0) + 1
+        if transient and attempts < COLLECT_ATTEMPTS:
+            self.patch(collectAttempts=attempts)
+            raise exc
+        if status is not None:
+            body = str(getattr(exc, "body", "") or "")[:300]
+            problem = f"the API answered {status} {getattr(exc, 'reason', '')} while keeping its results: {body}"
+        else:
+            problem = f"its figures could not be collected: {type(exc).__name__}: {str(exc)[:300]}"
+        self.fail(run, "CollectFailed", problem + (f" (after {attempts} attempts)" if transient else ""), jobs)
 
     def report_spec_change(self, run: str) -> None:
         observed = self.status.get("observedGeneration")
@@ -178,7 +201,8 @@ class Pass:
     def collect(self, spec: LoadTestSpec, run: str, ended: str, run_pods: list[dict], jobs: dict) -> None:
         masters = [p for p in run_pods if (p["metadata"].get("labels") or {}).get(manifests.ROLE_LABEL) == "master"]
         masters.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        log = self.cluster.pod_log(self.namespace, masters[-1]["metadata"]["name"]) if masters else ""
+        log = self.cluster.pod_log(self.namespace, masters[-1]["metadata"]["name"], manifests.MASTER_CONTAINER,
+                                   tail_lines=TAIL_LINES, limit_bytes=TAIL_BYTES) if masters else ""
         try:
             record = parse_summary(log)
         except LogSummaryError as exc:
@@ -215,7 +239,7 @@ class Pass:
         phase = "Failed" if verdict.target_unreachable else "Succeeded"
         summary = f"run {run}: {verdict.verdict}" + (f" ({'; '.join(verdict.reasons)})" if verdict.reasons else "")
         self.mark_finished(jobs)
-        self.patch(phase=phase, verdict=verdict.verdict, currentRun=None, lastResult=run,
+        self.patch(phase=phase, verdict=verdict.verdict, currentRun=None, lastResult=run, collectAttempts=None,
                    finishTime=schedule.iso(self.now), latest=results.headline(result_spec), message=summary,
                    conditions=_condition(self.status, "Complete", True,
                                          "TargetUnreachable" if verdict.target_unreachable else verdict.verdict,
@@ -227,7 +251,7 @@ class Pass:
         self.mark_finished(jobs or {})
         text = f"run {run} failed: {message}"
         self.patch(phase="Failed", verdict=results.FAILED, currentRun=None, finishTime=schedule.iso(self.now),
-                   message=text, conditions=_condition(self.status, "Complete", True, reason, text, self.now))
+                   collectAttempts=None, message=text, conditions=_condition(self.status, "Complete", True, reason, text, self.now))
         metrics.RUNS_FINISHED.labels(verdict=results.FAILED, phase="Failed").inc()
         self.event("Warning", reason, text)
 

@@ -12,6 +12,9 @@ from loadtests import thresholds as judging
 from .spec import LoadTestSpec
 
 PASSED, FAILED = "Passed", "Failed"
+# A custom locustfile can name any number of endpoints and errors: the result keeps the
+# busiest ones, and no text longer than this, so it stays far below etcd's object limit.
+MAX_ENDPOINTS, MAX_ERRORS, MAX_TEXT = 100, 50, 300
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,13 @@ def _clean(value):
         return {k: _clean(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_clean(v) for v in value if v is not None]
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return value[:MAX_TEXT - 1] + "…"
     return value
+
+
+def _busiest(rows: list[dict], key: str, most: int) -> list[dict]:
+    return sorted(rows, key=lambda row: -(row.get(key) or 0))[:most]
 
 
 def _latency(source: dict) -> dict:
@@ -66,9 +75,10 @@ def result_spec(test: str, run: str, record: dict, spec: LoadTestSpec, verdict: 
                    "nonAiLatencyMs": _latency(summary.get("non_ai") or {})},
         "endpoints": [{"method": e.get("method"), "name": e.get("name"), "requests": e.get("requests", 0),
                        "failures": e.get("failures", 0), "rps": e.get("rps"), "latencyMs": _latency(e)}
-                      for e in summary.get("entries", [])],
+                      for e in _busiest(summary.get("entries", []), "requests", MAX_ENDPOINTS)],
         "errors": [{"method": e.get("method"), "name": e.get("name"), "error": e.get("error"),
-                    "occurrences": e.get("occurrences")} for e in summary.get("errors", [])],
+                    "occurrences": e.get("occurrences")}
+                   for e in _busiest(summary.get("errors", []), "occurrences", MAX_ERRORS)],
         "verdict": verdict.verdict, "reasons": verdict.reasons,
         "checks": [dict(c) for c in verdict.checks],
         "report": report,

@@ -10,7 +10,9 @@ the parts of a cluster that kmock 0.8 does not play, played here:
 - the kubelet: each pod runs as a script says (a log, an exit code, a waiting
   reason such as ImagePullBackOff, unschedulable, or running until deleted),
   or hands its PodSpec to a real runner (podman, in the end-to-end test);
-- ``pods/log`` as text;
+- ``pods/log`` as text, per container, with ``tailLines`` then ``limitBytes``
+  applied as the API server applies them (a pod of several containers needs
+  ``container``: 400 otherwise), and a mesh's sidecar injected on request;
 - the Namespace collection itself: kmock 0.8 reads ``/api/v1/namespaces``
   as the prefix of a namespaced path and answers 500, so kopf in namespaced
   mode (the chart's) could not start; the path is parsed as the API server
@@ -49,7 +51,8 @@ RESOURCES = {
     "apiextensions.k8s.io/v1/customresourcedefinitions": {"kind": "CustomResourceDefinition", "namespaced": False},
 }
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
-NAMESPACES = (NAMESPACE, "monitoring")  # exist from the start, as in a cluster the chart is installed in
+NAMESPACES = (NAMESPACE, "monitoring")
+SIDECAR = "istio-proxy"  # exist from the start, as in a cluster the chart is installed in
 
 
 _kmock_parse_path = kmock_parsing.parse_path
@@ -125,6 +128,7 @@ class PodScript:
     waiting: str | None = None  # e.g. "ImagePullBackOff": the container never starts
     unschedulable: bool = False
     forever: bool = False  # runs until deleted
+    sidecar_log: str | None = None  # a mesh injects a sidecar container ("istio-proxy") that logs this
 
 
 @dataclass
@@ -133,7 +137,9 @@ class FakeCluster:
     k: Emulator
     scripts: dict = field(default_factory=dict)  # role -> PodScript
     runner: object | None = None  # plays pods for real when set (end to end)
-    logs: dict = field(default_factory=dict)  # pod name -> log text
+    logs: dict = field(default_factory=dict)  # pod name -> log text (of its first container)
+    sidecar_logs: dict = field(default_factory=dict)  # pod name -> the injected sidecar's log
+    log_requests: list = field(default_factory=list)  # the query of every pods/log request, in order
     started: dict = field(default_factory=dict)  # pod name -> monotonic start
     jobs_seen: set = field(default_factory=set)
 
@@ -187,9 +193,16 @@ class FakeCluster:
                                  "creationTimestamp": now_iso(),
                                  "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
                                                       "uid": job_uid, "controller": True}]},
-                    "spec": template["spec"],
+                    "spec": self.admit(template["spec"], labels),
                     "status": {"phase": "Pending"},
                 }
+
+    def admit(self, pod_spec: dict, labels: dict) -> dict:
+        """What admission does to a new pod: a mesh injects its sidecar when the role's script says so."""
+        script = self.scripts.get(labels.get("perf.aiblog.dev/role"), PodScript())
+        if script.sidecar_log is None:
+            return pod_spec
+        return {**pod_spec, "containers": [*pod_spec["containers"], {"name": SIDECAR, "image": "proxyv2"}]}
 
     def update_job_statuses(self) -> None:
         pods = self.live("pods")
@@ -239,6 +252,8 @@ class FakeCluster:
                 continue
             began = self.started.setdefault(name, loop.time())
             self.logs[name] = script.log
+            if script.sidecar_log is not None:
+                self.sidecar_logs[name] = script.sidecar_log
             if script.forever or loop.time() - began < script.run_seconds:
                 if phase != "Running":
                     pod.patch({"status": {"phase": "Running", "startTime": now_iso(), "containerStatuses": [
@@ -248,8 +263,28 @@ class FakeCluster:
                 {"name": container, "ready": False,
                  "state": {"terminated": {"exitCode": script.exit_code, "finishedAt": now_iso()}}}]}})
 
-    def serve_log(self, request) -> bytes:
-        return self.logs.get(request.name, "").encode("utf-8")
+    def serve_log(self, request):
+        """``GET pods/NAME/log`` as the API server answers it."""
+        self.log_requests.append(dict(request.params))
+        pod = next((obj for (resource, namespace, name), obj in self.live("pods")
+                    if namespace == request.namespace and name == request.name), None)
+        containers = [c["name"] for c in pod["spec"]["containers"]] if pod is not None else []
+        chosen = request.params.get("container") or (containers[0] if len(containers) == 1 else None)
+        if pod is None:
+            return kmock.KubernetesError(status=404, reason="NotFound", message=f'pods "{request.name}" not found')
+        if chosen is None:
+            return kmock.KubernetesError(status=400, reason="BadRequest", message=(
+                f"a container name must be specified for pod {request.name}, choose one of: {containers}"))
+        if chosen not in containers:
+            return kmock.KubernetesError(status=400, reason="BadRequest", message=(
+                f"container {chosen} is not valid for pod {request.name}"))
+        text = self.sidecar_logs.get(request.name, "") if chosen == SIDECAR else self.logs.get(request.name, "")
+        data = text.encode("utf-8")
+        if request.params.get("tailLines"):
+            data = b"".join(data.splitlines(keepends=True)[-int(request.params["tailLines"]):])
+        if request.params.get("limitBytes"):
+            data = data[:int(request.params["limitBytes"])]   # the start of what the tail kept
+        return data
 
 
 class OperatorThread:

@@ -18,7 +18,7 @@ import yaml
 from loadtests.stack import free_port, wait_until
 from tests.operator.cluster import NAMESPACE, OperatorThread, PodScript
 from tests.operator.conftest import api_client
-from tests.operator.support import apply, load_test, wait_status
+from tests.operator.support import apply, load_test, runner_log, summary_document, wait_status
 from tests.support.charts import MONITORING_CHART, pod_spec, render
 from tests.support.container import aiblog_operator_image  # noqa: F401 (a fixture)
 from tests.support.podspec import Cluster, Pod
@@ -46,17 +46,30 @@ def _kubeconfig(emulator, folder: Path) -> Path:
     return kubeconfig
 
 
-def test_the_operator_command_runs_load_tests_and_answers_its_probes(emulator, tmp_path):
-    kubeconfig = _kubeconfig(emulator, tmp_path)
+def _operator_process(emulator, folder: Path) -> tuple[subprocess.Popen, int, int]:
+    """``blog-loadtest-operator --all-namespaces`` logged in from a kubeconfig; its liveness and metrics ports."""
+    kubeconfig = _kubeconfig(emulator, folder)
     liveness, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "LOADTEST_RUNNER_IMAGE": "localhost/aiblog:test",
            "LOADTEST_RECONCILE_SECONDS": "0.2", "LIVENESS_PORT": str(liveness), "METRICS_PORT": str(metrics)}
-    emulator.cluster.scripts["master"] = PodScript(forever=True)
     process = subprocess.Popen([str(OPERATOR), "--all-namespaces"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
+    wait_until(lambda: process.poll() is None and httpx.get(
+        f"http://127.0.0.1:{liveness}/healthz", timeout=1).status_code == 200, timeout=30,
+        what="kopf's liveness endpoint")
+    return process, liveness, metrics
+
+
+def _stop(process: subprocess.Popen) -> str:
+    if process.poll() is None:
+        process.kill()
+    return process.communicate(timeout=10)[0]
+
+
+def test_the_operator_command_runs_load_tests_and_answers_its_probes(emulator, tmp_path):
+    emulator.cluster.scripts["master"] = PodScript(forever=True)
+    process, liveness, metrics = _operator_process(emulator, tmp_path)
     try:
-        wait_until(lambda: httpx.get(f"http://127.0.0.1:{liveness}/healthz", timeout=1).status_code == 200,
-                   timeout=30, what="kopf's liveness endpoint")
         apply(emulator, load_test("fromprocess"))
         wait_status(emulator, "fromprocess", "the operator process runs the test", phase="Running")
         scraped = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).text
@@ -64,9 +77,40 @@ def test_the_operator_command_runs_load_tests_and_answers_its_probes(emulator, t
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-        output = process.communicate(timeout=10)[0]
+        output = _stop(process)
+    assert "Traceback" not in output, output[-3000:]
+
+
+def _peak_memory_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
+def test_a_gzip_bomb_in_a_runners_log_leaves_the_operator_small_and_running(emulator, tmp_path):
+    """682 KiB of report lines that inflate to 512 MiB: the operator once tried to
+    allocate all of it (past its 256 Mi limit), crashed, and collected the same
+    run again after every restart. Its peak memory is read from /proc."""
+    from tests.operator.test_operator_hostile_logs import a_good_record, gzip_bomb_lines, summary_line
+
+    bomb = gzip_bomb_lines(512)
+    assert 600_000 < sum(map(len, bomb)) < 800_000
+    emulator.cluster.scripts["master"] = PodScript(log="\n".join(["starting", *bomb,
+                                                                    summary_line(a_good_record())]) + "\n")
+    process, _, _ = _operator_process(emulator, tmp_path)
+    try:
+        before = _peak_memory_mib(process.pid)
+        apply(emulator, load_test("bomb"))
+        final = wait_status(emulator, "bomb", "the bombed run is collected", timeout=60, phase="Succeeded")
+        assert final["latest"]["requests"] == 500
+        peak = _peak_memory_mib(process.pid)
+        print(f"\noperator peak memory (VmHWM): {before:.0f} MiB at start, {peak:.0f} MiB after the bomb")
+        assert peak < before + 64, (before, peak)
+        emulator.cluster.scripts["master"] = PodScript(log=runner_log(summary_document(requests=300)))
+        apply(emulator, load_test("next"))
+        assert wait_status(emulator, "next", "the next LoadTest runs", phase="Succeeded")["latest"]["requests"] == 300
+        assert process.poll() is None
+    finally:
+        output = _stop(process)
     assert "Traceback" not in output, output[-3000:]
 
 
