@@ -72,6 +72,19 @@ class Cluster:
                                                                   _preload_content=False))
         raise ValueError(f"the operator does not read {kind} objects")
 
+    def labels_of(self, namespace: str, kind: str, name: str) -> dict | None:
+        """An object's labels, or None when it does not exist. A Secret is read whole
+        (RBAC cannot grant its metadata alone); only its labels leave this method."""
+        readers = {"Secret": self.core.read_namespaced_secret, "ConfigMap": self.core.read_namespaced_config_map,
+                   "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim}
+        try:
+            found = _dict(readers[kind](name, namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict((found.get("metadata") or {}).get("labels") or {})
+
     # -- listing ----------------------------------------------------------------
     def jobs(self, namespace: str, **labels: str) -> list[dict]:
         selector = _labels(labels)

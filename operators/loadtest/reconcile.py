@@ -18,6 +18,7 @@ from loadtests.log_summary import TAIL_BYTES, TAIL_LINES, LogSummaryError, parse
 
 from . import manifests, metrics, pods, results, schedule
 from .kube import Cluster
+from .policy import Policy
 from .spec import LoadTestSpec, SpecError, parse
 
 ACTIVE = ("Pending", "Running")
@@ -34,6 +35,7 @@ class OperatorConfig:
     workers_max_wait_s: float = field(
         default_factory=lambda: float(os.environ.get("LOADTEST_WORKERS_MAX_WAIT_SECONDS", "180")))
     clock: schedule.SystemClock = field(default_factory=schedule.SystemClock)
+    policy: Policy = field(default_factory=Policy.from_environment)
 
 
 def _condition(status: dict, kind: str, value: bool, reason: str, message: str, now: datetime) -> list[dict]:
@@ -76,25 +78,31 @@ class Pass:
         try:
             spec = parse(self.body.get("spec"), self.namespace)
         except SpecError as exc:
-            self.reject(str(exc))
+            self.reject("InvalidSpec", f"invalid spec: {exc}")
             return
         image = spec.image or self.config.default_image
         if not image:
-            self.reject("spec.image is empty and the operator has no default (LOADTEST_RUNNER_IMAGE)")
+            self.reject("InvalidSpec", "invalid spec: spec.image is empty and the operator has no default "
+                                       "(LOADTEST_RUNNER_IMAGE)")
             return
         if self.status.get("currentRun"):
-            self.follow(spec)
+            self.follow(spec)  # a policy changed mid-run applies from the next run
         else:
+            problem = self.config.policy.problem(spec, image, self.config.default_image)
+            if problem:
+                self.reject("PolicyRejected", f"rejected by the cluster's policy: {problem}")
+                return
             self.maybe_start(spec, image)
         self.remove_expired_jobs(spec)
 
-    def reject(self, problem: str) -> None:
-        message = f"invalid spec: {problem}"
-        if self.status.get("phase") == "Failed" and self.status.get("message") == message:
-            return  # said once; a bad spec is not an error loop
-        self.patch(phase="Failed", verdict=None, message=message, observedGeneration=self.generation,
-                   conditions=_condition(self.status, "Ready", False, "InvalidSpec", problem, self.now))
-        self.event("Warning", "InvalidSpec", problem)
+    def reject(self, reason: str, message: str) -> None:
+        """The spec cannot run here: Rejected (nothing is created), said once."""
+        if self.status.get("phase") == "Rejected" and self.status.get("message") == message:
+            return  # said once; a refused spec is not an error loop
+        self.patch(phase="Rejected", verdict="Rejected", message=message, observedGeneration=self.generation,
+                   nextScheduleTime=None,
+                   conditions=_condition(self.status, "Ready", False, reason, message, self.now))
+        self.event("Warning", reason, message)
 
     # -- starting ---------------------------------------------------------------------
     def maybe_start(self, spec: LoadTestSpec, image: str) -> None:
@@ -116,6 +124,11 @@ class Pass:
             self.start(spec, image)
 
     def start(self, spec: LoadTestSpec, image: str, **status) -> None:
+        problem = self.config.policy.objects_problem(
+            spec, lambda kind, name: self.cluster.labels_of(self.namespace, kind, name))
+        if problem:  # checked at every start: the labels may have changed since the apply
+            self.reject("PolicyRejected", f"rejected by the cluster's policy: {problem}")
+            return
         number = int(self.status.get("runs") or 0) + 1
         run = manifests.run_name(self.name, number)
         self.create_children(spec, image, run)
@@ -219,11 +232,15 @@ class Pass:
         report = {"note": "the report did not reach the log"}
         html = parse_report(log)
         result_spec = results.result_spec(self.name, run, record, spec, verdict, report)
+        room = self.config.policy.max_report_bytes - self.report_bytes_kept(spec) if html is not None else 0
         if html is not None:
             result_spec["report"] = {"configMap": manifests.report_configmap_name(run), "key": manifests.REPORT_KEY,
                                      "bytes": len(html)}
             if len(html) > manifests.CONFIGMAP_LIMIT:
                 result_spec["report"] = {"bytes": len(html), "note": "too large for a ConfigMap; not kept"}
+            elif len(html) > room:
+                result_spec["report"] = {"bytes": len(html), "note": "not kept: this LoadTest's reports would pass "
+                                         f"operator.policy.maxReportBytes ({self.config.policy.max_report_bytes})"}
         if spec.report_claim:
             result_spec["report"] = {**result_spec["report"], "persistentVolumeClaim": spec.report_claim,
                                      "path": manifests.report_path(run)}
@@ -232,6 +249,8 @@ class Pass:
         kopf.adopt(result, owner=self.body)
         stored = self.cluster.create(self.namespace, result)
         configmap = manifests.report_configmap(self.name, run, html) if html is not None else None
+        if configmap is not None and len(html) > room:
+            configmap = None
         if configmap is not None:
             kopf.adopt(configmap, owner=stored)  # the report goes with its result
             self.cluster.create(self.namespace, configmap)
@@ -261,6 +280,14 @@ class Pass:
                                       {manifests.FINISHED_ANNOTATION: schedule.iso(self.now)})
 
     # -- tidying ----------------------------------------------------------------------------
+    def report_bytes_kept(self, spec: LoadTestSpec) -> int:
+        """Bytes of report ConfigMaps this LoadTest keeps once the next result trims its history."""
+        kept = self.cluster.results(self.namespace, self.name)
+        kept.sort(key=lambda r: int((r["metadata"].get("labels") or {}).get(manifests.RUN_NUMBER_LABEL) or 0))
+        staying = kept[max(0, len(kept) - (spec.history_limit - 1)):] if spec.history_limit > 1 else []
+        reports = [((r.get("spec") or {}).get("report") or {}) for r in staying]
+        return sum(int(report.get("bytes") or 0) for report in reports if report.get("configMap"))
+
     def trim_history(self, spec: LoadTestSpec) -> None:
         kept = self.cluster.results(self.namespace, self.name)
         kept.sort(key=lambda r: int((r["metadata"].get("labels") or {}).get(manifests.RUN_NUMBER_LABEL) or 0))

@@ -60,6 +60,7 @@ class LoadTestSpec:
     # Existing accounts for a blog whose limits refuse sign-ups: (Secret name, key), a
     # file of username:password lines that the master shares out (instead of ``accounts``).
     accounts_secret: tuple[str, str] | None = None
+    target_service: str | None = None  # the Service in the LoadTest's namespace, when the target names one
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -193,4 +194,5 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         suspend=bool(spec.get("suspend", False)), scenario_configmap=_scenario_configmap(scenario),
         report_claim=_report_claim(spec.get("reportVolumeClaim")),
         accounts_secret=_accounts_secret(spec.get("accountsSecret"), accounts),
+        target_service=((spec.get("target") or {}).get("service") or {}).get("name"),
     )

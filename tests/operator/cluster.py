@@ -45,6 +45,8 @@ RESOURCES = {
     "v1/pods": {"kind": "Pod", "subresources": ["log", "status"]},
     "v1/services": {"kind": "Service"},
     "v1/configmaps": {"kind": "ConfigMap"},
+    "v1/secrets": {"kind": "Secret"},
+    "v1/persistentvolumeclaims": {"kind": "PersistentVolumeClaim"},
     "v1/events": {"kind": "Event"},
     # kopf waits for these two to be discoverable before it watches anything.
     "v1/namespaces": {"kind": "Namespace", "namespaced": False},

@@ -20,6 +20,7 @@ os.environ.setdefault("LOADTEST_RUNNER_IMAGE", "localhost/aiblog:test")
 from kubernetes import client  # noqa: E402
 
 from operators.loadtest import handlers  # noqa: E402  (registers the handlers with kopf)
+from operators.loadtest.policy import Policy  # noqa: E402
 from operators.loadtest.reconcile import OperatorConfig  # noqa: E402
 from tests.operator.cluster import OperatorThread  # noqa: E402
 
@@ -30,10 +31,16 @@ def api_client(url: str) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+# What the tests of other features need switched on; tests/operator/test_operator_policy.py
+# runs the chart's default policy (Policy()).
+TEST_POLICY = Policy(allowed_images=("registry.invalid/*",), target_hosts=("127.0.0.1",), custom_scenarios=True,
+                     accounts_secrets=True, report_volume_claims=True)
+
+
 @pytest.fixture
 def operator_config():
     """The operator's settings for one test (tests change the clock, the grace period)."""
-    config = OperatorConfig(stuck_grace_s=1.0, workers_max_wait_s=5.0)
+    config = OperatorConfig(stuck_grace_s=1.0, workers_max_wait_s=5.0, policy=TEST_POLICY)
     handlers.CONFIG = config
     yield config
     handlers.CONFIG = OperatorConfig()

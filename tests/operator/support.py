@@ -24,6 +24,17 @@ def apply(cluster, document: dict) -> dict:
         GROUP, VERSION, NAMESPACE, "loadtests", document)
 
 
+def opted_in(cluster, kind: str, name: str, label: str | None, **content) -> None:
+    """A Secret, ConfigMap or PersistentVolumeClaim in the test namespace, labelled
+    ``label=true`` (its owner's opt-in to LoadTests) unless ``label`` is None."""
+    body = {"apiVersion": "v1", "kind": kind,
+            "metadata": {"name": name, "labels": {label: "true"} if label else {}}, **content}
+    core = client.CoreV1Api(cluster.api)
+    create = {"Secret": core.create_namespaced_secret, "ConfigMap": core.create_namespaced_config_map,
+              "PersistentVolumeClaim": core.create_namespaced_persistent_volume_claim}[kind]
+    create(NAMESPACE, body)
+
+
 def patch_spec(cluster, name: str, spec: dict) -> None:
     """A user's merge patch of a LoadTest's spec (kubectl edit)."""
     client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(

@@ -9,7 +9,9 @@ from loadtests.stack import wait_until
 from operators.loadtest import main as operator_main
 from operators.loadtest.handlers import USER_AGENT
 from tests.operator.cluster import NAMESPACE, PodScript
-from tests.operator.support import GROUP, VERSION, apply, load_test, objects, runner_log, summary_document, wait_status
+from operators.loadtest.policy import ACCOUNTS_LABEL, Policy
+from tests.operator.support import (GROUP, VERSION, apply, load_test, objects, opted_in, runner_log, summary_document,
+                                    wait_status)
 from tests.support.charts import MONITORING_CHART, matches, pod_labels, render, render_error
 
 RELEASE = "monitoring"
@@ -42,7 +44,7 @@ def test_watched_namespaces_each_get_a_role_and_only_kopf_needs_a_cluster_role()
     assert {r["metadata"]["namespace"] for r in rendered.of_kind("Role")} == {"blog", "perf"}
     assert {b["metadata"]["namespace"] for b in rendered.of_kind("RoleBinding")} == {"blog", "perf"}
     assert _container(rendered)["env"][0] == {"name": "WATCH_NAMESPACES", "value": "blog,perf"}
-    (cluster_role,) = rendered.of_kind("ClusterRole")
+    cluster_role = rendered.named("ClusterRole", f"{RELEASE}-loadtest-operator")
     assert {(tuple(r["apiGroups"]), tuple(r["resources"])) for r in cluster_role["rules"]} == {
         (("apiextensions.k8s.io",), ("customresourcedefinitions",)), (("",), ("namespaces",))}
     for role in [*rendered.of_kind("Role"), cluster_role]:
@@ -108,6 +110,68 @@ def _allowed(rules: list[dict], group: str, resource: str, verb: str) -> bool:
                for rule in rules)
 
 
+def _requests_made(cluster) -> set[tuple[str, str, str, str | None]]:
+    """(group, resource, verb, namespace) of every request the operator made to the emulator."""
+    made = set()
+    for request in list(cluster.k):
+        agent = (request.headers or {}).get("User-Agent", "")
+        if request.resource is None or request.resource.plural is None or \
+                not (agent.startswith("kopf/") or agent == USER_AGENT):
+            continue
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        made.add((request.resource.group or "", resource, _verb(request), request.namespace))
+    return made
+
+
+def test_the_charts_default_policy_is_the_operators_default_and_opens_no_secret():
+    rendered = _render()
+    env = {e["name"]: e["value"] for e in _container(rendered)["env"]}
+    assert Policy.from_json(env["LOADTEST_POLICY"]) == Policy()
+    assert not [rule for role in rendered.of_kind("Role") for rule in role["rules"]
+                if {"secrets", "persistentvolumeclaims"} & set(rule["resources"])]
+
+
+def test_the_policy_is_checked_by_helm_and_only_what_it_allows_gets_rbac():
+    assert "maxWorkers" in render_error(MONITORING_CHART, {"operator": {"policy": {"maxWorkers": -1}}})
+    assert "maxcpu" in render_error(MONITORING_CHART, {"operator": {"policy": {"maxCpu": "lots"}}}).lower()
+    (role,) = _render(policy={**_default_policy_values(), "accountsSecrets": True}).of_kind("Role")
+    assert {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]} in role["rules"]
+
+
+def _default_policy_values() -> dict:
+    import yaml
+    return yaml.safe_load((MONITORING_CHART / "values.yaml").read_text())["operator"]["policy"]
+
+
+def test_app_teams_get_editor_and_viewer_roles_aggregated_to_edit_and_view():
+    rendered = _render()
+    editor = rendered.named("ClusterRole", f"{RELEASE}-loadtest-operator-loadtest-editor")
+    viewer = rendered.named("ClusterRole", f"{RELEASE}-loadtest-operator-loadtest-viewer")
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert {"create", "delete"} <= set(editor["rules"][0]["verbs"]) and viewer["rules"][0]["verbs"] == [
+        "get", "list", "watch"]
+    for role in (editor, viewer):
+        assert all(set(rule["apiGroups"]) == {GROUP} for rule in role["rules"])   # LoadTests only, no pods or Jobs
+    quiet = _render(userRoles={"create": True, "aggregate": False})
+    assert "rbac.authorization.k8s.io/aggregate-to-edit" not in quiet.named(
+        "ClusterRole", f"{RELEASE}-loadtest-operator-loadtest-editor")["metadata"]["labels"]
+    assert len(_render(userRoles={"create": False, "aggregate": True}).of_kind("ClusterRole")) == 1
+
+
+def test_reading_an_opted_in_secret_is_allowed_by_the_role_that_policy_renders(cluster, operator_config):
+    operator_config.policy = Policy(accounts_secrets=True)
+    cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.2)
+    opted_in(cluster, "Secret", "team-accounts", ACCOUNTS_LABEL, stringData={"accounts": "a:b\n"})
+    apply(cluster, load_test("withsecret", accountsSecret={"name": "team-accounts"}))
+    wait_status(cluster, "withsecret", "the run is collected", lastResult="withsecret-1")
+    made = _requests_made(cluster)
+    assert ("", "secrets", "get", NAMESPACE) in made
+    (role,) = _render(watchNamespaces=[NAMESPACE], policy={**_default_policy_values(),
+                                                           "accountsSecrets": True}).of_kind("Role")
+    assert _allowed(role["rules"], "", "secrets", "get")
+
+
 def test_the_roles_allow_every_request_the_operator_makes_in_a_run(cluster):
     cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.2)
     apply(cluster, load_test("audited", workers=1, ttlSecondsAfterFinished=0, historyLimit=1))
@@ -119,15 +183,8 @@ def test_the_roles_allow_every_request_the_operator_makes_in_a_run(cluster):
                what="run 1's result trimmed and the Jobs removed")
     rendered = _render(watchNamespaces=[NAMESPACE])
     (role,) = rendered.of_kind("Role")
-    (cluster_role,) = rendered.of_kind("ClusterRole")
-    made = set()
-    for request in list(cluster.k):
-        agent = (request.headers or {}).get("User-Agent", "")
-        if request.resource is None or request.resource.plural is None or \
-                not (agent.startswith("kopf/") or agent == USER_AGENT):
-            continue
-        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
-        made.add((request.resource.group or "", resource, _verb(request), request.namespace))
+    cluster_role = rendered.named("ClusterRole", f"{RELEASE}-loadtest-operator")
+    made = _requests_made(cluster)
     assert ("", "pods/log", "get", NAMESPACE) in made and ("batch", "jobs", "delete", NAMESPACE) in made
     assert (GROUP, "loadtestresults", "delete", NAMESPACE) in made
     # The emulated operator runs cluster-wide (kmock 0.8 cannot serve kopf's namespaced mode), so its

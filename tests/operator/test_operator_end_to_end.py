@@ -89,6 +89,7 @@ def test_a_run_against_a_blog_that_keeps_its_limits_uses_the_accounts_in_a_secre
     from kubernetes import client
 
     from loadtests.blog_client import register
+    from operators.loadtest.policy import ACCOUNTS_LABEL
     from tests.operator.support import NAMESPACE
 
     blog = Blog(aiblog_image, blog_env(stack)).wait_healthy()
@@ -97,7 +98,8 @@ def test_a_run_against_a_blog_that_keeps_its_limits_uses_the_accounts_in_a_secre
         for username, password in accounts:
             asyncio.run(register(blog.url, username, password))
         client.CoreV1Api(cluster.api).create_namespaced_secret(NAMESPACE, {
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "perf-accounts"},
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "perf-accounts", "labels": {ACCOUNTS_LABEL: "true"}},  # opted in to LoadTests
             "stringData": {"accounts": "".join(f"{u}:{p}\n" for u, p in accounts)}})
         apply(cluster, load_test(
             "e2e", target={"url": blog.url}, users=6, spawnRate=6, duration=8, workers=WORKERS,

@@ -3,7 +3,8 @@ and verdict it ends with, and the failures it reports instead of hanging."""
 from __future__ import annotations
 
 from tests.operator.cluster import NAMESPACE, PodScript
-from tests.operator.support import (apply, assert_fits_crd, load_test, objects, printer_columns, runner_log,
+from operators.loadtest.policy import ACCOUNTS_LABEL, REPORTS_LABEL, SCENARIO_LABEL
+from tests.operator.support import (apply, assert_fits_crd, load_test, objects, opted_in, printer_columns, runner_log,
                                     summary_document, wait_status)
 from loadtests.stack import wait_until
 
@@ -185,6 +186,7 @@ def test_the_entry_point_needs_namespaces_to_watch(capsys, monkeypatch):
 def test_a_scenario_from_a_configmap_is_mounted_into_master_and_workers(cluster):
     cluster.cluster.scripts["master"] = PodScript(forever=True)
     cluster.cluster.scripts["worker"] = PodScript(forever=True)
+    opted_in(cluster, "ConfigMap", "checkout-scenario", SCENARIO_LABEL, data={"checkout.py": "# a locustfile"})
     apply(cluster, load_test("custom", workers=2, scenario={"configMap": {"name": "checkout-scenario",
                                                                           "key": "checkout.py"}}))
     wait_status(cluster, "custom", "the run is Running", phase="Running")
@@ -201,6 +203,7 @@ def test_a_scenario_from_a_configmap_is_mounted_into_master_and_workers(cluster)
 
 def test_existing_accounts_from_a_secret_reach_the_master_only(cluster):
     cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.5)
+    opted_in(cluster, "Secret", "perf-accounts", ACCOUNTS_LABEL, stringData={"users.txt": "a:b\n"})
     apply(cluster, load_test("protected", workers=1, accountsSecret={"name": "perf-accounts", "key": "users.txt"}))
     wait_status(cluster, "protected", "the run is collected", phase="Succeeded")
     master = objects(cluster, "jobs")["protected-1-master"]["spec"]["template"]["spec"]
@@ -219,6 +222,8 @@ def test_existing_accounts_from_a_secret_reach_the_master_only(cluster):
 
 def test_a_report_volume_claim_keeps_every_report_on_the_masters_volume(cluster):
     cluster.cluster.scripts["master"] = PodScript(log=runner_log(summary_document()), run_seconds=0.5)
+    opted_in(cluster, "PersistentVolumeClaim", "perf-reports", REPORTS_LABEL,
+             spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
     apply(cluster, load_test("kept", workers=1, reportVolumeClaim="perf-reports"))
     wait_status(cluster, "kept", "the run is collected", phase="Succeeded")
     master = objects(cluster, "jobs")["kept-1-master"]["spec"]["template"]["spec"]

@@ -120,10 +120,10 @@ def test_what_a_schema_cannot_say_the_operator_refuses_with_a_clear_message(chan
     assert message in str(refused.value)
 
 
-def test_an_invalid_load_test_gets_a_failed_status_and_an_event_then_runs_once_fixed(cluster):
+def test_an_invalid_load_test_is_rejected_with_an_event_then_runs_once_fixed(cluster):
     from tests.operator.support import patch_spec
     apply(cluster, load_test("typo", schedule="61 * * * *"))
-    final = wait_status(cluster, "typo", "the spec is refused", phase="Failed")
+    final = wait_status(cluster, "typo", "the spec is refused", phase="Rejected", verdict="Rejected")
     assert final["message"] == "invalid spec: spec.schedule: '61 * * * *' is not a valid cron expression"
     assert any(c["reason"] == "InvalidSpec" and c["status"] == "False" for c in final["conditions"])
     events = wait_until(lambda: [e for e in objects(cluster, "events").values() if e.get("reason") == "InvalidSpec"],
@@ -152,6 +152,27 @@ def test_the_examples_target_the_blog_charts_service_and_its_http_port(example):
     else:
         url = urlparse(target["url"])
         assert url.hostname == f"aiblog.{BLOG_NAMESPACE}.svc.cluster.local" and (url.port or 80) == http_port
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_each_example_runs_under_the_default_policy_or_names_the_setting_it_needs(example):
+    """A ``# policy: {...}`` line is what the cluster admin must set (operator.policy)."""
+    import json
+    import re
+
+    from operators.loadtest.policy import Policy
+    from operators.loadtest.spec import parse
+    text = example.read_text()
+    needs = re.search(r"^# policy: (\{.*\})$", text, re.M)
+    spec = parse(yaml.safe_load(text)["spec"], "blog")
+    default_problem = Policy().problem(spec, spec.image or "runner", "runner")
+    if needs is None:
+        assert default_problem is None
+    else:
+        assert default_problem is not None, "the example says it needs a setting it does not need"
+        assert Policy.from_json(needs.group(1)).problem(spec, spec.image or "runner", "runner") is None
+        for setting in json.loads(needs.group(1)):
+            assert setting in default_problem or len(json.loads(needs.group(1))) > 1, default_problem
 
 
 def test_the_crds_are_valid_kubernetes_objects():
