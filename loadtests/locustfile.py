@@ -34,6 +34,7 @@ DIR/summary.json (every entry with its response-time histogram) at the end.
 from __future__ import annotations
 
 import base64
+import hmac
 import itertools
 import json
 import logging
@@ -151,6 +152,9 @@ def _account_pool() -> AccountPool | None:
 
 ACCOUNT_POOL = _account_pool()
 ACCOUNTS_ASKED, ACCOUNTS_SENT = "blog-perf-accounts-please", "blog-perf-accounts"
+# The run's own workers know it (the operator puts it in a Secret of the run): Locust's port
+# has no authentication, and without it any peer that reached the master got every account.
+RUN_TOKEN = os.environ.get("BLOG_PERF_RUN_TOKEN", "")
 # A worker's users wait for the master's answer (its accounts, or none) before they start.
 ACCOUNTS_ARRIVED = gevent.event.Event()
 ACCOUNTS_WAIT_S = 60
@@ -164,8 +168,16 @@ def _share_accounts(environment, **_kwargs) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         pairs = [[a.username, a.password] for a in ACCOUNT_POOL.accounts] if ACCOUNT_POOL is not None else []
-        runner.register_message(ACCOUNTS_ASKED,
-                                lambda environment, msg, **_kw: runner.send_message(ACCOUNTS_SENT, pairs, msg.node_id))
+
+        def answer(environment, msg, **_kw) -> None:
+            shown = msg.data if isinstance(msg.data, str) else ""
+            if RUN_TOKEN and not hmac.compare_digest(shown.encode(), RUN_TOKEN.encode()):
+                logging.warning("blog-perf: a worker without the run's token asked for accounts (%s); none given",
+                                msg.node_id)
+                runner.send_message(ACCOUNTS_SENT, [], msg.node_id)
+                return
+            runner.send_message(ACCOUNTS_SENT, pairs, msg.node_id)
+        runner.register_message(ACCOUNTS_ASKED, answer)
     elif isinstance(runner, WorkerRunner):
         def receive(environment, msg, **_kw) -> None:
             global ACCOUNT_POOL
@@ -173,7 +185,7 @@ def _share_accounts(environment, **_kwargs) -> None:
                 ACCOUNT_POOL = AccountPool([Account(username, password) for username, password in msg.data])
             ACCOUNTS_ARRIVED.set()
         runner.register_message(ACCOUNTS_SENT, receive)
-        runner.send_message(ACCOUNTS_ASKED)
+        runner.send_message(ACCOUNTS_ASKED, RUN_TOKEN)
     else:
         ACCOUNTS_ARRIVED.set()
 

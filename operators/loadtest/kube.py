@@ -36,6 +36,7 @@ class Cluster:
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
 
     # -- creating ---------------------------------------------------------------
     def create(self, namespace: str, manifest: dict) -> dict:
@@ -46,6 +47,8 @@ class Cluster:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+        if kind == "Secret":  # the run's token: the one there is what its pods read; ours is never needed
+            return manifest
         return self.read(namespace, kind, name)
 
     def _create(self, namespace: str, kind: str, body: dict):
@@ -55,6 +58,10 @@ class Cluster:
             return self.core.create_namespaced_service(namespace, body, _preload_content=False)
         if kind == "ConfigMap":
             return self.core.create_namespaced_config_map(namespace, body, _preload_content=False)
+        if kind == "Secret":
+            return self.core.create_namespaced_secret(namespace, body, _preload_content=False)
+        if kind == "NetworkPolicy":
+            return self.networking.create_namespaced_network_policy(namespace, body, _preload_content=False)
         if kind == "LoadTestResult":
             return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RESULTS, body,
                                                                _preload_content=False)
@@ -67,6 +74,8 @@ class Cluster:
             return _dict(self.core.read_namespaced_service(name, namespace, _preload_content=False))
         if kind == "ConfigMap":
             return _dict(self.core.read_namespaced_config_map(name, namespace, _preload_content=False))
+        if kind == "NetworkPolicy":
+            return _dict(self.networking.read_namespaced_network_policy(name, namespace, _preload_content=False))
         if kind == "LoadTestResult":
             return _dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, RESULTS, name,
                                                                   _preload_content=False))
@@ -134,6 +143,8 @@ class Cluster:
                 self.batch.delete_namespaced_job(name, namespace, body=options, _preload_content=False)
             elif kind == "Service":
                 self.core.delete_namespaced_service(name, namespace, _preload_content=False)
+            elif kind == "NetworkPolicy":
+                self.networking.delete_namespaced_network_policy(name, namespace, _preload_content=False)
             elif kind == "LoadTestResult":
                 self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, RESULTS, name,
                                                             body=options, _preload_content=False)

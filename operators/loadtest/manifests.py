@@ -29,6 +29,8 @@ SCENARIO_DIR = "/etc/blog-perf/scenario"  # a LoadTest's own locustfile, from it
 REPORTS_DIR = "/reports"  # a LoadTest's reportVolumeClaim, in the master pod
 ACCOUNTS_DIR = "/etc/blog-perf/accounts"  # a LoadTest's accountsSecret, in the master pod only
 REPORT_KEY = "report.html"
+RUN_TOKEN_KEY = "token"
+RUN_TOKEN_ENV = "BLOG_PERF_RUN_TOKEN"  # loadtests/locustfile.py reads it
 MASTER_CONTAINER = "master"  # the runner's container in the master pod (a mesh may inject others)
 CONFIGMAP_LIMIT = MAX_REPORT_BYTES  # bytes of report kept in a ConfigMap (the API's limit is 1 MiB per object)
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
@@ -164,15 +166,73 @@ def _resources(spec: LoadTestSpec) -> dict:
     return {part: {**DEFAULT_RESOURCES[part], **spec.resources.get(part, {})} for part in ("requests", "limits")}
 
 
+def _with_run_token(container: dict, run: str) -> dict:
+    container["env"].append({"name": RUN_TOKEN_ENV, "valueFrom": {"secretKeyRef": {
+        "name": run_token_secret_name(run), "key": RUN_TOKEN_KEY}}})
+    return container
+
+
 def master_job(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float) -> dict:
     ports = [{"name": "locust-master", "containerPort": MASTER_PORT}] if spec.workers else None
     container = _container(MASTER_CONTAINER, image, master_args(spec, workers_max_wait, run), run, _resources(spec), ports)
+    if spec.workers:
+        _with_run_token(container, run)
     return _job(master_job_name(run), test, run, "master", container, spec, 1)
 
 
 def worker_job(test: str, run: str, spec: LoadTestSpec, image: str) -> dict:
-    container = _container("worker", image, worker_args(spec, run), run, _resources(spec))
+    container = _with_run_token(_container("worker", image, worker_args(spec, run), run, _resources(spec)), run)
     return _job(worker_job_name(run), test, run, "worker", container, spec, spec.workers)
+
+
+def run_token_secret_name(run: str) -> str:
+    return f"{run}-runner-token"
+
+
+def network_policy_name(run: str) -> str:
+    return f"{run}-runners"
+
+
+def run_token_secret(test: str, run: str, token: str) -> dict:
+    """What the run's workers show the master to get its accounts: Locust's port has no
+    authentication, and any pod that reached it was handed every account."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": run_token_secret_name(run), "labels": labels(test, run)},
+            "stringData": {RUN_TOKEN_KEY: token}}
+
+
+def owned_by_job(child: dict, job: dict) -> dict:
+    """``child`` goes when ``job`` goes (the garbage collector; no right to delete it is needed)."""
+    meta = job["metadata"]
+    child["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                             "uid": meta["uid"], "controller": True}]
+    return child
+
+
+DNS_PEERS = [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
+
+
+def run_network_policy(test: str, run: str, spec: LoadTestSpec, target: dict) -> dict:
+    """The run's pods reach DNS, the target and (workers) their master; only the run's workers
+    reach the master's port. ``target`` is the egress peer and port of the target: the
+    Service's pods (``{"pods": selector, "port": targetPort}``), or, for a URL, only its port
+    (a NetworkPolicy cannot name a host)."""
+    own = {RUN_LABEL: run}
+    target_rule = {"ports": [{"protocol": "TCP", "port": target["port"]}]}
+    if target.get("pods") is not None:
+        target_rule["to"] = [{"podSelector": {"matchLabels": target["pods"]}}]
+    egress = [{"to": DNS_PEERS, "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+              target_rule]
+    ingress = []
+    if spec.workers:
+        master = {"podSelector": {"matchLabels": {RUN_LABEL: run, ROLE_LABEL: "master"}}}
+        workers = {"podSelector": {"matchLabels": {RUN_LABEL: run, ROLE_LABEL: "worker"}}}
+        egress.append({"to": [master], "ports": [{"protocol": "TCP", "port": MASTER_PORT}]})
+        ingress.append({"from": [workers], "ports": [{"protocol": "TCP", "port": MASTER_PORT}]})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": network_policy_name(run), "labels": labels(test, run)},
+            "spec": {"podSelector": {"matchLabels": own}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": ingress, "egress": egress}}
 
 
 def master_service(test: str, run: str) -> dict:
@@ -186,13 +246,16 @@ def master_service(test: str, run: str) -> dict:
     }
 
 
-def run_children(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float) -> list[dict]:
-    """Everything one run needs, in creation order (the Service before the workers that look it up)."""
-    children = []
+def run_children(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float, target: dict,
+                 token: str) -> list[dict]:
+    """Everything one run needs, in creation order: the NetworkPolicy before any pod, the
+    Service before the workers that look it up, the token after the master Job that owns it."""
+    children = [run_network_policy(test, run, spec, target)]
     if spec.workers:
         children.append(master_service(test, run))
     children.append(master_job(test, run, spec, image, workers_max_wait))
     if spec.workers:
+        children.append(run_token_secret(test, run, token))
         children.append(worker_job(test, run, spec, image))
     return children
 

@@ -8,10 +8,13 @@ repeated after a restart finds what exists and creates nothing twice.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from loadtests.log_summary import TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report, parse_summary
@@ -143,9 +146,31 @@ class Pass:
         self.event("Normal", "RunStarted", message)
 
     def create_children(self, spec: LoadTestSpec, image: str, run: str) -> None:
-        for child in manifests.run_children(self.name, run, spec, image, self.config.workers_max_wait_s):
-            kopf.adopt(child, owner=self.body)
-            self.cluster.create(self.namespace, child)
+        master_job = None
+        for child in manifests.run_children(self.name, run, spec, image, self.config.workers_max_wait_s,
+                                            self.target_peer(spec), secrets.token_urlsafe(32)):
+            if child["kind"] == "Secret":
+                manifests.owned_by_job(child, master_job)
+            else:
+                kopf.adopt(child, owner=self.body)
+            created = self.cluster.create(self.namespace, child)
+            if child["metadata"]["name"] == manifests.master_job_name(run) and child["kind"] == "Job":
+                master_job = created
+
+    def target_peer(self, spec: LoadTestSpec) -> dict:
+        """The target for the run's NetworkPolicy: the Service's pods and port, or a URL's port."""
+        if spec.target_service is None:
+            parsed = urlsplit(spec.target_url)
+            return {"port": parsed.port or (443 if parsed.scheme == "https" else 80)}
+        port = urlsplit(spec.target_url).port
+        try:
+            service = self.cluster.read(self.namespace, "Service", spec.target_service)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return {"pods": {}, "port": port}  # not there yet: any pod of the namespace on that port
+        found = next((p for p in (service.get("spec") or {}).get("ports") or [] if p.get("port") == port), {})
+        return {"pods": (service.get("spec") or {}).get("selector") or {}, "port": found.get("targetPort", port)}
 
     # -- following --------------------------------------------------------------------
     def follow(self, spec: LoadTestSpec) -> None:
@@ -219,13 +244,15 @@ class Pass:
         try:
             record = parse_summary(log)
         except LogSummaryError as exc:
-            tail = " | ".join(line for line in log.strip().splitlines()[-3:])
-            self.fail(run, "NoSummary", f"the master Job ended as {ended} without figures: {exc}"
-                      + (f"; its log ends: {tail[-300:]}" if tail else ""), jobs)
+            # The log's own words stay in the log: a runner may print what its pod can read (a mounted
+            # Secret), and a LoadTest's status and Events are readable by more people than pods/log.
+            self.fail(run, "NoSummary", f"the master Job ended as {ended} without figures: {exc}; see kubectl "
+                      f"logs -n {self.namespace} job/{manifests.master_job_name(run)} -c {manifests.MASTER_CONTAINER}",
+                      jobs)
             return
         if record.get("error"):
             reason = "WorkersNotConnected" if "workers never connected" in record["error"] else "RunnerError"
-            self.fail(run, reason, record["error"], jobs)
+            self.fail(run, reason, record["error"][:300], jobs)
             return
         verdict = results.judge(record.get("summary"), spec)
         number = int(self.status.get("runs") or 0)
@@ -307,3 +334,4 @@ class Pass:
                 self.cluster.delete(self.namespace, "Job", meta["name"])
                 if (meta.get("labels") or {}).get(manifests.ROLE_LABEL) == "master":
                     self.cluster.delete(self.namespace, "Service", manifests.master_service_name(run))
+                    self.cluster.delete(self.namespace, "NetworkPolicy", manifests.network_policy_name(run))

@@ -46,6 +46,7 @@ RESOURCES = {
     "v1/services": {"kind": "Service"},
     "v1/configmaps": {"kind": "ConfigMap"},
     "v1/secrets": {"kind": "Secret"},
+    "networking.k8s.io/v1/networkpolicies": {"kind": "NetworkPolicy"},
     "v1/persistentvolumeclaims": {"kind": "PersistentVolumeClaim"},
     "v1/events": {"kind": "Event"},
     # kopf waits for these two to be discoverable before it watches anything.

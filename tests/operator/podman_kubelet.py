@@ -66,11 +66,18 @@ class PodmanKubelet:
                       image=self.image, hosts=dict(self.hosts))
         self.pods[name] = running
         container = running.spec["containers"][0]
-        plan = running.plan(container, detach=True)
-        running.started.append(plan.name)
         try:
+            plan = running.plan(container, detach=True)
+            running.started.append(plan.name)
             podman(*plan.args)
         except PodSpecError as exc:  # what the kubelet would report as a container that cannot start
+            if str(exc).startswith("CreateContainerConfigError"):
+                # A Secret or ConfigMap not there yet (a run's token follows its master Job):
+                # the kubelet waits and tries again, and so does this one on its next step.
+                del self.pods[name]
+                running.started.clear()
+                return {"phase": "Pending", "containerStatuses": [{"name": container["name"], "state": {
+                    "waiting": {"reason": "CreateContainerConfigError", "message": str(exc)[-300:]}}}]}
             self.reported[name] = "Failed"
             return {"phase": "Failed", "message": str(exc)[-500:], "containerStatuses": [
                 {"name": container["name"], "state": {"terminated": {"exitCode": 128, "reason": "StartError"}}}]}

@@ -3,6 +3,7 @@ separate processes (as they will be separate pods) against the real blog, and
 the summary line the operator reads agreeing with results.json."""
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -49,25 +50,32 @@ def test_a_master_and_two_worker_processes_run_one_scenario_and_log_its_summary(
     assert log_summary.parse_report(done.stdout) == (tmp_path / "report.html").read_bytes()
 
 
-def test_the_masters_accounts_reach_its_workers_whose_users_log_in_with_them(perf_blog, tmp_path):
+@pytest.mark.parametrize("worker_token", ["the-runs-token", "a-forged-token"])
+def test_the_masters_accounts_reach_only_workers_with_the_runs_token(perf_blog, tmp_path, worker_token):
+    """Locust's port has no authentication: a peer without the run's token gets no accounts."""
     port = free_port()
     target = perf_blog.blog.url
     writers = ["--weights", "home=5,post=0,login=3,write=2,ai=0"]
+    env = {**os.environ, "BLOG_PERF_RUN_TOKEN": worker_token}
     workers = [subprocess.Popen([str(BLOG_PERF), "locust", "--target", target, "--worker", "--master-host",
-                                 "127.0.0.1", "--master-port", str(port), *QUICK, *writers], cwd=REPO,
+                                 "127.0.0.1", "--master-port", str(port), *QUICK, *writers], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
         done = subprocess.run([str(BLOG_PERF), "locust", "--target", target, "--out", str(tmp_path), "--master",
                                "--expect-workers", "2", "--master-port", str(port), "--accounts", "3",
-                               "--log-summary", *QUICK, *writers], cwd=REPO, capture_output=True, text=True, timeout=180)
+                               "--log-summary", *QUICK, *writers], cwd=REPO, capture_output=True, text=True,
+                              timeout=180, env={**os.environ, "BLOG_PERF_RUN_TOKEN": "the-runs-token"})
         assert done.returncode == 0, explain(done)
     finally:
         for worker in workers:
             worker.wait(60)
     entries = {e["name"]: e for e in log_summary.parse_summary(done.stdout)["summary"]["entries"]}
-    assert "/register" not in entries  # no user registered its own: they all had the master's accounts
-    assert entries["/login"]["requests"] >= 6 and entries["/login"]["failures"] == 0  # each user logged in
-    assert entries["/create"]["failures"] == 0
+    if worker_token == "the-runs-token":
+        assert "/register" not in entries  # no user registered its own: they all had the master's accounts
+        assert entries["/login"]["requests"] >= 6 and entries["/login"]["failures"] == 0  # each user logged in
+        assert entries["/create"]["failures"] == 0
+    else:
+        assert entries["/register"]["requests"] >= 1   # the forged workers' users had to sign up themselves
 
 
 def test_a_master_whose_workers_never_come_fails_with_a_summary_that_says_so(perf_blog, tmp_path):

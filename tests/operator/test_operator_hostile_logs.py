@@ -80,10 +80,13 @@ def test_megabytes_of_chatter_before_the_summary_are_not_read(cluster):
 ], ids=["not-json", "nan", "deep-nesting", "summary-a-string", "entries-not-objects", "requests-a-string",
         "exit-code-an-object", "over-the-length-limit"])
 def test_a_malformed_summary_fails_the_run_once_and_the_operator_goes_on(cluster, line, problem):
-    cluster.cluster.scripts["master"] = PodScript(log=f"starting\n{line}\n")
+    cluster.cluster.scripts["master"] = PodScript(log=f"starting\nsecret-token-from-a-mounted-file\n{line}\n")
     apply(cluster, load_test("forged"))
     final = wait_status(cluster, "forged", "the run fails", phase="Failed")
     assert problem in final["message"] and "currentRun" not in final, final["message"]
+    # The log's words stay in the log (pods/log is guarded; status and Events are read more widely).
+    assert "secret-token" not in final["message"] and "kubectl logs -n perf job/forged-1-master -c master" in \
+        final["message"]
     assert any(c["reason"] == "NoSummary" for c in final["conditions"])
     events = wait_until(lambda: [e for e in objects(cluster, "events").values() if e.get("reason") == "NoSummary"],
                         what="a NoSummary Event")
