@@ -12,7 +12,7 @@ import json
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from .manifests import GROUP, RUN_LABEL, TEST_LABEL, VERSION
+from .manifests import GROUP, RUN_LABEL, TEST_LABEL, VERSION, label_value
 
 RESULTS = "loadtestresults"
 LOADTESTS = "loadtests"
@@ -108,7 +108,7 @@ class Cluster:
         return [pod for pod in items if _matches(pod, selector)]
 
     def results(self, namespace: str, test: str) -> list[dict]:
-        selector = {TEST_LABEL: test}
+        selector = {TEST_LABEL: label_value(test)}
         items = _dict(self.custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, RESULTS, label_selector=_selector(selector),
             _preload_content=False)).get("items", [])
@@ -157,7 +157,7 @@ class Cluster:
 
 def _labels(short: dict) -> dict:
     names = {"test": TEST_LABEL, "run": RUN_LABEL}
-    return {names.get(k, k): v for k, v in short.items()}
+    return {names.get(k, k): label_value(v) if k == "test" else v for k, v in short.items()}
 
 
 __all__ = ["Cluster", "ApiException"]

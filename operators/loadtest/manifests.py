@@ -9,11 +9,12 @@ API credentials: the operator reads their figures from the master's log.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from loadtests.locust_run import MASTER_PORT
 from loadtests.log_summary import MAX_REPORT_BYTES
 
-from .spec import LoadTestSpec
+from .spec import LoadTestSpec, quantity
 
 GROUP, VERSION = "perf.aiblog.dev", "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -38,13 +39,38 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {
 DEADLINE_MARGIN_S = 600
 
 
+# A Service's name (DNS-1035 label) and a label's value: what a child's name and labels must be.
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+RUN_NAME_MAX = 45  # plus the longest child suffix ("-runner-token"): within 63
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
 def run_name(test: str, number: int) -> str:
-    """``<test>-<n>``, short enough for the Job name suffixes and label values (63 characters)."""
+    """``<test>-<n>`` when that makes valid child names (a Service's name is a DNS-1035
+    label: a letter first, no dots, 63 characters with its suffix). Any other valid
+    LoadTest name (``web.v2``, ``2fast``, 200 characters) gets a cleaned, shortened
+    name with a hash of the real one, so two tests never share a run's name."""
     suffix = f"-{number}"
-    if len(test) + len(suffix) <= 45:
+    if DNS_1035_LABEL.match(test) and len(test) + len(suffix) <= RUN_NAME_MAX:
         return f"{test}{suffix}"
-    digest = hashlib.sha256(test.encode()).hexdigest()[:6]
-    return f"{test[:44 - len(suffix) - 6].rstrip('-')}-{digest}{suffix}"
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", test.lower()).strip("-")
+    if not cleaned[:1].isalpha():
+        cleaned = f"lt-{cleaned}".rstrip("-")
+    base = cleaned[:RUN_NAME_MAX - len(suffix) - 7].rstrip("-")
+    return f"{base}-{_digest(test, 6)}{suffix}"
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value (63 characters of [-A-Za-z0-9_.], alphanumeric at both ends),
+    with a hash of the whole when it had to be cut or cleaned."""
+    if len(text) <= 63 and LABEL_VALUE.match(text):
+        return text
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:55].strip("-_.")
+    return f"{cleaned}-{_digest(text, 7)}" if cleaned else _digest(text, 12)
 
 
 def master_job_name(run: str) -> str:
@@ -65,7 +91,7 @@ def report_configmap_name(run: str) -> str:
 
 def labels(test: str, run: str, role: str | None = None) -> dict:
     found = {"app.kubernetes.io/name": "loadtest-runner", "app.kubernetes.io/managed-by": MANAGED_BY,
-             TEST_LABEL: test, RUN_LABEL: run}
+             TEST_LABEL: label_value(test), RUN_LABEL: run}
     if role:
         found[ROLE_LABEL] = role
     return found
@@ -163,7 +189,13 @@ def _job(name: str, test: str, run: str, role: str, container: dict, spec: LoadT
 
 
 def _resources(spec: LoadTestSpec) -> dict:
-    return {part: {**DEFAULT_RESOURCES[part], **spec.resources.get(part, {})} for part in ("requests", "limits")}
+    """The defaults under what the spec gives; a limit is raised to its request when the
+    spec asks more than the default limit (the API server refuses a request over its limit)."""
+    resources = {part: {**DEFAULT_RESOURCES[part], **spec.resources.get(part, {})} for part in ("requests", "limits")}
+    for name, asked in resources["requests"].items():
+        if name not in (spec.resources.get("limits") or {}) and quantity(asked) > quantity(resources["limits"][name]):
+            resources["limits"][name] = asked
+    return resources
 
 
 def _with_run_token(container: dict, run: str) -> dict:

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, fields
 from urllib.parse import urlparse
 
-from .spec import LoadTestSpec
+from .spec import LoadTestSpec, quantity
 
 GROUP = "perf.aiblog.dev"
 # The opt-in labels (value "true") a namespace's owner puts on what LoadTests may use.
@@ -29,21 +29,8 @@ ACCOUNTS_LABEL = f"{GROUP}/loadtest-accounts"
 SCENARIO_LABEL = f"{GROUP}/loadtest-scenario"
 REPORTS_LABEL = f"{GROUP}/loadtest-reports"
 POLICY_ENV = "LOADTEST_POLICY"
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-            "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40}
-
-
 class PolicyError(ValueError):
     """The operator's own policy setting is malformed (the operator refuses to start)."""
-
-
-def quantity(text: str) -> float:
-    """A Kubernetes quantity (``500m``, ``2``, ``512Mi``) as a number."""
-    match = _QUANTITY.match(str(text))
-    if match is None:
-        raise ValueError(f"{text!r} is not a quantity")
-    return float(match.group(1)) * _FACTORS[match.group(2)]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from .spec import LoadTestSpec, SpecError, parse
 ACTIVE = ("Pending", "Running")
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)  # the API server busy or restarting: worth another pass
 COLLECT_ATTEMPTS = 5  # passes that may meet a transient error while collecting before the run fails
+START_ATTEMPTS = 3  # passes that may meet an API refusal while creating a run's children before it fails
 
 
 @dataclass
@@ -134,28 +135,52 @@ class Pass:
             return
         number = int(self.status.get("runs") or 0) + 1
         run = manifests.run_name(self.name, number)
-        self.create_children(spec, image, run)
+        if not self.create_children(spec, image, run, number):
+            return
         message = f"run {run} started: {spec.users} users for {spec.duration} s" + (
             f" on {spec.workers} workers" if spec.workers else "")
         self.patch(phase="Pending", verdict=None, currentRun=run, runs=number, startTime=schedule.iso(self.now),
-                   finishTime=None, observedGeneration=self.generation, message=message,
+                   finishTime=None, startAttempts=None, observedGeneration=self.generation, message=message,
                    conditions=_condition({"conditions": [c for c in self.status.get("conditions") or []
                                                          if c.get("type") != "SpecChanged"]},
                                          "Complete", False, "RunStarted", message, self.now), **status)
         metrics.RUNS_STARTED.inc()
         self.event("Normal", "RunStarted", message)
 
-    def create_children(self, spec: LoadTestSpec, image: str, run: str) -> None:
+    def create_children(self, spec: LoadTestSpec, image: str, run: str, number: int) -> bool:
+        """Create the run's children; False when the API refused them for good (the run is then Failed)."""
         master_job = None
-        for child in manifests.run_children(self.name, run, spec, image, self.config.workers_max_wait_s,
-                                            self.target_peer(spec), secrets.token_urlsafe(32)):
-            if child["kind"] == "Secret":
-                manifests.owned_by_job(child, master_job)
-            else:
-                kopf.adopt(child, owner=self.body)
-            created = self.cluster.create(self.namespace, child)
-            if child["metadata"]["name"] == manifests.master_job_name(run) and child["kind"] == "Job":
-                master_job = created
+        try:
+            for child in manifests.run_children(self.name, run, spec, image, self.config.workers_max_wait_s,
+                                                self.target_peer(spec), secrets.token_urlsafe(32)):
+                if child["kind"] == "Secret":
+                    manifests.owned_by_job(child, master_job)
+                else:
+                    kopf.adopt(child, owner=self.body)
+                created = self.cluster.create(self.namespace, child)
+                if child["metadata"]["name"] == manifests.master_job_name(run) and child["kind"] == "Job":
+                    master_job = created
+        except ApiException as exc:
+            attempts = int(self.status.get("startAttempts") or 0) + 1
+            if attempts < START_ATTEMPTS:  # a quota may free up, the API server may come back
+                self.patch(startAttempts=attempts)
+                raise
+            self.start_failed(run, number, exc, attempts)
+            return False
+        return True
+
+    def start_failed(self, run: str, number: int, exc: ApiException, attempts: int) -> None:
+        """The API refused the run's children (a quota, a name, a limit): the run ends here, not in a loop."""
+        for job in self.cluster.jobs(self.namespace, run=run):
+            self.cluster.delete(self.namespace, "Job", job["metadata"]["name"])
+        problem = f"the API answered {exc.status} {exc.reason}: {str(exc.body or '')[:300]}"
+        text = f"run {run} could not start after {attempts} attempts: {problem}"
+        self.patch(phase="Failed", verdict=results.FAILED, currentRun=None, runs=number, startAttempts=None,
+                   startTime=schedule.iso(self.now), finishTime=schedule.iso(self.now),
+                   observedGeneration=self.generation, message=text,
+                   conditions=_condition(self.status, "Complete", True, "CreateFailed", text, self.now))
+        metrics.RUNS_FINISHED.labels(verdict=results.FAILED, phase="Failed").inc()
+        self.event("Warning", "CreateFailed", text)
 
     def target_peer(self, spec: LoadTestSpec) -> dict:
         """The target for the run's NetworkPolicy: the Service's pods and port, or a URL's port."""
@@ -180,7 +205,7 @@ class Pass:
         jobs = {(j["metadata"].get("labels") or {}).get(manifests.ROLE_LABEL): j
                 for j in self.cluster.jobs(self.namespace, run=run)}
         if "master" not in jobs:  # stopped between the status and the Jobs: finish creating them
-            self.create_children(spec, spec.image or self.config.default_image, run)
+            self.create_children(spec, spec.image or self.config.default_image, run, int(self.status["runs"]))
             return
         run_pods = self.cluster.pods(self.namespace, run=run)
         stuck = pods.stuck(run_pods, self.now, self.config.stuck_grace_s)

@@ -22,6 +22,17 @@ SECRET_KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")
 MAX_WORKERS = 500
 MAX_DURATION_S = 86400
+_QUANTITY_PARTS = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+            "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40}
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes quantity (``500m``, ``2``, ``512Mi``) as a number."""
+    match = _QUANTITY_PARTS.match(str(text))
+    if match is None:
+        raise ValueError(f"{text!r} is not a quantity")
+    return float(match.group(1)) * _FACTORS[match.group(2)]
 
 
 class SpecError(ValueError):

@@ -36,6 +36,8 @@ import kmock
 import kopf
 from kmock._internal import parsing as kmock_parsing
 
+from tests.operator import api_rules
+
 GROUP_VERSION = "perf.aiblog.dev/v1alpha1"
 NAMESPACE = "perf"
 RESOURCES = {
@@ -79,19 +81,39 @@ def login_to_the_emulator(**_):
     return kopf.ConnectionInfo(server=API_URL["url"], insecure=True)
 
 
+_RESULT_SCHEMA: dict = {}
+
+
+def _result_schema() -> dict:
+    if not _RESULT_SCHEMA:
+        from tests.operator.support import crd_schema
+        _RESULT_SCHEMA.update(crd_schema("loadtestresults.perf.aiblog.dev.yaml"))
+    return _RESULT_SCHEMA
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """kmock's API emulator with the metadata a real API server fills in."""
+    """kmock's API emulator with the metadata a real API server fills in, and its
+    refusals of the operator's children (tests/operator/api_rules.py)."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._versions = itertools.count(1)
+        # plural -> (status, reason, message): what the API answers every create of that kind
+        # (a test's quota or outage), on top of api_rules' refusals.
+        self.refusals: dict[str, tuple[int, str, str]] = {}
 
     async def _handle(self, request):
         data = request.data
+        if request.resource is not None and request.action == kmock.action.CREATE and not request.subresource:
+            plural = request.resource.plural
+            refused = self.refusals.get(plural) or api_rules.refusal(plural, data, _result_schema())
+            if refused:
+                status, reason, message = refused
+                return await self._render_error(kmock.KubernetesError(status=status, reason=reason, message=message))
         if request.resource is not None and request.action in (kmock.action.CREATE, kmock.action.UPDATE):
             version = str(next(self._versions))
             if isinstance(data, list):  # a JSON patch: its own "test" op checks the old version first

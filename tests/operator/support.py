@@ -141,3 +141,38 @@ def printer_columns(obj: dict, crd_file: str) -> dict:
             value = value.get(key) if isinstance(value, dict) else None
         shown[column["name"]] = value
     return shown
+
+
+def _typed_as_the_api_server(value, schema: dict):
+    """A JSON value with the types the API server gives CEL: a ``number`` field is a double
+    even when written as 1 (CEL has no int/double comparison)."""
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        return {k: _typed_as_the_api_server(v, properties.get(k) or schema.get("additionalProperties") or {})
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed_as_the_api_server(v, schema.get("items") or {}) for v in value]
+    if schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def cel_refusals(document, schema: dict) -> list[str]:
+    """The messages of the CRD's ``x-kubernetes-validations`` rules that ``document`` breaks,
+    evaluated with cel-python as the API server would at create (rules on oldSelf are skipped)."""
+    import celpy
+
+    environment = celpy.Environment()
+    messages = []
+    for rule in schema.get("x-kubernetes-validations") or []:
+        if "oldSelf" in rule["rule"]:
+            continue
+        program = environment.program(environment.compile(rule["rule"]))
+        value = celpy.json_to_cel(_typed_as_the_api_server(document, schema))
+        if not program.evaluate({"self": value}):
+            messages.append(rule.get("message") or rule["rule"])
+    if isinstance(document, dict):
+        for name, child in (schema.get("properties") or {}).items():
+            if name in document:
+                messages += cel_refusals(document[name], child)
+    return messages

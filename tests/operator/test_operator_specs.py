@@ -90,6 +90,27 @@ def test_the_crd_schema_rejects_nonsense(change, message):
     assert any(message in error for error in _errors(document)), _errors(document)
 
 
+CEL_BAD = [
+    ({"accounts": 5, "accountsSecret": {"name": "perf-accounts"}}, "give accounts (accounts to create) or "
+                                                                   "accountsSecret (existing ones), not both"),
+    ({"scenario": {"thinkTime": {"min": 5, "max": 1}}}, "scenario.thinkTime.max is smaller than"),
+]
+
+
+@pytest.mark.parametrize("change, message", CEL_BAD, ids=["accounts-and-secret", "think-time-backwards"])
+def test_the_crds_rules_refuse_at_apply_what_can_never_run(change, message):
+    from tests.operator.support import cel_refusals
+    (refusal,) = cel_refusals(load_test("bad", **change), LOADTEST_SCHEMA)
+    assert refusal.startswith(message)
+
+
+def test_the_crds_rules_let_every_example_and_a_valid_spec_through():
+    from tests.operator.support import cel_refusals
+    documents = [yaml.safe_load(example.read_text()) for example in EXAMPLES]
+    documents.append(load_test("ok", accounts=5, scenario={"thinkTime": {"min": 1, "max": 1.5}}))
+    assert [cel_refusals(d, LOADTEST_SCHEMA) for d in documents] == [[]] * len(documents)
+
+
 def test_the_crd_schema_requires_a_target_users_and_a_duration():
     for field in ("target", "users", "duration"):
         document = load_test("bad")
