@@ -26,7 +26,8 @@ def podman_kubelet(cluster, aiblog_image, operator_config):  # noqa: F811
     operator_config.workers_max_wait_s = 90  # containers start in seconds, not instantly
     operator_config.stuck_grace_s = 300
     kubelet = PodmanKubelet(image=aiblog_image.tag, hosts={"e2e-1-master": "127.0.0.1"},
-                            objects=lambda: list(objects(cluster, "secrets").values()))
+                            objects=lambda: [*objects(cluster, "secrets").values(),
+                                             *objects(cluster, "configmaps").values()])
     cluster.cluster.runner = kubelet
     yield kubelet
     kubelet.stop_all()
@@ -119,3 +120,46 @@ def test_a_run_against_a_blog_that_keeps_its_limits_uses_the_accounts_in_a_secre
         print(f"\nexisting accounts: {result['totals']['requests']} requests, 0 failures; endpoints {names}")
     finally:
         blog.box.remove()
+
+
+# A locustfile of the author's own that writes a gzip bomb into the master pod's log
+# (PID 1's stdout is the container's log; Locust's own output goes to a file).
+BOMB_SCENARIO = """
+import base64, zlib
+from locust import HttpUser, constant, task
+
+packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+packed = b"".join(packer.compress(bytes(1 << 20)) for _ in range(512)) + packer.flush()
+encoded = base64.b64encode(packed).decode()
+chunks = [encoded[i:i + 8000] for i in range(0, len(encoded), 8000)]
+with open("/proc/1/fd/1", "w") as pod_log:
+    for n, chunk in enumerate(chunks, 1):
+        pod_log.write(f"BLOG_PERF_REPORT {n}/{len(chunks)} {chunk}\\n")
+
+
+class Reader(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def healthz(self):
+        self.client.get("/healthz")
+"""
+
+
+def test_a_runner_pod_that_writes_a_gzip_bomb_into_its_log_keeps_its_figures_and_loses_its_report(
+        cluster, podman_kubelet, load_tested_blog):
+    from operators.loadtest.policy import SCENARIO_LABEL
+    from tests.operator.support import opted_in
+    opted_in(cluster, "ConfigMap", "bomb-scenario", SCENARIO_LABEL, data={"bomb.py": BOMB_SCENARIO})
+    apply(cluster, load_test("e2e", target={"url": load_tested_blog.url}, users=2, spawnRate=2, duration=4,
+                             scenario={"configMap": {"name": "bomb-scenario", "key": "bomb.py"}},
+                             ttlSecondsAfterFinished=3600))
+    final = wait_status(cluster, "e2e", "the bombed run is collected", timeout=300, lastResult="e2e-1")
+    master_log = next(iter(cluster.cluster.logs.values()))
+    bomb_lines = [line for line in master_log.splitlines() if line.startswith(log_summary.REPORT_PREFIX)]
+    assert sum(map(len, bomb_lines)) > 600_000   # the bomb reached the pod's log
+    result = objects(cluster, "loadtestresults")["e2e-1"]["spec"]
+    assert final["phase"] == "Succeeded" and result["totals"]["requests"] == _summary_line(master_log)["summary"][
+        "requests"] > 0
+    assert [e["name"] for e in result["endpoints"]] == ["/healthz"]
+    assert "configMap" not in result["report"] and not [n for n in objects(cluster, "configmaps") if "report" in n]
