@@ -151,7 +151,7 @@ class Bench:
                 "blog": self.stack.blog.url, "hello": self.stack.hello.url, "llm_simulator": self.stack.llm.url,
                 "database": "PostgreSQL (throwaway)" if self.stack.postgres else "SQLite",
                 "rq_worker": self.stack.worker is not None,
-                "gunicorn_config": "service/gunicorn.conf.py, BLOG_ENV=production",
+                "gunicorn_config": "aiblog.gunicorn_conf, BLOG_ENV=production",
                 "settings": {k: v for k, v in self.stack.settings().items() if k not in ("SECRET_KEY",)},
             }
             self.bench["worker_rss_mb_at_start"] = self.stack.blog.worker_rss_mb()

@@ -90,6 +90,33 @@ def start_llm(parts: list[Service], env: dict[str, str], choice: str) -> None:
     say(f"no LLM configured and none at {DEFAULT_OLLAMA}: using the simulator (answers are labelled simulated)")
 
 
+def local_environment() -> dict[str, str]:
+    """The caller's environment with a SQLite database and a secret key in
+    ``instance/`` unless it names its own (the folder exists either way)."""
+    env = dict(os.environ)
+    RUN_DIR.mkdir(exist_ok=True)
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    env.setdefault("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "aiblog.sqlite3"))
+    if not env.get("SECRET_KEY"):
+        key_file = INSTANCE_DIR / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+        env["SECRET_KEY"] = key_file.read_text().strip()
+    return env
+
+
+def announce_development_limits(env: dict[str, str]) -> None:
+    raised = development_limits(env)
+    if raised:
+        by_value: dict[str, list[str]] = {}
+        for name in raised:
+            by_value.setdefault(LOAD_TEST_LIMITS[name], []).append(name)
+        say("development limits, for load tests from this machine: "
+            + "; ".join(f"{', '.join(names)} = {value}" for value, names in by_value.items())
+            + " (set them in the environment to use others)")
+
+
 def stop_requested(signum, frame) -> None:
     """The first of Ctrl-C, SIGTERM or SIGHUP stops everything. Later ones are
     ignored: make and timeout signal twice, and a second KeyboardInterrupt in
@@ -128,16 +155,7 @@ def main() -> int:
                         help="which LLM to use when none is configured (default: Ollama if it answers, else the simulator)")
     args = parser.parse_args()
 
-    env = dict(os.environ)
-    RUN_DIR.mkdir(exist_ok=True)
-    INSTANCE_DIR.mkdir(exist_ok=True)   # the SQLite file's folder, whatever the environment sets
-    env.setdefault("DATABASE_URL", "sqlite:///" + str(INSTANCE_DIR / "aiblog.sqlite3"))
-    if not env.get("SECRET_KEY"):
-        key_file = INSTANCE_DIR / "secret_key"
-        if not key_file.exists():
-            key_file.write_text(secrets.token_hex(32))
-            key_file.chmod(0o600)
-        env["SECRET_KEY"] = key_file.read_text().strip()
+    env = local_environment()
     # Only gunicorn shares metrics between processes (its config creates
     # and empties this dir); one-off commands and the worker keep theirs in memory.
     metrics_dir = env.pop("PROMETHEUS_MULTIPROC_DIR", None) or str(RUN_DIR / "metrics")
@@ -146,14 +164,7 @@ def main() -> int:
     parts: list[Service] = []  # started so far; stopped in reverse
     for number in STOP_SIGNALS:
         signal.signal(number, stop_requested)
-    raised = development_limits(env)
-    if raised:
-        by_value: dict[str, list[str]] = {}
-        for name in raised:
-            by_value.setdefault(LOAD_TEST_LIMITS[name], []).append(name)
-        say("development limits, for load tests from this machine: "
-            + "; ".join(f"{', '.join(names)} = {value}" for value, names in by_value.items())
-            + " (set them in the environment to use others)")
+    announce_development_limits(env)
     try:
         settings = load(env)
         start_redis(parts, env)

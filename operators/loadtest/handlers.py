@@ -1,4 +1,5 @@
-"""The kopf handlers: short, each calls the pass in reconcile.py.
+"""The kopf handlers: short; the reconcile timer calls the pass in reconcile.py,
+the others configure kopf and answer its liveness probe.
 
 One timer per LoadTest drives everything (start, follow, collect, tidy): its
 state lives in the LoadTest's status and its children's labels, never in this

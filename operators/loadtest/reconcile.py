@@ -24,7 +24,6 @@ from .kube import Cluster
 from .policy import Policy
 from .spec import LoadTestSpec, SpecError, parse
 
-ACTIVE = ("Pending", "Running")
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)  # the API server busy or restarting: worth another pass
 COLLECT_ATTEMPTS = 5  # passes that may meet a transient error while collecting before the run fails
 START_ATTEMPTS = 3  # passes that may meet an API refusal while creating a run's children before it fails

@@ -8,7 +8,7 @@ Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set before the app is
 imported, so prometheus_client writes every value to per-process files that
 the metrics server in the gunicorn master (on ``METRICS_PORT``) sums up.
 Gauges therefore say how to combine processes: ``live*`` modes drop the
-values of dead workers (see ``child_exit`` in ``service/gunicorn.conf.py``).
+values of dead workers (see ``child_exit`` in ``aiblog/gunicorn_conf.py``).
 
 Two values are not per process: the metrics server computes them at scrape
 time (``metrics_server.py``) and its value replaces whatever a worker set:

@@ -1,4 +1,4 @@
-"""The metrics server, run by the gunicorn master (see ``service/gunicorn.conf.py``).
+"""The metrics server, run by the gunicorn master (see ``aiblog/gunicorn_conf.py``).
 
 Workers write their metric values to files in ``PROMETHEUS_MULTIPROC_DIR``;
 this server, on its own port (``METRICS_PORT``, path ``/metrics``), sums them

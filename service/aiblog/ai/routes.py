@@ -1,8 +1,8 @@
 """AI writing's web page: the form, the streamed or whole answer, save as post.
 
 The route validates the title and picks the mode; ``GenerationService.answer``
-does the rest (cache, then the rate limit below only on a miss, single
-flight, LLM); the route renders what it returns.
+does the rest (cache, then the rate limit only on a miss through
+``answers.MissCharge``, single flight, LLM); the route renders what it returns.
 """
 from __future__ import annotations
 
