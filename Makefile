@@ -84,7 +84,7 @@ monitor: $(VENV)/.installed-run
 	@$(SYSPKG) prometheus:prometheus
 	$(PY) scripts/monitor.py $(MONITOR_ARGS)
 
-# One image for every role (README "Container image"); the stand-in base is made once and cached.
+# One image for every role (docs/container-image.md); the stand-in base is made once and cached.
 image:
 	@$(SYSPKG) $(IMAGE_PACKAGES)
 	$(PYTHON) scripts/image.py

@@ -108,9 +108,9 @@ def test_same_origin_images_stay():
     assert 'src="/static/logo.png"' in html
 
 
-def test_the_readme_states_the_image_and_class_rules():
+def test_the_design_notes_state_the_image_and_class_rules():
     from loadtests.stack import REPO
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "design.md").read_text()
     assert "Images come only from this site" in readme and "only names a language" in readme
 
 

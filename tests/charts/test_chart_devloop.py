@@ -18,7 +18,8 @@ pytestmark = pytest.mark.charts
 
 SKAFFOLD = yaml.safe_load((REPO / "skaffold.yaml").read_text())
 KIND = yaml.safe_load((REPO / "kind-config.yaml").read_text())
-README = (REPO / "README.md").read_text()
+# The README and the page its Kubernetes sections moved to: the commands a user runs.
+README = (REPO / "README.md").read_text() + "\n" + (REPO / "docs" / "kubernetes.md").read_text()
 GRAFANA_SERVICE = "{release}-grafana"  # kube-prometheus-stack's Grafana subchart names its Service and Secret so
 
 

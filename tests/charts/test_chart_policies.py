@@ -15,7 +15,7 @@ pytestmark = pytest.mark.charts
 
 BLOG_ROLES = {"blog", "worker", "migrate"}  # containers running the blog's own code
 MB = 1000 * 1000
-WORKER_RSS_MB = 138  # `make bench`: RSS per gunicorn worker (README, Performance)
+WORKER_RSS_MB = 138  # `make bench`: RSS per gunicorn worker (docs/performance.md)
 GUNICORN_GRACEFUL_TIMEOUT = 20  # service/aiblog/gunicorn_conf.py: graceful_timeout
 
 

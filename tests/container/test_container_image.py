@@ -282,17 +282,17 @@ def test_sigterm_lets_a_slow_request_finish_then_exits_0(aiblog_image, stack, mi
         assert time.monotonic() - stopped_at < GRACEFUL_TIMEOUT + 5
 
 
-def _readme_podman_line() -> str:
-    """The README's "try the image" command, its continuation lines joined."""
-    readme = (DOCKERFILE.parents[1] / "README.md").read_text()
+def _documented_podman_line() -> str:
+    """The "try the image" command of docs/container-image.md, its continuation lines joined."""
+    readme = (DOCKERFILE.parents[1] / "docs" / "container-image.md").read_text()
     block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "podman run --rm --read-only" in b)
     return block.replace("\\\n", " ").strip()
 
 
-def test_the_readmes_podman_run_line_serves_the_blog_as_written(aiblog_image):
+def test_the_documented_podman_run_line_serves_the_blog_as_written(aiblog_image):
     """Exactly as a reader types it, but for the image's tag, free ports and a
     name to stop it by: no --read-only-tmpfs=false, no extra mounts."""
-    line = _readme_podman_line()
+    line = _documented_podman_line()
     port, metrics_port, name = free_port(), free_port(), f"aiblog-readme-{secrets.token_hex(4)}"
     assert line.startswith("podman run ") and " localhost/aiblog " in line, line
     ours = f"podman run --detach --name {name} --label aiblog-test=1 -e PORT={port} -e METRICS_PORT={metrics_port} "

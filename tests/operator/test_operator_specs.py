@@ -165,7 +165,7 @@ def test_the_examples_target_the_blog_charts_service_and_its_http_port(example):
     from urllib.parse import urlparse
 
     from tests.support.charts import BLOG_CHART, NAMESPACE as BLOG_NAMESPACE, render
-    service = render(BLOG_CHART).named("Service", "aiblog")  # release "aiblog", as the README installs it
+    service = render(BLOG_CHART).named("Service", "aiblog")  # release "aiblog", as docs/kubernetes.md installs it
     http_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
     target = yaml.safe_load(example.read_text())["spec"]["target"]
     if "service" in target:
