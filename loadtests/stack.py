@@ -132,9 +132,6 @@ def require_binary(name: str, install: str) -> str:
     raise StackError(f"'{name}' not found: install {install}")
 
 
-_binary = require_binary  # its former name, still used by tests/charts
-
-
 def run_aiblog(*args: str, env: dict, timeout: float = 600) -> str:
     """``aiblog ARGS`` (migrate, seed...) to completion; its output, or a StackError carrying it."""
     done = subprocess.run([require_binary("aiblog", THIS_PROJECT), *args], env=env, cwd=REPO,

@@ -51,6 +51,14 @@ class Role(str, enum.Enum):
     ADMIN = "admin"
 
 
+WRITER_ROLES = frozenset({Role.AUTHOR.value, Role.ADMIN.value})
+
+
+def role_can_write(role: str) -> bool:
+    """The one rule of who may write posts and generate (a User or an API token's Caller)."""
+    return role in WRITER_ROLES
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
     # Usernames are unique regardless of case, in the database itself (a migration made it).
@@ -89,7 +97,7 @@ class User(UserMixin, db.Model):
 
     @property
     def can_write(self) -> bool:
-        return self.role in (Role.AUTHOR.value, Role.ADMIN.value)
+        return role_can_write(self.role)
 
     def can_edit(self, post: "Post") -> bool:
         return self.is_admin or post.author_id == self.id

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack import Postgres, Redis, free_port, port_open, wait_until
+from loadtests.stack import Postgres, Redis, free_port
 from tests.support.charts import BLOG_CHART, Render, pod_spec, render
 from tests.support.podspec import Cluster, Pod, PodSpecError, plan_container
 
@@ -23,19 +23,6 @@ pytestmark = [pytest.mark.charts, pytest.mark.postgres, pytest.mark.slow]
 # Characters that break a URL unless config.py percent-encodes the password.
 DATABASE_PASSWORD = "p@ss:w/rd#1?"
 REDIS_PASSWORD = "r@dis:pa/ss"
-
-
-class PasswordRedis(Redis):
-    """The stack's throwaway Redis, with AUTH required."""
-
-    def start(self) -> "PasswordRedis":
-        from loadtests.stack import _binary
-
-        self._spawn([_binary("redis-server", "the Debian package redis-server"), "--port", str(self.port),
-                     "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-                     "--requirepass", REDIS_PASSWORD, "--loglevel", "warning"])
-        wait_until(lambda: self.check_alive() or port_open(self.port), 10, f"redis-server on port {self.port}")
-        return self
 
 
 def secret(name: str, **data: str) -> dict:
@@ -47,7 +34,7 @@ def secret(name: str, **data: str) -> dict:
 def backing_services():
     workdir = Path(tempfile.mkdtemp(prefix="aiblog-pods-"))
     postgres = Postgres(workdir).start()
-    redis = PasswordRedis(workdir).start()
+    redis = Redis(workdir, password=REDIS_PASSWORD).start()  # AUTH required
     yield postgres, redis
     redis.stop()
     postgres.stop()

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db, read_first
-from ..models import Role, User
+from ..models import User, role_can_write
 
 
 class ApiError(HTTPException):
@@ -93,7 +93,7 @@ class Caller:
 
     @property
     def can_write(self) -> bool:
-        return self.role in (Role.AUTHOR.value, Role.ADMIN.value)
+        return role_can_write(self.role)
 
 
 def caller_from_token(token: str) -> Caller | None:
