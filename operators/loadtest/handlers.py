@@ -17,7 +17,7 @@ from urllib3.exceptions import HTTPError
 from . import metrics
 from .kube import ApiException, Cluster
 from .manifests import GROUP, VERSION
-from .reconcile import OperatorConfig, Pass
+from .reconcile import OperatorConfig, Pass, api_answer
 
 CONFIG = OperatorConfig()
 API: dict = {}  # "client": the kubernetes ApiClient; tests put theirs here before the operator starts
@@ -65,8 +65,7 @@ def reconcile(body, **_):
         Pass(_plain(body), Cluster(_api_client()), CONFIG, _post_event).run()
     except ApiException as exc:
         metrics.RECONCILE_ERRORS.inc()
-        raise kopf.TemporaryError(f"the API answered {exc.status} {exc.reason}: {(exc.body or '')[:300]}; retrying",
-                                  delay=CONFIG.interval_s)
+        raise kopf.TemporaryError(f"{api_answer(exc)}; retrying", delay=CONFIG.interval_s)
     except (HTTPError, OSError) as exc:  # the API server restarting, a dropped connection: try again soon
         metrics.RECONCILE_ERRORS.inc()
         raise kopf.TemporaryError(f"cannot reach the API ({exc}); retrying", delay=CONFIG.interval_s)

@@ -53,6 +53,11 @@ def _condition(status: dict, kind: str, value: bool, reason: str, message: str, 
     return conditions
 
 
+def api_answer(exc: ApiException) -> str:
+    """What the API server said, for a status message (its body cut short)."""
+    return f"the API answered {exc.status} {exc.reason}: {str(exc.body or '')[:300]}"
+
+
 @dataclass
 class Pass:
     """One reconcile pass over one LoadTest."""
@@ -172,8 +177,7 @@ class Pass:
         """The API refused the run's children (a quota, a name, a limit): the run ends here, not in a loop."""
         for job in self.cluster.jobs(self.namespace, run=run):
             self.cluster.delete(self.namespace, "Job", job["metadata"]["name"])
-        problem = f"the API answered {exc.status} {exc.reason}: {str(exc.body or '')[:300]}"
-        text = f"run {run} could not start after {attempts} attempts: {problem}"
+        text = f"run {run} could not start after {attempts} attempts: {api_answer(exc)}"
         self.patch(phase="Failed", verdict=results.FAILED, currentRun=None, runs=number, startAttempts=None,
                    startTime=schedule.iso(self.now), finishTime=schedule.iso(self.now),
                    observedGeneration=self.generation, message=text,
@@ -235,8 +239,7 @@ class Pass:
             self.patch(collectAttempts=attempts)
             raise exc
         if status is not None:
-            body = str(getattr(exc, "body", "") or "")[:300]
-            problem = f"the API answered {status} {getattr(exc, 'reason', '')} while keeping its results: {body}"
+            problem = f"{api_answer(exc)} (while keeping its results)"
         else:
             problem = f"its figures could not be collected: {type(exc).__name__}: {str(exc)[:300]}"
         self.fail(run, "CollectFailed", problem + (f" (after {attempts} attempts)" if transient else ""), jobs)
@@ -283,15 +286,18 @@ class Pass:
         report = {"note": "the report did not reach the log"}
         html = parse_report(log)
         result_spec = results.result_spec(self.name, run, record, spec, verdict, report)
-        room = self.config.policy.max_report_bytes - self.report_bytes_kept(spec) if html is not None else 0
+        kept = False
         if html is not None:
-            result_spec["report"] = {"configMap": manifests.report_configmap_name(run), "key": manifests.REPORT_KEY,
-                                     "bytes": len(html)}
+            room = self.config.policy.max_report_bytes - self.report_bytes_kept(spec)
             if len(html) > manifests.CONFIGMAP_LIMIT:
                 result_spec["report"] = {"bytes": len(html), "note": "too large for a ConfigMap; not kept"}
             elif len(html) > room:
                 result_spec["report"] = {"bytes": len(html), "note": "not kept: this LoadTest's reports would pass "
                                          f"operator.policy.maxReportBytes ({self.config.policy.max_report_bytes})"}
+            else:
+                kept = True
+                result_spec["report"] = {"configMap": manifests.report_configmap_name(run),
+                                         "key": manifests.REPORT_KEY, "bytes": len(html)}
         if spec.report_claim:
             result_spec["report"] = {**result_spec["report"], "persistentVolumeClaim": spec.report_claim,
                                      "path": manifests.report_path(run)}
@@ -299,9 +305,7 @@ class Pass:
         result = manifests.load_test_result(self.name, run, number, result_spec)
         kopf.adopt(result, owner=self.body)
         stored = self.cluster.create(self.namespace, result)
-        configmap = manifests.report_configmap(self.name, run, html) if html is not None else None
-        if configmap is not None and len(html) > room:
-            configmap = None
+        configmap = manifests.report_configmap(self.name, run, html) if kept else None
         if configmap is not None:
             kopf.adopt(configmap, owner=stored)  # the report goes with its result
             self.cluster.create(self.namespace, configmap)
