@@ -12,7 +12,6 @@ import hashlib
 import re
 
 from loadtests.locust_run import MASTER_PORT
-from loadtests.log_summary import MAX_REPORT_BYTES
 
 from .spec import LoadTestSpec, quantity
 
@@ -33,7 +32,6 @@ REPORT_KEY = "report.html"
 RUN_TOKEN_KEY = "token"
 RUN_TOKEN_ENV = "BLOG_PERF_RUN_TOKEN"  # loadtests/locustfile.py reads it
 MASTER_CONTAINER = "master"  # the runner's container in the master pod (a mesh may inject others)
-CONFIGMAP_LIMIT = MAX_REPORT_BYTES  # bytes of report kept in a ConfigMap (the API's limit is 1 MiB per object)
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 # Time a run may take beyond its load: account setup, workers connecting, stopping, the report.
 DEADLINE_MARGIN_S = 600
@@ -299,10 +297,8 @@ def load_test_result(test: str, run: str, number: int, result_spec: dict) -> dic
             "spec": result_spec}
 
 
-def report_configmap(test: str, run: str, html: bytes) -> dict | None:
-    """The HTML report as a ConfigMap, or None when it is too large for one."""
-    if len(html) > CONFIGMAP_LIMIT:
-        return None
+def report_configmap(test: str, run: str, html: bytes) -> dict:
+    """The HTML report as a ConfigMap (log_summary.MAX_REPORT_BYTES keeps it under the API's 1 MiB)."""
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": report_configmap_name(run), "labels": labels(test, run)},
             "data": {REPORT_KEY: html.decode("utf-8", errors="replace")}}

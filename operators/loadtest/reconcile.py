@@ -17,7 +17,8 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from loadtests.log_summary import TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report, parse_summary
+from loadtests.log_summary import (MAX_REPORT_BYTES, TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report,
+                                   parse_summary)
 
 from . import manifests, metrics, pods, results, schedule
 from .kube import Cluster
@@ -283,15 +284,15 @@ class Pass:
             return
         verdict = results.judge(record.get("summary"), spec)
         number = int(self.status.get("runs") or 0)
-        report = {"note": "the report did not reach the log"}
+        # parse_report gives nothing over MAX_REPORT_BYTES (and the runner prints nothing larger):
+        # what it gives fits a ConfigMap.
+        report = {"note": f"the report did not reach the log (missing, cut, or over {MAX_REPORT_BYTES} bytes)"}
         html = parse_report(log)
         result_spec = results.result_spec(self.name, run, record, spec, verdict, report)
         kept = False
         if html is not None:
             room = self.config.policy.max_report_bytes - self.report_bytes_kept(spec)
-            if len(html) > manifests.CONFIGMAP_LIMIT:
-                result_spec["report"] = {"bytes": len(html), "note": "too large for a ConfigMap; not kept"}
-            elif len(html) > room:
+            if len(html) > room:
                 result_spec["report"] = {"bytes": len(html), "note": "not kept: this LoadTest's reports would pass "
                                          f"operator.policy.maxReportBytes ({self.config.policy.max_report_bytes})"}
             else:
@@ -305,8 +306,8 @@ class Pass:
         result = manifests.load_test_result(self.name, run, number, result_spec)
         kopf.adopt(result, owner=self.body)
         stored = self.cluster.create(self.namespace, result)
-        configmap = manifests.report_configmap(self.name, run, html) if kept else None
-        if configmap is not None:
+        if kept:
+            configmap = manifests.report_configmap(self.name, run, html)
             kopf.adopt(configmap, owner=stored)  # the report goes with its result
             self.cluster.create(self.namespace, configmap)
         self.trim_history(spec)
