@@ -73,19 +73,15 @@ class TLSFront:
         except (OSError, ssl.SSLError):
             raw.close()
             return
-        done = threading.Event()
-
         def pipe(source: socket.socket, sink: socket.socket) -> None:
             try:
                 while chunk := source.recv(65536):
                     sink.sendall(chunk)
             except (OSError, ssl.SSLError):
                 pass
-            done.set()
 
         threading.Thread(target=pipe, args=(backend, secure), daemon=True).start()
-        pipe(secure, backend)
-        done.wait(5)
+        pipe(secure, backend)   # until the client closes; closing both ends the other direction
         for end in (secure, backend):
             try:
                 end.close()
