@@ -106,22 +106,22 @@ def sqlite_url(tmp_path, _sqlite_template):
     return f"sqlite:///{path}"
 
 
-# Page-cache generation files (and their machine-id files) of the apps the
+# Page-cache version files (and their machine-id files) of the apps the
 # tests make: one folder for the session, removed at its end.
-_GENERATIONS_DIR = tempfile.mkdtemp(prefix="aiblog-test-generations-")
-atexit.register(shutil.rmtree, _GENERATIONS_DIR, ignore_errors=True)
+_VERSIONS_DIR = tempfile.mkdtemp(prefix="aiblog-test-versions-")
+atexit.register(shutil.rmtree, _VERSIONS_DIR, ignore_errors=True)
 
 
-def fresh_generations_file() -> str:
-    """A new generations file: an app using it is another machine to the cache."""
-    return os.path.join(_GENERATIONS_DIR, secrets.token_hex(8))
+def fresh_versions_file() -> str:
+    """A new version-counter file: an app using it is another machine to the cache."""
+    return os.path.join(_VERSIONS_DIR, secrets.token_hex(8))
 
 
 def make_app(database_url: str, redis_url: str = "", **overrides):
-    generations = fresh_generations_file()
+    versions = fresh_versions_file()
     app = create_app({
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": TEST_SECRET_KEY,
-        "TESTING": True, "PAGE_CACHE_GENERATIONS_FILE": generations, **overrides,
+        "TESTING": True, "PAGE_CACHE_VERSIONS_FILE": versions, **overrides,
     })
     with app.app_context():
         services().limits.reset()

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from aiblog import metrics
+from aiblog.monitoring import metrics
 from aiblog.ai.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from aiblog.ai.errors import LLMUnavailable
+from aiblog.ai.llm_errors import LLMUnavailable
 
 
 class Clock:

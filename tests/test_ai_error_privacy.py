@@ -49,7 +49,7 @@ def test_llm_errors_never_show_the_base_url_or_upstream_text(sqlite_url, redis_u
     client = app.test_client()
     headers = bearer_for(client, *create_user(app))
     log = Recorder()
-    logger = logging.getLogger("aiblog.ai.generation")
+    logger = logging.getLogger("aiblog.ai.generation_errors")
     # Alembic's fileConfig (the migrations the fixtures ran in this process)
     # disables loggers that existed before it; `aiblog serve` never runs it.
     logger.disabled = False
@@ -74,5 +74,5 @@ def test_llm_errors_never_show_the_base_url_or_upstream_text(sqlite_url, redis_u
         assert_private(body, secrets)
         assert "AI writer" in body  # the plain message, not an empty one
     # The details are not lost: operators find them in the log.
-    logging.getLogger("aiblog.ai.generation").removeHandler(log)
+    logging.getLogger("aiblog.ai.generation_errors").removeHandler(log)
     assert any(url in record.getMessage() for record in log.records)

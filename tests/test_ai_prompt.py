@@ -1,5 +1,5 @@
-"""The prompt template: titles are normalized for the cache key and always
-travel as data, never as instructions."""
+"""The prompt template: titles travel as data, never as instructions; and
+the cache key's rule of which titles are one topic."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from aiblog.ai.prompt import PROMPT_VERSION, SYSTEM_PROMPT, build_messages, clean_title, normalize_title
+from aiblog.ai.generation import topic_key
+from aiblog.ai.prompt import PROMPT_VERSION, SYSTEM_PROMPT, build_messages
+from aiblog.models import clean_title
 from loadtests.llm_sim import prompt_topic
 
 TITLE_IN_MESSAGE = re.compile(r"<title>(.*)</title>", re.S)
@@ -39,14 +41,14 @@ def test_prompt_has_a_version_for_cache_keys():
     ("Straße", "strasse"),                      # casefold, not lower()
     ("zero\u200bwidth\x00bytes", "zerowidthbytes"),  # format and control characters dropped
 ])
-def test_normalize_title_gives_one_cache_key_per_topic(raw, key):
-    assert normalize_title(raw) == key
+def test_topic_key_gives_one_cache_key_per_topic(raw, key):
+    assert topic_key(raw) == key
 
 
-def test_model_sees_the_title_with_its_case_but_cleaned():
-    messages = build_messages("  Caching   in\tFlask ")
-    assert title_of(messages) == "Caching in Flask"
-    assert clean_title("  Caching   in\tFlask ") == "Caching in Flask"
+def test_model_sees_the_title_with_its_case_as_the_title_rule_cleaned_it():
+    title = clean_title("  Caching   in\tFlask ")
+    assert title == "Caching in Flask"
+    assert title_of(build_messages(title)) == title
 
 
 def test_messages_are_a_fixed_system_prompt_and_one_user_message():
@@ -61,7 +63,7 @@ def test_injection_titles_stay_data_inside_the_quotes(title):
     messages = build_messages(title)
     assert messages[0]["content"] == SYSTEM_PROMPT          # user text never reaches the system role
     assert len(messages) == 2
-    assert title_of(messages) == clean_title(title)         # decodes back to exactly the title
+    assert title_of(messages) == title                      # decodes back to exactly the title, even unchecked
     user = messages[1]["content"]
     before, _, after = user.partition("<title>")
     assert before == "Write the blog post for this title.\n" and after.endswith("</title>")

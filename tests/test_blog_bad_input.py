@@ -136,7 +136,8 @@ def test_the_413_answer_and_the_api_document_give_the_configured_limit(sqlite_ur
 # One rule for a title, whether it names a post or asks the AI writer for one.
 TITLES = {
     "padded and decomposed": ("  Cafe\u0301 notes  ", "Caf\u00e9 notes"),
-    "tab inside": ("a\tb", "a\tb"),
+    "tab inside": ("a\tb", "a b"),  # each run of whitespace becomes one space
+    "runs of spaces": ("  many   spaces ", "many spaces"),
     "newline": ("two\nlines", "must not contain control characters"),
     "trailing newline": ("ends with a newline\n", "must not contain control characters"),
     "blank": (" \t ", "must not be empty"),

@@ -9,15 +9,16 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from aiblog.page_cache import FRESH_COOKIE, LISTS, TieredPageCache
+from aiblog.page_cache.backends import LISTS, TieredPageCache
+from aiblog.page_cache.serving import FRESH_COOKIE
 from aiblog.services import services
-from tests.conftest import AuthActions, fresh_generations_file, make_app
+from tests.conftest import AuthActions, fresh_versions_file, make_app
 from loadtests.stack import wait_until
 
 
 def replica(database_url: str, redis_url: str):
-    """An app with its own generations file: another machine, as far as the cache knows."""
-    return make_app(database_url, redis_url, PAGE_CACHE_GENERATIONS_FILE=fresh_generations_file())
+    """An app with its own version-counter file: another machine, as far as the cache knows."""
+    return make_app(database_url, redis_url, PAGE_CACHE_VERSIONS_FILE=fresh_versions_file())
 
 
 def subscribed(app) -> bool:
@@ -102,7 +103,7 @@ def test_the_writer_sees_their_write_on_every_replica_at_once(replicas):
     two_client = two.test_client()
     two_client.get("/")  # replica two has the page cached
     with two.app_context():
-        services().pages.generations.bump = lambda *scopes: None  # two never hears of writes
+        services().pages.versions.bump = lambda *scopes: None  # two never hears of writes
     assert auth.write("Seen at once", "body").status_code == 302
     assert writer_one.get_cookie(FRESH_COOKIE) is not None
     assert "Seen at once" not in two_client.get("/").get_data(as_text=True)  # others: not yet
@@ -118,7 +119,7 @@ def test_a_lost_subscription_drops_every_page_when_it_comes_back(replicas, redis
     one, _ = replicas
     with one.app_context():
         cache = services().pages
-        before = cache.generations.get(LISTS)
+        before = cache.versions.get(LISTS)
     redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
-    wait_until(lambda: cache.generations.get(LISTS) > before and cache._subscribed, 10,
+    wait_until(lambda: cache.versions.get(LISTS) > before and cache._subscribed, 10,
                "the listener to resubscribe and drop the machine's pages")

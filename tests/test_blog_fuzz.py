@@ -60,7 +60,7 @@ def fuzzed_app(tmp_path_factory):
 def _api_document() -> dict:
     """The API's OpenAPI document as the app serves it, from an app with no
     database (the document needs only the settings)."""
-    from aiblog.api.spec import document
+    from aiblog.api.openapi import document
 
     with make_app("sqlite://").app_context():
         return document()

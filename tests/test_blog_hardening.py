@@ -134,15 +134,15 @@ def test_seed_refuses_in_production_unless_forced(sqlite_url):
     assert list(users_and_roles(sqlite_url)) == ["demo"]
 
 
-# --- the page-cache generation counters (item 13) ---
+# --- the page-cache version counters (item 13) ---
 
-def mapped_generation_files(pid: int) -> set[str]:
+def mapped_version_files(pid: int) -> set[str]:
     with open(f"/proc/{pid}/maps") as maps:
         return {line.split(None, 5)[5].strip() for line in maps
-                if len(line.split(None, 5)) == 6 and "generations-" in line}
+                if len(line.split(None, 5)) == 6 and "versions-" in line}
 
 
-def test_generation_counters_live_in_a_private_folder_the_master_makes_and_workers_share(sqlite_url, tmp_path):
+def test_version_counters_live_in_a_private_folder_the_master_makes_and_workers_share(sqlite_url, tmp_path):
     import os
     import secrets
     import stat
@@ -158,9 +158,9 @@ def test_generation_counters_live_in_a_private_folder_the_master_makes_and_worke
     try:
         workers = blog.worker_pids()
         assert len(workers) == 2
-        wait_until(lambda: all(mapped_generation_files(pid) for pid in workers), 15,
-                   "both workers to map their generation counters")
-        files = set().union(*(mapped_generation_files(pid) for pid in workers))
+        wait_until(lambda: all(mapped_version_files(pid) for pid in workers), 15,
+                   "both workers to map their version counters")
+        files = set().union(*(mapped_version_files(pid) for pid in workers))
         assert len(files) == 1, f"the workers use different files: {files}"
         folder = os.path.dirname(files.pop())
         info = os.lstat(folder)
@@ -175,19 +175,20 @@ def test_a_folder_someone_else_prepared_is_not_used(tmp_path, monkeypatch):
     import os
     import stat
 
-    from aiblog import generations
+    from aiblog import runtime_dir
+    from aiblog.page_cache.versions import default_versions_path
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.delenv(generations.RUNTIME_DIR_ENV, raising=False)
-    monkeypatch.setattr(generations.tempfile, "tempdir", None)  # read TMPDIR again
+    monkeypatch.delenv(runtime_dir.RUNTIME_DIR_ENV, raising=False)
+    monkeypatch.setattr(runtime_dir.tempfile, "tempdir", None)  # read TMPDIR again
     squatted = tmp_path / f"aiblog-{os.getuid()}"
     squatted.mkdir()
     squatted.chmod(0o777)  # anyone may read and write here
-    folder = generations.private_dir()
+    folder = runtime_dir.private_dir()
     assert folder != str(squatted)
     assert stat.S_IMODE(os.lstat(folder).st_mode) == 0o700
     # Every later use in this process (and its children) takes the same folder.
-    assert generations.default_generations_path("sqlite:///x").startswith(folder + os.sep)
+    assert default_versions_path("sqlite:///x").startswith(folder + os.sep)
 
 
 def test_the_lru_counts_bytes_through_replacement_expiry_and_oversized_values():

@@ -17,7 +17,7 @@ from rq import SimpleWorker
 from aiblog.client_address import client_address, trusted_networks
 from aiblog.config import ConfigError, load
 from aiblog.models import Role
-from aiblog.rate_limits import Rate, parse_rates
+from aiblog.rate_texts import Rate, parse_rates
 from loadtests.stack import Gunicorn, LLMSimulator, wait_until
 from tests.conftest import blog_env, csrf_token, make_app
 from tests.support.blog import PASSWORD, create_user
@@ -328,10 +328,10 @@ def test_without_trusted_proxies_forwarded_for_changes_nothing(served):
 
 
 def test_the_in_process_windows_forget_expired_keys():
-    from aiblog.rate_limits import _LocalWindows
+    from aiblog.rate_limits import LocalWindows
 
     now = [0.0]
-    windows = _LocalWindows(clock=lambda: now[0], sweep_every=100)
+    windows = LocalWindows(clock=lambda: now[0], sweep_every=100)
     minute = [Rate(1, 60)]
     for number in range(99):  # a crowd of addresses, once each
         assert windows.take([f"address-{number}"], minute, "m") == 0

@@ -13,11 +13,12 @@ import threading
 
 from sqlalchemy import text
 
-from aiblog import pages, passwords
+from aiblog import passwords
 from aiblog.auth.accounts import authenticate, register
 from aiblog.extensions import db
-from aiblog.page_cache import LISTS
-from aiblog.pages import Fragment, serve_page
+from aiblog.page_cache import read_through
+from aiblog.page_cache.backends import LISTS
+from aiblog.page_cache.serving import Fragment, serve_page
 from loadtests.stack import wait_until
 
 PASSWORD = "waiting-password-1234"
@@ -30,8 +31,8 @@ def checked_out(app) -> int:
 def test_requests_waiting_for_a_render_hold_no_connection_and_share_it(app, monkeypatch):
     name = "waiting-probe"
     released = []
-    release = pages.release_db_connection
-    monkeypatch.setattr(pages, "release_db_connection", lambda: (released.append(1), release()))
+    release = read_through.release_db_connection
+    monkeypatch.setattr(read_through, "release_db_connection", lambda: (released.append(1), release()))
     rendering, finish = threading.Event(), threading.Event()
     renders = []
 
@@ -71,7 +72,7 @@ def test_requests_waiting_for_a_render_hold_no_connection_and_share_it(app, monk
         assert len(renders) == 1 and len(bodies) == 6
         assert all("rendered once" in body for body in bodies)
         assert checked_out(app) == 0
-        assert all(page != name + ":page" for _, page in pages._fills)  # nothing left behind
+        assert all(page != name + ":page" for _, page in read_through._fills)  # nothing left behind
 
 
 def test_a_failed_render_is_not_shared_and_the_next_request_renders_again(app):

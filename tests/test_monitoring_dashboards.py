@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from aiblog import metrics, metrics_server
+from aiblog.monitoring import metrics, metrics_server
 from tests.support.monitoring import DASHBOARD_DIR, alerts, dashboards, panels, rules
 
 REQUIRED_PANELS = [

@@ -10,9 +10,9 @@ import time
 import pytest
 import redis
 
-from aiblog import active_users, metrics, metrics_server
-from aiblog.active_users import LocalActiveUsers, RedisActiveUsers, Throttle, trim_and_count_in_redis
-from aiblog.redis_lite import RedisLite, RedisLiteError
+from aiblog.monitoring import active_users, metrics, metrics_server
+from aiblog.monitoring.active_users import LocalActiveUsers, RedisActiveUsers, Throttle, trim_and_count_in_redis
+from aiblog.monitoring.redis_resp import RespClient, RespError
 from tests.conftest import make_app
 from tests.support.ai import bearer_for, create_user
 from loadtests.stack import REPO, Redis, free_port
@@ -119,7 +119,7 @@ def test_redis_active_users_are_counted_by_the_metrics_server_client(redis_url):
     RedisActiveUsers(lambda fn: fn(client)).record(11)
     RedisActiveUsers(lambda fn: fn(client)).record(12)
     client.zadd(active_users.KEY, {"13": time.time() - active_users.WINDOW_SECONDS - 5})
-    assert trim_and_count_in_redis(RedisLite(redis_url).command) == 2
+    assert trim_and_count_in_redis(RespClient(redis_url).command) == 2
     assert client.zcard(active_users.KEY) == 2  # the stale one was trimmed
 
 
@@ -129,23 +129,23 @@ def redis_with_password(tmp_path):
         yield server.port
 
 
-def test_redis_lite_authenticates_selects_the_database_and_reports_errors(redis_with_password):
+def test_redis_resp_client_authenticates_selects_the_database_and_reports_errors(redis_with_password):
     port = redis_with_password
     redis.Redis(port=port, password="s3cret/pw", db=3).rpush("rq:queue:generate", "a", "b")
-    assert RedisLite(f"redis://:s3cret%2Fpw@127.0.0.1:{port}/3").command("LLEN", "rq:queue:generate") == 2
-    assert RedisLite(f"redis://:s3cret%2Fpw@127.0.0.1:{port}/0").command("LLEN", "rq:queue:generate") == 0
-    with pytest.raises(RedisLiteError, match="(?i)auth|pass"):
-        RedisLite(f"redis://127.0.0.1:{port}/0").command("LLEN", "x")
-    with pytest.raises(RedisLiteError, match="(?i)wrong|invalid"):
-        RedisLite(f"redis://:wrong@127.0.0.1:{port}/0").command("PING")
-    with pytest.raises(RedisLiteError, match="unexpected reply"):
-        RedisLite(f"redis://:s3cret%2Fpw@127.0.0.1:{port}/3").command("LRANGE", "rq:queue:generate", 0, -1)
-    with pytest.raises(RedisLiteError, match="scheme"):
-        RedisLite("http://127.0.0.1:1/")
+    assert RespClient(f"redis://:s3cret%2Fpw@127.0.0.1:{port}/3").command("LLEN", "rq:queue:generate") == 2
+    assert RespClient(f"redis://:s3cret%2Fpw@127.0.0.1:{port}/0").command("LLEN", "rq:queue:generate") == 0
+    with pytest.raises(RespError, match="(?i)auth|pass"):
+        RespClient(f"redis://127.0.0.1:{port}/0").command("LLEN", "x")
+    with pytest.raises(RespError, match="(?i)wrong|invalid"):
+        RespClient(f"redis://:wrong@127.0.0.1:{port}/0").command("PING")
+    with pytest.raises(RespError, match="unexpected reply"):
+        RespClient(f"redis://:s3cret%2Fpw@127.0.0.1:{port}/3").command("LRANGE", "rq:queue:generate", 0, -1)
+    with pytest.raises(RespError, match="scheme"):
+        RespClient("http://127.0.0.1:1/")
 
 
-def test_redis_lite_reconnects_after_a_redis_restart(redis_server):
-    client = RedisLite(redis_server.url)
+def test_redis_resp_client_reconnects_after_a_redis_restart(redis_server):
+    client = RespClient(redis_server.url)
     assert client.command("PING") == "PONG"
     redis_server.stop()
     with pytest.raises(OSError):
@@ -155,7 +155,7 @@ def test_redis_lite_reconnects_after_a_redis_restart(redis_server):
 
 
 def test_collectors_omit_a_value_they_cannot_read_rather_than_report_a_wrong_one():
-    dead = RedisLite(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)
+    dead = RespClient(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)
     assert list(metrics_server.JobsQueuedCollector(dead).collect()) == []
     assert list(metrics_server.ActiveUsersCollector(lambda: trim_and_count_in_redis(dead.command)).collect()) == []
 
@@ -183,7 +183,7 @@ def test_multiproc_dir_is_created_emptied_of_metric_files_only_and_exported(tmp_
         os.rmdir(fresh)
 
 
-PROBE = "import aiblog.metrics as m, os; m.POSTS_CREATED.inc(); print(sorted(os.listdir(os.environ.get('D', '.'))))"
+PROBE = "import aiblog.monitoring.metrics as m, os; m.POSTS_CREATED.inc(); print(sorted(os.listdir(os.environ.get('D', '.'))))"
 
 
 def test_only_gunicorn_processes_write_metric_files(tmp_path):
@@ -233,7 +233,7 @@ def test_metrics_server_refuses_the_public_port():
 
 def test_the_metrics_server_reads_the_queue_the_ai_jobs_use(redis_url):
     """metrics_server spells the queue's key itself (the gunicorn master must
-    not import rq/redis-py, see redis_lite.py); this keeps the two in step."""
+    not import rq/redis-py, see redis_resp.py); this keeps the two in step."""
     from rq import Queue
 
     from aiblog.ai import jobs
@@ -242,4 +242,4 @@ def test_the_metrics_server_reads_the_queue_the_ai_jobs_use(redis_url):
     queue = Queue(jobs.QUEUE_NAME, connection=client)
     assert metrics_server.RQ_QUEUE_KEY == queue.key
     queue.enqueue("builtins.print", "x")
-    assert list(metrics_server.JobsQueuedCollector(RedisLite(redis_url)).collect())[0].samples[0].value == 1
+    assert list(metrics_server.JobsQueuedCollector(RespClient(redis_url)).collect())[0].samples[0].value == 1

@@ -15,7 +15,7 @@ from aiblog import config, create_app
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = REPO / "service"
 # Variables the code reads that are not settings: written by the gunicorn
-# master for its own workers (see aiblog.metrics_server, aiblog.generations), never by a user.
+# master for its own workers (see aiblog.monitoring.metrics_server, aiblog.runtime_dir), never by a user.
 INTERNAL_VARIABLES = {"AIBLOG_METRICS_MASTER_PID", "AIBLOG_RUNTIME_DIR"}
 AWKWARD_PASSWORD = "p@ss:w/rd%?#&"
 

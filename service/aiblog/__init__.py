@@ -44,32 +44,33 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.wsgi_app = TrustedProxies(app.wsgi_app, values["TRUSTED_PROXY_HOPS"], values["FORWARDED_ALLOW_IPS"])
     Services.init_app(app)
 
-    from . import errors, monitoring
+    _add_features(app)
+    return app
+
+
+def _add_features(app: Flask) -> None:
+    """The blueprints, then what wraps every request: the AI service, the
+    page cache's writer cookie, security headers, error answers, metrics."""
+    from . import errors, security_headers
     from .admin import bp as admin_bp
     from .ai import bp as ai_bp
+    from .ai import generation
     from .api import bp as api_bp
     from .auth import bp as auth_bp
+    from .cli import register_commands
     from .health import bp as health_bp
+    from .monitoring import instrumentation
+    from .page_cache import serving
     from .posts import bp as posts_bp
 
     for blueprint in (health_bp, auth_bp, posts_bp, admin_bp, ai_bp, api_bp):
         app.register_blueprint(blueprint)
-    from .ai import generation
-
     generation.init_app(app)
-    from .pages import mark_writer
-
-    app.after_request(mark_writer)
-    from . import security_headers
-
+    serving.init_app(app)
     security_headers.init_app(app)
     errors.init_app(app)
-    monitoring.init_app(app)
-
-    from .cli import register_commands
-
+    instrumentation.init_app(app)
     register_commands(app)
-    return app
 
 
 class DatabaseIdConverter(IntegerConverter):

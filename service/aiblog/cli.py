@@ -37,8 +37,8 @@ DEMO_POSTS = [
      "- Pages are cached in Redis and invalidated on every write.\n"
      "- `/metrics` on its own port feeds Prometheus and Grafana.\n"
      "- The *AI writer* drafts a post from a title."),
-    ("Caching rendered pages without stale reads", "Every cached page belongs to a scope with a generation number.\n\n"
-     "A write bumps the generation **after** its commit, so the next read misses and renders fresh."),
+    ("Caching rendered pages without stale reads", "Every cached page belongs to a scope with a version number.\n\n"
+     "A write bumps the version **after** its commit, so the next read misses and renders fresh."),
     ("为什么要测量一切", "没有测量就没有优化。这篇文章介绍本博客的性能测试套件：Locust、缓存测试和并发测试。"),
     ("Running a small LLM on a laptop", "Gemma 3 270M answers at about 95 tokens per second on two CPU cores.\n\n"
      "```\nmake run LLM=local\n```"),
@@ -55,7 +55,6 @@ DEMO_POSTS = [
 def seed_command(extra: int, if_empty: bool, force: bool):
     """Create the demo author and demo posts."""
     from flask import current_app
-    from sqlalchemy import func, insert, select
 
     if current_app.config["BLOG_ENV"] == "production" and not force:
         # The demo password is public: in production it is anyone's account.
@@ -65,37 +64,27 @@ def seed_command(extra: int, if_empty: bool, force: bool):
             "(a throwaway load-test stack, for example).")
 
     from .auth.accounts import find_user, register
-    from .extensions import db
-    from .markup import render_markdown
-    from .models import Post, utcnow
-    from .page_cache import LISTS
-    from .services import services
+    from .posts.store import add_unrendered_posts, count_posts, create_post
 
-    count = db.session.scalar(select(func.count()).select_from(Post))
+    empty = count_posts() == 0
     user = find_user(DEMO_USER) or register(DEMO_USER, DEMO_PASSWORD)
-    if count == 0 or not if_empty:
+    if empty or not if_empty:
         for title, body in DEMO_POSTS:
-            db.session.add(Post(title=title, body=body, html=render_markdown(body), author=user))
-        db.session.commit()
+            create_post(user, title, body)
     if extra:
-        rng = random.Random(42)
-        words = "cache latency redis gunicorn flask metrics grafana kubernetes helm locust llm token stream".split()
-        batch = []
-        base = utcnow()
-        for i in range(extra):
-            body = " ".join(rng.choice(words) for _ in range(80))
-            batch.append({"title": f"Benchmark post {i + 1}: {rng.choice(words)} {rng.choice(words)}",
-                          "body": body, "html": f"<p>{body}</p>", "author_id": user.id,
-                          "ai_generated": False, "created_at": base, "updated_at": base})
-            if len(batch) == 5000:
-                db.session.execute(insert(Post), batch)
-                batch = []
-        if batch:
-            db.session.execute(insert(Post), batch)
-        db.session.commit()
-    services().pages.invalidate(LISTS)
-    total = db.session.scalar(select(func.count()).select_from(Post))
-    click.echo(f"{total} posts; demo author login: {DEMO_USER} / {DEMO_PASSWORD}")
+        add_unrendered_posts(user, _benchmark_posts(extra))
+    click.echo(f"{count_posts()} posts; demo author login: {DEMO_USER} / {DEMO_PASSWORD}")
+
+
+def _benchmark_posts(count: int) -> list[tuple[str, str]]:
+    """``count`` posts of random words, the same ones on every run."""
+    rng = random.Random(42)
+    words = "cache latency redis gunicorn flask metrics grafana kubernetes helm locust llm token stream".split()
+    posts = []
+    for i in range(count):
+        body = " ".join(rng.choice(words) for _ in range(80))
+        posts.append((f"Benchmark post {i + 1}: {rng.choice(words)} {rng.choice(words)}", body))
+    return posts
 
 
 @click.command("create-admin")

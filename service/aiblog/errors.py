@@ -1,9 +1,14 @@
-"""Error pages: HTML for the site, JSON under /api/. Never a bare traceback."""
+"""Error answers: HTML for the site, JSON under /api/. Never a bare traceback.
+
+``error_response`` is the one builder of an error answer: the JSON body
+``{error, message, status}`` and the ``Retry-After`` header are made here and
+nowhere else (the AI views call it too).
+"""
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import TimeoutError as DatabasePoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
@@ -40,12 +45,24 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
-def error_response(code: int, name: str, message: str, headers=None):
-    if wants_json():
+def error_response(code: int, name: str, message: str, headers=None, *, retry_after: float | None = None,
+                   as_json: bool | None = None) -> Response:
+    """The error answer: JSON ``{error, message, status}`` for the API (or when
+    ``as_json``), else the site's error page; ``Retry-After`` when waiting helps."""
+    if wants_json() if as_json is None else as_json:
         response = jsonify(error=name, message=message, status=code)
     else:
-        response = render_template("errors/error.html", code=code, name=name, message=message)
-    return response, code, headers or {}
+        response = make_response(render_template("errors/error.html", code=code, name=name, message=message))
+    response.status_code = code
+    response.headers.extend(headers or {})
+    return with_retry_after(response, retry_after)
+
+
+def with_retry_after(response: Response, seconds: float | None) -> Response:
+    """``Retry-After`` in whole seconds (at least 1), when ``seconds`` is given."""
+    if seconds:
+        response.headers["Retry-After"] = str(max(1, int(seconds)))
+    return response
 
 
 def _http_error(exc: HTTPException):
@@ -59,14 +76,12 @@ def _http_error(exc: HTTPException):
     else:
         message = MESSAGES.get(code, exc.description)
     headers = {}
-    if code == 429:
-        retry_after = getattr(exc, "retry_after", None)
-        headers["Retry-After"] = str(retry_after or 60)
+    retry_after = (getattr(exc, "retry_after", None) or 60) if code == 429 else None
     if code == 405 and exc.valid_methods:
         headers["Allow"] = ", ".join(exc.valid_methods)
     if code == 401 and request.path.startswith("/api/"):
         headers["WWW-Authenticate"] = 'Bearer realm="aiblog"'
-    return error_response(code, exc.name, message, headers)
+    return error_response(code, exc.name, message, headers, retry_after=retry_after)
 
 
 def _csrf_error(exc: CSRFError):
@@ -82,8 +97,7 @@ def _overloaded(exc: DatabasePoolTimeout):
         # The page's menu would load the user from the database, waiting for a
         # connection again: this answer shows the menu of a visitor instead.
         g._login_user = current_app.login_manager.anonymous_user()
-    return error_response(503, ServiceUnavailable().name, MESSAGES[503],
-                          {"Retry-After": str(OVERLOAD_RETRY_AFTER_S)})
+    return error_response(503, ServiceUnavailable().name, MESSAGES[503], retry_after=OVERLOAD_RETRY_AFTER_S)
 
 
 def _unhandled(exc: Exception):

@@ -80,7 +80,7 @@ def post_worker_init(worker):
     gc.freeze()
 
 
-# --- metrics (see aiblog/metrics_server.py) ---------------------------------
+# --- metrics (see aiblog/monitoring/metrics_server.py) ----------------------
 # Workers write metric files into PROMETHEUS_MULTIPROC_DIR; the master serves
 # their sum on METRICS_PORT. The hooks import prometheus_client only after the
 # dir is exported, since it chooses its multiprocess mode when first imported.
@@ -92,13 +92,13 @@ _metrics_dir_created = None
 
 def on_starting(server):
     global _metrics_dir_created
-    # The page-cache generation counters: a private folder made here, in the
+    # The page-cache version counters: a private folder made here, in the
     # master, and named to the workers through the environment they inherit.
-    from aiblog import generations
+    from aiblog import runtime_dir
 
-    os.environ[generations.RUNTIME_DIR_ENV] = generations.private_dir()
+    os.environ[runtime_dir.RUNTIME_DIR_ENV] = runtime_dir.private_dir()
     if _metrics_enabled:
-        from aiblog import metrics_server
+        from aiblog.monitoring import metrics_server
 
         directory, created = metrics_server.prepare_multiproc_dir(_settings["PROMETHEUS_MULTIPROC_DIR"])
         _metrics_dir_created = directory if created else None
@@ -110,7 +110,7 @@ def on_starting(server):
 def when_ready(server):
     global _metrics_server
     if _metrics_enabled:
-        from aiblog import metrics_server
+        from aiblog.monitoring import metrics_server
 
         _metrics_server = metrics_server.start(_settings, os.getpid(), lambda: list(server.WORKERS))
         host, port = _metrics_server.server_address[:2]
@@ -119,7 +119,7 @@ def when_ready(server):
 
 def child_exit(server, worker):
     if _metrics_enabled:
-        from aiblog import metrics_server
+        from aiblog.monitoring import metrics_server
 
         metrics_server.mark_worker_dead(worker.pid)
 

@@ -26,19 +26,21 @@ ID_MAX = 2**31 - 1
 
 
 def clean_title(title: str) -> str:
-    """The one rule for a title, of a post and of an AI request: at most
-    TITLE_MAX characters as sent (as the web form and the OpenAPI document
-    count them) and once NFC-normalised (as the column holds it), no control
-    character but tab, not blank. Returns it normalised and stripped; raises
+    """The one rule for a title, of a post and of an AI request (the prompt
+    gets it as this returns it): at most TITLE_MAX characters as sent (as the
+    web form and the OpenAPI document count them) and once NFC-normalised (as
+    the column holds it), no control character but tab, not blank. Returns it
+    NFC-normalised, each run of whitespace one space, stripped; raises
     ValueError saying what is wrong."""
     normalised = unicodedata.normalize("NFC", title)
     if max(len(title), len(normalised)) > TITLE_MAX:
         raise ValueError(f"title must be at most {TITLE_MAX} characters")
     if _TITLE_FORBIDDEN.search(title):
         raise ValueError("title must not contain control characters")
-    if not normalised.strip():
+    cleaned = " ".join(normalised.split())
+    if not cleaned:
         raise ValueError("title must not be empty")
-    return normalised.strip()
+    return cleaned
 
 
 def utcnow() -> datetime:
@@ -54,12 +56,16 @@ class Role(str, enum.Enum):
 WRITER_ROLES = frozenset({Role.AUTHOR.value, Role.ADMIN.value})
 
 
-def role_can_write(role: str) -> bool:
-    """The one rule of who may write posts and generate (a User or an API token's Caller)."""
-    return role in WRITER_ROLES
+class HasRole:
+    """The one rule of who may write posts and generate, for anything with a
+    ``role``: a ``User``, or an API token's ``Caller``."""
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in WRITER_ROLES
 
 
-class User(UserMixin, db.Model):
+class User(HasRole, UserMixin, db.Model):
     __tablename__ = "users"
     # Usernames are unique regardless of case, in the database itself (a migration made it).
     __table_args__ = (Index("uq_users_lower_username", func.lower(text("username")), unique=True),)
@@ -95,10 +101,6 @@ class User(UserMixin, db.Model):
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN.value
 
-    @property
-    def can_write(self) -> bool:
-        return role_can_write(self.role)
-
     def can_edit(self, post: "Post") -> bool:
         return self.is_admin or post.author_id == self.id
 
@@ -132,17 +134,8 @@ class Post(db.Model):
         return excerpt(self.html)
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "body": self.body,
-            "html": self.html,
-            "author": self.author.username,
-            "author_id": self.author_id,
-            "ai_generated": self.ai_generated,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-        }
+        """The post as the API shows it: the fields of ``POST_API_FIELDS``."""
+        return {name: read(self) for name, (_, read) in POST_API_FIELDS.items()}
 
     def to_summary(self, include: frozenset[str] = frozenset()) -> dict:
         """A list item: the excerpt instead of the body and HTML, unless
@@ -157,3 +150,19 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:  # SQLite drops the zone; values are stored in UTC.
         value = value.replace(tzinfo=timezone.utc)
     return value.isoformat()
+
+
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+# A post as the API shows it, in one place: each field's JSON Schema (the
+# OpenAPI document, api/openapi.py, is built from it) and how it is read.
+POST_API_FIELDS = {
+    "id": ({"type": "integer"}, lambda post: post.id),
+    "title": ({"type": "string"}, lambda post: post.title),
+    "body": ({"type": "string"}, lambda post: post.body),
+    "html": ({"type": "string"}, lambda post: post.html),
+    "author": ({"type": "string"}, lambda post: post.author.username),
+    "author_id": ({"type": "integer"}, lambda post: post.author_id),
+    "ai_generated": ({"type": "boolean"}, lambda post: post.ai_generated),
+    "created_at": (_TIMESTAMP, lambda post: _iso(post.created_at)),
+    "updated_at": (_TIMESTAMP, lambda post: _iso(post.updated_at)),
+}

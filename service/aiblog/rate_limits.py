@@ -8,9 +8,12 @@ sorted set per window, or a lock in this process without Redis), and the
 caller ``refund``s the attempt when it turns out free: a successful login, a
 cached AI answer.
 
-A limit is written as in the settings table: ``"5 per minute; 20 per hour"``.
-Every window must have room for the attempt, so the longer windows make a
-repeated offender wait longer and longer (backoff).
+A limit is written as in the settings table: ``"5 per minute; 20 per hour"``
+(parsed by ``rate_texts``). Every window must have room for the attempt, so
+the longer windows make a repeated offender wait longer and longer (backoff).
+
+This is the engine; views count an attempt against a configured limit with
+``request_limits.take``.
 """
 from __future__ import annotations
 
@@ -20,9 +23,8 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from flask import current_app
 from werkzeug.exceptions import TooManyRequests
 
 from .rate_texts import Rate, parse_rates
@@ -87,7 +89,7 @@ class Ticket:
         return {"keys": list(self.keys), "member": self.member} if self.in_redis else None
 
 
-class _LocalWindows:
+class LocalWindows:
     """The same windows in this process, for a blog without Redis (or while it is down)."""
 
     def __init__(self, clock=time.monotonic, sweep_every: int = 1024):
@@ -141,7 +143,7 @@ class _LocalWindows:
 class RateLimiter:
     def __init__(self, store: RedisStore):
         self.store = store
-        self.local = _LocalWindows()
+        self.local = LocalWindows()
         self._script = store.client.register_script(_TAKE) if store.client is not None else None
 
     def take(self, what: str, limits: Sequence[tuple[str, str, tuple[Rate, ...]]]) -> Ticket:
@@ -161,6 +163,11 @@ class RateLimiter:
         if wait_ms > 0:
             raise RateLimited(what, max(1, math.ceil(wait_ms / 1000)))
         return Ticket(self, tuple(keys), member, in_redis)
+
+    def take_configured(self, config: Mapping, what: str, *limits: tuple[str, str, str]) -> Ticket:
+        """``take`` with each limit given as ``(name, key, setting)``: the
+        limit named ``name`` for ``key``, as ``config[setting]`` says."""
+        return self.take(what, [(name, key, parse_rates(config[setting])) for name, key, setting in limits])
 
     def _take_in_redis(self, keys, rates, member) -> float | None:
         if self._script is None:
@@ -193,12 +200,3 @@ class RateLimiter:
         if self.store.client is not None:
             for key in self.store.client.scan_iter(match=KEY_PREFIX + "*", count=1000):
                 self.store.client.delete(key)
-
-
-def take(what: str, *limits: tuple[str, str, str]) -> Ticket:
-    """Count an attempt against each ``(name, key, setting)``: the limit named
-    ``name`` for ``key``, as the app's setting ``setting`` says."""
-    from .services import services
-
-    config = current_app.config
-    return services().limits.take(what, [(name, key, parse_rates(config[setting])) for name, key, setting in limits])

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from . import metrics
-from .generations import SharedGenerations, default_generations_path
-from .page_cache import LocalPageCache, TieredPageCache
+from .monitoring import metrics
+from .page_cache.backends import LocalPageCache, TieredPageCache
+from .page_cache.versions import ScopeVersions, default_versions_path
 from .rate_limits import RateLimiter
 from .redis_store import RedisStore
 
@@ -15,7 +15,7 @@ from .redis_store import RedisStore
 @dataclass
 class Services:
     redis: RedisStore
-    generations: SharedGenerations  # this machine's, for pages and logged-in users
+    versions: ScopeVersions  # this machine's, for pages and logged-in users
     pages: TieredPageCache | LocalPageCache
     limits: RateLimiter
 
@@ -23,15 +23,15 @@ class Services:
     def init_app(cls, app: Flask) -> "Services":
         store = RedisStore(app.config["REDIS_URL"])
         on_result = metrics.cache_result("page")
-        path = app.config.get("PAGE_CACHE_GENERATIONS_FILE") or default_generations_path(
+        path = app.config.get("PAGE_CACHE_VERSIONS_FILE") or default_versions_path(
             app.config["SQLALCHEMY_DATABASE_URI"])
-        generations = SharedGenerations(path)
+        versions = ScopeVersions(path)
         ttl, max_bytes = app.config["PAGE_CACHE_TTL"], app.config["PAGE_CACHE_MAX_BYTES"]
         if store.enabled:
-            pages = TieredPageCache(store, generations, ttl, on_result=on_result, max_bytes=max_bytes)
+            pages = TieredPageCache(store, versions, ttl, on_result=on_result, max_bytes=max_bytes)
         else:
-            pages = LocalPageCache(generations, ttl, on_result=on_result, max_bytes=max_bytes)
-        services = cls(redis=store, generations=generations, pages=pages, limits=RateLimiter(store))
+            pages = LocalPageCache(versions, ttl, on_result=on_result, max_bytes=max_bytes)
+        services = cls(redis=store, versions=versions, pages=pages, limits=RateLimiter(store))
         app.extensions["aiblog"] = services
         return services
 

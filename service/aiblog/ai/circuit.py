@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Callable
 
-from .. import metrics
-from .errors import LLMUnavailable
+from ..monitoring import metrics
+from .llm_errors import LLMUnavailable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

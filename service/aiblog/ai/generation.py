@@ -1,80 +1,53 @@
-"""AI generation: cache, single flight, backpressure and circuit breaker
-around one LLM client. Routes and the background worker call
-``GenerationService.answer``, the one entry point.
+"""AI generation: one pass from a title to an answer. The AI page, the AI
+API and the background worker call ``GenerationService.answer``, the one
+entry point; the views only parse and render.
 
-The order of checks for one request:
-1. the AI cache (a hit never touches the LLM, nor the per-user rate limit the
-   route hands in as ``on_miss``, since a hit is free);
-2. the single-flight lease (only the leader for a key calls the LLM; the
-   others wait for its result, holding no LLM slot);
-3. the leader takes one of ``LLM_MAX_INFLIGHT`` slots of its process, or the
+The order of steps for one request:
+1. the title is checked by the one title rule (``models.clean_title``);
+2. the AI cache (a hit never touches the LLM, nor the per-user rate limit,
+   since a hit is free);
+3. a miss pays the user's ``AI_RATE_LIMIT`` (``rate_limits``), before any
+   wait, so parallel misses cannot all slip through; the attempt is given
+   back if no LLM work is done for it after all;
+4. the single-flight lease (``flight``: only the leader for a key calls the
+   LLM; the others wait for its result, holding no LLM slot);
+5. the leader takes one of ``LLM_MAX_INFLIGHT`` slots of its process, or the
    request is answered 429 with Retry-After (background jobs wait instead);
-4. the circuit breaker fails fast while the LLM is known to be down;
-5. the LLM call; only a complete answer is cached.
+6. the circuit breaker fails fast while the LLM is known to be down;
+7. the LLM call (``clients``, with the ``prompt``); only a complete answer is
+   cached, as one ``Generation`` that the response is then made from.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import threading
 import time
+import unicodedata
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from html import escape
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from flask import Flask, current_app
 
-from .. import metrics
 from ..expiring_lru import ExpiringLRU
-from ..markup import MarkupRejected, render_markdown
+from ..extensions import release_db_connection
 from ..models import clean_title
+from ..monitoring import metrics
+from ..rate_limits import RateLimiter, Ticket
+from ..rate_texts import parse_rates
 from ..redis_store import RedisStore
 from .circuit import CircuitBreaker
-from .flight import LocalFlight, Outcome, RedisFlight, RedisUnavailable
 from .clients import GenerationOptions, LLMClient, make_client
-from .errors import LLMError
-from .prompt import PROMPT_VERSION, build_messages, normalize_title
-
-log = logging.getLogger(__name__)
+from .flight import LocalFlight, Outcome, RedisFlight, RedisUnavailable
+from .generated import Answer, Generation
+from .generation_errors import GenerationError, InvalidRequest
+from .llm_errors import LLMError
+from .prompt import PROMPT_VERSION, build_messages
 
 MODES = ("sync", "stream", "background")
 # Sync and background answers are used whole: let the LLM's tokens pile up
 # for this long whenever its stream runs dry (the answer completes at most
 # this much later; measured: 12 ms of CPU per 120-token answer instead of 55).
 WHOLE_ANSWER_READ_PAUSE = 0.25
-
-
-class InvalidRequest(ValueError):
-    """Bad input from the user: answered 400 with this message."""
-
-
-class GenerationError(Exception):
-    def __init__(self, status_code: int, message: str, kind: str, retry_after: int | None = None):
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-        self.kind = kind
-        self.retry_after = retry_after
-
-    def to_dict(self) -> dict:
-        return {"status": self.status_code, "message": self.message, "kind": self.kind,
-                "retry_after": self.retry_after}
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> "GenerationError":
-        data = data or {}
-        return cls(int(data.get("status", 502)), str(data.get("message", "generation failed")),
-                   str(data.get("kind", "failed")), data.get("retry_after"))
-
-    @classmethod
-    def from_llm(cls, exc: LLMError) -> "GenerationError":
-        # The details (LLM_BASE_URL, the upstream's words) go to the log only.
-        log.warning("LLM call failed (%s): %s", exc.kind, exc)
-        retry_after = getattr(exc, "retry_after", None)
-        return cls(exc.status_code, exc.public_message, exc.kind,
-                   retry_after=max(1, round(retry_after)) if retry_after else None)
 
 
 def validate_title(title: Any) -> str:
@@ -94,39 +67,13 @@ def validate_mode(mode: Any) -> str:
     return mode
 
 
-@dataclass
-class Generation:
-    title: str
-    content: str
-    model: str
-    prompt_version: str
-    simulated: bool
-    generation_seconds: float | None = None
-    cached: bool = False
-    deduplicated: bool = False
-    # Sanitized HTML of ``content``. Rendered once when the answer is made and
-    # cached with it: Markdown parsing is most of the CPU a cache hit would cost.
-    html: str = field(default="", repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.html:  # a new answer, or one cached before the HTML was
-            try:
-                self.html = render_markdown(self.content)
-            except MarkupRejected:  # shown as plain text rather than not at all
-                self.html = f"<pre>{escape(self.content)}</pre>"
-
-    def to_dict(self) -> dict:
-        # Every field is a plain value: a shallow copy is asdict() without its deep copy.
-        return dict(vars(self))
-
-    def dumps(self) -> str:
-        return json.dumps({"title": self.title, "content": self.content, "html": self.html, "model": self.model,
-                           "prompt_version": self.prompt_version, "simulated": self.simulated,
-                           "generation_seconds": self.generation_seconds})
-
-    @classmethod
-    def loads(cls, raw: bytes | str, **flags) -> "Generation":
-        return cls(**json.loads(raw), **flags)
+def topic_key(title: str) -> str:
+    """Which titles share one answer: NFKC, format and control characters
+    dropped, whitespace collapsed, casefolded ("Hello  World" and "hello
+    world" are one topic)."""
+    text = unicodedata.normalize("NFKC", title)
+    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in {"Cc", "Cf"})
+    return " ".join(text.split()).casefold()
 
 
 class ResultCache:
@@ -159,27 +106,15 @@ class ResultCache:
             self._local.set(key, value)
 
 
-@dataclass
-class Answer:
-    """What ``GenerationService.answer`` returns: a finished generation
-    (cached, shared by an identical request, or made whole), or the LLM's
-    stream, whose first piece has already arrived."""
-
-    generation: Generation | None = None
-    pieces: Iterator[str] | None = None
-
-    @property
-    def free(self) -> bool:
-        """No LLM work was done for this request (it costs no rate limit)."""
-        return self.generation is not None and (self.generation.cached or self.generation.deduplicated)
-
-
 class GenerationService:
     """Answers a title with a blog post: cache, single flight, LLM, cache."""
 
-    def __init__(self, config: dict[str, Any], store: RedisStore, client: LLMClient | None = None):
+    def __init__(self, config: dict[str, Any], store: RedisStore, limiter: RateLimiter,
+                 client: LLMClient | None = None):
         self.config = config
         self.store = store
+        self.limiter = limiter
+        self.ai_rates = parse_rates(config["AI_RATE_LIMIT"])
         self.client = client or make_client(config)
         self.options = GenerationOptions(max_tokens=config["LLM_MAX_TOKENS"], temperature=config["LLM_TEMPERATURE"])
         self.simulated = bool(config["LLM_SIMULATED"] or config["LLM_API"] == "sim")
@@ -193,7 +128,7 @@ class GenerationService:
         self.wait_limit = config["AI_SINGLE_FLIGHT_WAIT"]
 
     def cache_key(self, title: str) -> str:
-        parts = [normalize_title(title), self.client.api, self.client.model, PROMPT_VERSION, self.options.key()]
+        parts = [topic_key(title), self.client.api, self.client.model, PROMPT_VERSION, self.options.key()]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def cached(self, key: str, record: bool = True) -> Generation | None:
@@ -201,38 +136,57 @@ class GenerationService:
         return Generation.loads(raw, cached=True) if raw is not None else None
 
     # -- the one entry point --------------------------------------------------
-    def answer(self, title: str, mode: str = "sync", *, on_miss: Callable[[], None] | None = None,
+    def answer(self, title: Any, mode: Any = "sync", *, user_id: int | None = None,
                wait_for_slot: bool = False) -> Answer:
         """The answer for ``title``: cached, shared with an identical request
         in progress, or new from the LLM (whole, or streamed when ``mode`` is
-        "stream"). ``on_miss`` runs once the cache missed, before any wait
-        (the route's rate limit). Failures raise ``GenerationError``; for a
-        stream, those before its first piece."""
+        "stream"). A miss pays ``user_id``'s rate limit (none for a job, paid
+        when it was queued). Bad input raises ``InvalidRequest``, other
+        failures ``GenerationError``; for a stream, those before its first
+        piece."""
+        title, mode = validate_title(title), validate_mode(mode)
         key = self.cache_key(title)
         hit = self.cached(key)
         if hit is not None:
             metrics.AI_REQUESTS.labels(mode=mode, outcome="cached").inc()
-            return Answer(generation=hit)
-        if on_miss is not None:
-            on_miss()
+            return Answer(title, generation=hit)
+        ticket = self.charge(user_id) if user_id is not None else None
+        try:
+            answer = self._answer_miss(title, key, mode, wait_for_slot)
+        except GenerationError as error:
+            if ticket is not None and error.kind == "busy":
+                ticket.refund()  # the LLM was too busy to start: no work done
+            raise
+        if ticket is not None and answer.free:
+            ticket.refund()  # shared by an identical request, or cached meanwhile
+        return answer
+
+    def charge(self, user_id: int) -> Ticket:
+        """Count one uncached generation against the user's ``AI_RATE_LIMIT``
+        (429 beyond it). The background API calls it when it queues a job."""
+        ticket = self.limiter.take("uncached AI generations", [("ai", str(user_id), self.ai_rates)])
+        release_db_connection()  # a generation may wait seconds on the LLM
+        return ticket
+
+    def _answer_miss(self, title: str, key: str, mode: str, wait_for_slot: bool) -> Answer:
         deadline = time.monotonic() + self.wait_limit
         while True:
             flight, token = self._lead(key)
             if token is None:
                 shared = self._follow(flight, key, mode, deadline)
                 if shared is not None:
-                    return Answer(generation=shared)
+                    return Answer(title, generation=shared)
                 continue
             with ExitStack() as held:
                 held.callback(flight.release, key, token)
                 again = self.cached(key, record=False)  # someone may have finished meanwhile
                 if again is not None:
                     metrics.AI_REQUESTS.labels(mode=mode, outcome="cached").inc()
-                    return Answer(generation=again)
+                    return Answer(title, generation=again)
                 held.enter_context(self._slot(flight, key, mode, wait_for_slot, deadline))
                 if mode == "stream":
                     return self._open_stream(title, key, flight, held)
-                return Answer(generation=self._generate_whole(title, key, flight, mode))
+                return Answer(title, generation=self._generate_whole(title, key, flight, mode))
 
     # -- internals ------------------------------------------------------------
     def _lead(self, key: str):
@@ -302,7 +256,9 @@ class GenerationService:
         except GenerationError as error:
             self._fail(flight, key, "stream", error)
             raise
-        return Answer(pieces=self._stream_rest(title, key, flight, first, pieces, held.pop_all()))
+        answer = Answer(title)
+        answer.pieces = self._stream_rest(answer, key, flight, first, pieces, held.pop_all())
+        return answer
 
     def _llm_pieces(self, title: str, batch_seconds: float = 0.0) -> Iterator[str]:
         """The LLM's answer as it arrives, with breaker and in-flight gauge."""
@@ -322,7 +278,8 @@ class GenerationService:
         finally:
             metrics.LLM_INFLIGHT.dec()
 
-    def _stream_rest(self, title, key, flight, first: str, pieces: Iterator[str], held: ExitStack) -> Iterator[str]:
+    def _stream_rest(self, answer: Answer, key, flight, first: str, pieces: Iterator[str],
+                     held: ExitStack) -> Iterator[str]:
         started = time.monotonic()
         parts = [first]
         state = "abandoned"
@@ -340,7 +297,8 @@ class GenerationService:
             finally:
                 pieces.close()
                 if state == "completed":
-                    self._finish(title, key, "".join(parts), time.monotonic() - started, "stream", flight)
+                    answer.generation = self._finish(answer.title, key, "".join(parts),
+                                                     time.monotonic() - started, "stream", flight)
                 elif state == "abandoned":
                     flight.publish(key, {"state": "free"})  # the client left: let a waiter lead
 
@@ -363,7 +321,8 @@ class GenerationService:
 
 
 def init_app(app: Flask) -> GenerationService:
-    service = GenerationService(app.config, app.extensions["aiblog"].redis)
+    services = app.extensions["aiblog"]
+    service = GenerationService(app.config, services.redis, services.limits)
     app.extensions["aiblog.ai"] = service
     return service
 

@@ -24,7 +24,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from .generation import GenerationError, generation_service
+from .generation import generation_service
+from .generation_errors import GenerationError
 
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """The one prompt template that turns a title into a Markdown blog post.
 
-The title is user input, so it travels as *data*: JSON-quoted inside the user
+The title is user input (checked by ``models.clean_title``, the one title
+rule), so it travels as *data*: JSON-quoted inside the user
 message (quotes, newlines and tags in it are escaped and cannot end the
 quotation), and the system message tells the model to treat it as a topic
 only. The system message never contains user text.
@@ -11,8 +12,6 @@ cache key, so old answers are not served for a new template.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 
 PROMPT_VERSION = "v1"
 
@@ -32,33 +31,14 @@ SYSTEM_PROMPT = (
 
 _USER_TEMPLATE = "Write the blog post for this title.\n<title>{title_json}</title>"
 
-_WHITESPACE = re.compile(r"\s+")
-
-
-def clean_title(title: str) -> str:
-    """The title as the model sees it: NFKC, control characters dropped,
-    whitespace collapsed, stripped. Case is kept."""
-    text = unicodedata.normalize("NFKC", title)
-    text = "".join(
-        " " if ch.isspace() else ch
-        for ch in text
-        if ch.isspace() or unicodedata.category(ch) not in {"Cc", "Cf"}
-    )
-    return _WHITESPACE.sub(" ", text).strip()
-
-
-def normalize_title(title: str) -> str:
-    """The title as the cache key sees it: ``clean_title`` plus casefold, so
-    "Hello  World" and "hello world" share one generation."""
-    return clean_title(title).casefold()
-
 
 def build_messages(title: str) -> list[dict[str, str]]:
-    """Chat messages for one blog post about ``title`` (same for every API)."""
+    """Chat messages for one blog post about ``title``, a title already
+    through ``models.clean_title`` (the same messages for every API)."""
     # json.dumps quotes and escapes the title; escaping < and > as well keeps
     # a title containing "</title>" from closing the marker early.
     title_json = (
-        json.dumps(clean_title(title), ensure_ascii=False)
+        json.dumps(title, ensure_ascii=False)
         .replace("<", "\\u003c")
         .replace(">", "\\u003e")
     )

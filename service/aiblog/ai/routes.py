@@ -1,18 +1,20 @@
 """AI writing's web page: the form, the streamed or whole answer, save as post.
 
-The route validates the title and picks the mode; ``GenerationService.answer``
-does the rest (cache, then the rate limit only on a miss through
-``answers.MissCharge``, single flight, LLM); the route renders what it returns.
+The view picks the mode; ``GenerationService.answer`` does the rest (the
+title rule, cache, the rate limit only on a miss, single flight, LLM); the
+view renders what it returns, with ``responses``.
 """
 from __future__ import annotations
 
-from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..errors import with_retry_after
 from ..posts.store import PostValidationError, create_post
 from . import bp
-from .answers import MissCharge, error_json, mark_free, stream
-from .generation import GenerationError, InvalidRequest, generation_service, validate_mode, validate_title
+from .generation import generation_service
+from .generation_errors import GenerationError
+from .responses import error_json, mark_free, stream
 
 READERS_CANNOT_WRITE = "Readers cannot write posts. Ask an admin for the author role."
 
@@ -44,29 +46,19 @@ def generate_page():
 @login_required
 def generate_web():
     _writers_only()
-    try:
-        title = validate_title(request.form.get("title"))
-        mode = validate_mode(request.form.get("mode") or ("stream" if _wants_stream() else "sync"))
-    except InvalidRequest as exc:
-        if _wants_stream():
-            return jsonify(error="invalid", message=str(exc), status=400), 400
-        flash(str(exc), "error")
-        return _page(request.form.get("title") or "", 400)
+    mode = request.form.get("mode") or ("stream" if _wants_stream() else "sync")
     if mode == "background":
         mode = "sync"  # the page has no job view; the API offers background mode
     try:
-        answer = MissCharge(current_user.id).answer(title, mode)
+        answer = generation_service().answer(request.form.get("title"), mode, user_id=current_user.id)
     except GenerationError as exc:
-        if mode == "stream":
+        if mode == "stream" or _wants_stream():
             return error_json(exc)
         flash(exc.message, "error")
-        response = _page(title, exc.status_code)
-        if exc.retry_after:
-            response.headers["Retry-After"] = str(int(exc.retry_after))
-        return response
+        return with_retry_after(_page(request.form.get("title") or "", exc.status_code), exc.retry_after)
     if mode == "stream":
-        return stream(title, answer)
-    return mark_free(_page(title, generation=answer.generation), answer)
+        return stream(answer)
+    return mark_free(_page(answer.title, generation=answer.generation), answer)
 
 
 @bp.route("/generate-blog/save", methods=["POST"])

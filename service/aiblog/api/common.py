@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db, read_first
-from ..models import User, role_can_write
+from ..models import HasRole, User
 
 
 class ApiError(HTTPException):
@@ -84,16 +84,12 @@ def user_from_token(token: str) -> User | None:
 
 
 @dataclass(frozen=True)
-class Caller:
+class Caller(HasRole):
     """Who holds a valid token, without loading a ``User``."""
 
     id: int
     role: str
     is_authenticated = True
-
-    @property
-    def can_write(self) -> bool:
-        return role_can_write(self.role)
 
 
 def caller_from_token(token: str) -> Caller | None:

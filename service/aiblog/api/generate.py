@@ -1,16 +1,17 @@
 """/api/v1/generate and /api/v1/jobs: AI writing for token holders.
 
-As on the web page: the view validates and picks the mode,
-``GenerationService.answer`` answers (the rate limit only on a cache miss),
-the view renders; background mode goes to the job queue instead.
+As on the web page: ``GenerationService.answer`` answers (the title rule,
+the rate limit only on a cache miss), the view renders with
+``ai.responses``; background mode goes to the job queue instead.
 """
 from __future__ import annotations
 
 from flask import g, jsonify, url_for
 
 from ..ai import jobs
-from ..ai.answers import MissCharge, error_json, mark_free, stream
-from ..ai.generation import GenerationError, InvalidRequest, validate_mode, validate_title
+from ..ai.generation import generation_service, validate_title
+from ..ai.generation_errors import GenerationError, InvalidRequest
+from ..ai.responses import error_json, mark_free, stream
 from ..redis_store import REDIS_ERRORS
 from . import bp
 from .common import fail, json_body, token_caller_required, token_required
@@ -25,32 +26,29 @@ def api_generate():
     unknown = set(data) - {"title", "mode"}
     if unknown:
         fail(400, f"unknown field(s): {', '.join(sorted(unknown)[:5])}")
+    mode = data.get("mode")
     try:
-        title = validate_title(data.get("title"))
-        mode = validate_mode(data.get("mode"))
+        if mode == "background":  # a background job always goes to the queue
+            return _enqueue(validate_title(data.get("title")))
+        answer = generation_service().answer(data.get("title"), mode, user_id=g.api_caller.id)
     except InvalidRequest as exc:
-        fail(400, str(exc))
-    charge = MissCharge(g.api_caller.id)
-    if mode == "background":  # a background job always goes to the queue
-        return _enqueue(title, charge)
-    try:
-        answer = charge.answer(title, mode)
+        fail(400, exc.message)  # as every other API view answers bad input
     except GenerationError as exc:
         return error_json(exc)
     if mode == "stream":
-        return stream(title, answer)
+        return stream(answer)
     return mark_free(jsonify(answer.generation.to_dict()), answer)
 
 
-def _enqueue(title: str, charge: MissCharge):
-    charge()
+def _enqueue(title: str):
+    ticket = generation_service().charge(g.api_caller.id)
     try:
-        job_id = jobs.enqueue(title, g.api_caller.id, charge.ticket.receipt())
+        job_id = jobs.enqueue(title, g.api_caller.id, ticket.receipt())
     except jobs.QueueFull as exc:
-        charge.ticket.refund()
+        ticket.refund()
         return error_json(exc)
     except (RuntimeError, *REDIS_ERRORS) as exc:
-        charge.ticket.refund()
+        ticket.refund()
         fail(503, str(exc) if isinstance(exc, RuntimeError) else "the job queue (Redis) is unavailable")
     response = jsonify(id=job_id, status="queued", url=url_for("api.api_job", job_id=job_id))
     response.status_code = 202

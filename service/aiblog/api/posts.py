@@ -3,13 +3,14 @@ import math
 
 from flask import Response, current_app, g, jsonify, request, url_for
 
-from ..page_cache import LISTS
-from ..pages import cached
+from ..page_cache.backends import LISTS
+from ..page_cache.read_through import cached
+from ..page_cache.serving import reader_wrote_recently
 from ..posts.store import (
     BadCursor, PostValidationError, count_posts, create_post, delete_post, get_post, newest_posts, parse_cursor,
     update_post,
 )
-from ..rate_limits import take
+from ..request_limits import take
 from . import bp
 from .common import created, fail, json_body, page_arg, token_required
 
@@ -35,12 +36,13 @@ def list_posts():
     page = None if cursor is not None else page_arg()
     include = _include()
     name = f"api:posts:{per_page}:{','.join(sorted(include))}:{page or ''}:{cursor or ''}"
-    body = cached(LISTS, name, lambda: json.dumps(_list(page, per_page, after, include)).encode())
+    fresh = reader_wrote_recently()
+    body = cached(LISTS, name, lambda: json.dumps(_list(page, per_page, after, include, fresh)).encode(), fresh)
     return Response(body, mimetype="application/json")
 
 
-def _list(page: int | None, per_page: int, after: tuple | None, include: frozenset[str]) -> dict:
-    total = count_posts()
+def _list(page: int | None, per_page: int, after: tuple | None, include: frozenset[str], fresh: bool) -> dict:
+    total = count_posts(fresh=fresh)
     pages = max(1, math.ceil(total / per_page))
     if page is not None and page > pages:  # past the end: no query
         return {"items": [], "page": page, "per_page": per_page, "pages": pages, "total": total, "next_cursor": None}

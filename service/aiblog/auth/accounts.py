@@ -7,8 +7,9 @@ from flask import current_app, request
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import metrics, passwords
-from ..rate_limits import take
+from .. import passwords
+from ..monitoring import metrics
+from ..request_limits import take
 from ..extensions import db, release_db_connection
 from ..models import USERNAME_MAX, Role, User
 

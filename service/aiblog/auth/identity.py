@@ -2,9 +2,9 @@
 
 Flask-Login loads the user on each logged-in request; reading the row cost
 about half of a cached page. Loaded users are kept per process as detached
-snapshots keyed by the user's generation — the same machine-wide generations
-and cross-replica pub/sub that invalidate cached pages — and the generation
-is bumped whenever a role or password changes, so a demotion applies to the
+snapshots keyed by the user's version — the same machine-wide version
+counters and cross-replica pub/sub that invalidate cached pages — and the
+version is bumped whenever a role or password changes, so a demotion applies to the
 very next request on every worker of the machine (and within the pub/sub
 delay on other replicas).
 
@@ -31,7 +31,7 @@ _USER_BY_ID = select(*(column for _, column in _COLUMNS)).where(User.id == bindp
 
 
 def _store() -> ExpiringLRU[tuple[int, User]]:
-    """This app's snapshots, with the generation each was taken at (tests run several apps in one process)."""
+    """This app's snapshots, with the version each was taken at (tests run several apps in one process)."""
     extensions = current_app.extensions
     store = extensions.get("aiblog.users")
     if store is None:
@@ -43,15 +43,15 @@ def scope(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def _generation(user_id: int) -> int:
-    return services().generations.get(scope(user_id))
+def _version(user_id: int) -> int:
+    return services().versions.get(scope(user_id))
 
 
 def load(user_id: int) -> User | None:
-    generation = _generation(user_id)
+    version = _version(user_id)
     store = _store()
     entry = store.get(user_id)
-    if entry is not None and entry[0] == generation:
+    if entry is not None and entry[0] == version:
         return entry[1]
     # Outside the request's transaction: this request holds no pooled
     # connection afterwards while it waits on anything else.
@@ -59,14 +59,14 @@ def load(user_id: int) -> User | None:
     if row is None:
         return None
     snapshot = _snapshot(dict(zip((key for key, _ in _COLUMNS), row)))
-    store.set(user_id, (generation, snapshot))
+    store.set(user_id, (version, snapshot))
     return snapshot
 
 
 def changed(user_id: int) -> None:
     """Call after committing a change to the user's role or password."""
-    # Not ``pages.invalidate``: no page changed, so this is no reason to send
-    # the caller's next reads past the per-process page cache.
+    # Not ``read_through.invalidate``: no page changed, so this is no reason
+    # to send the caller's next reads past the per-process page cache.
     services().pages.invalidate(scope(user_id))
 
 

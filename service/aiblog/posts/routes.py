@@ -4,8 +4,8 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import User
-from ..page_cache import LISTS, post_scope
-from ..pages import Fragment, serve_page
+from ..page_cache.backends import LISTS, post_scope
+from ..page_cache.serving import Fragment, reader_wrote_recently, serve_page
 from . import bp
 from .forms import DeleteForm, PostForm
 from .store import (
@@ -26,7 +26,7 @@ def index():
 
     def build() -> Fragment:
         per_page = current_app.config["POSTS_PER_PAGE"]
-        if beyond_last_page(page, per_page):
+        if beyond_last_page(page, per_page, fresh=reader_wrote_recently()):
             abort(404)
         posts = newest_posts(page, per_page)
         if page > 1 and not posts.items:
@@ -47,7 +47,7 @@ def author(username: str):
         if user is None:
             abort(404)
         per_page = current_app.config["POSTS_PER_PAGE"]
-        if beyond_last_page(page, per_page, author_id=user.id):
+        if beyond_last_page(page, per_page, author_id=user.id, fresh=reader_wrote_recently()):
             abort(404)
         posts = newest_posts(page, per_page, author_id=user.id)
         if page > 1 and not posts.items:
@@ -76,17 +76,23 @@ def show(post_id: int):
 def create():
     if not current_user.can_write:
         abort(403, "Readers cannot write posts. Ask an admin for the author role.")
-    form = PostForm()
+    return _post_form(PostForm(), lambda form: create_post(current_user, form.title.data, form.body.data),
+                      "Your post is published.", heading="Write a post")
+
+
+def _post_form(form: PostForm, save, saved: str, **page):
+    """The write and edit pages: show the form, or save it and go to the post.
+    A refused title or body is shown on the form (400), never lost."""
     if form.validate_on_submit():
         try:
-            post = create_post(current_user, form.title.data, form.body.data)
+            post = save(form)
         except PostValidationError as exc:
             form.title.errors.append(str(exc))
         else:
-            flash("Your post is published.", "success")
+            flash(saved, "success")
             return redirect(url_for("posts.show", post_id=post.id))
     status = 400 if request.method == "POST" else 200
-    return render_template("posts/edit.html", form=form, heading="Write a post"), status
+    return render_template("posts/edit.html", form=form, **page), status
 
 
 def _editable_post(post_id: int):
@@ -102,17 +108,8 @@ def _editable_post(post_id: int):
 @login_required
 def edit(post_id: int):
     post = _editable_post(post_id)
-    form = PostForm(obj=post)
-    if form.validate_on_submit():
-        try:
-            update_post(post, form.title.data, form.body.data)
-        except PostValidationError as exc:
-            form.title.errors.append(str(exc))
-        else:
-            flash("Your changes are saved.", "success")
-            return redirect(url_for("posts.show", post_id=post.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("posts/edit.html", form=form, heading="Edit post", post=post), status
+    return _post_form(PostForm(obj=post), lambda form: update_post(post, form.title.data, form.body.data),
+                      "Your changes are saved.", heading="Edit post", post=post)
 
 
 @bp.route("/post/<int:post_id>/delete", methods=["POST"])

@@ -1,5 +1,7 @@
-"""Writing and reading posts. Every write invalidates the pages it changed
-before it returns, so the writer's next page view is fresh."""
+"""Writing and reading posts: the one path for the views, the API and
+``aiblog seed``. Every write invalidates the pages it changed before it
+returns, so the writer's next page view is fresh. Needs an app context, not a
+request."""
 from __future__ import annotations
 
 import base64
@@ -7,14 +9,15 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from markupsafe import escape
+from sqlalchemy import func, insert, select, tuple_
 
-from .. import metrics
+from ..monitoring import metrics
 from ..extensions import db
 from ..markup import MarkupRejected, render_markdown
-from ..models import BODY_MAX, Post, User, clean_title
-from ..page_cache import LISTS, post_scope
-from ..pages import cached, invalidate
+from ..models import BODY_MAX, Post, User, clean_title, utcnow
+from ..page_cache.backends import LISTS, post_scope
+from ..page_cache.read_through import cached, invalidate
 
 
 class PostValidationError(ValueError):
@@ -55,6 +58,20 @@ def create_post(author: User, title: str, body: str, ai_generated: bool = False)
     invalidate(LISTS)
     metrics.POSTS_CREATED.inc()
     return post
+
+
+def add_unrendered_posts(author: User, posts: list[tuple[str, str]], batch: int = 5000) -> int:
+    """Bulk-insert ``(title, body)`` pairs whose bodies are plain text (no
+    Markdown rendering, no title rule: ``aiblog seed --posts`` makes
+    thousands for benchmarks); returns how many were added."""
+    now = utcnow()
+    rows = [{"title": title, "body": body, "html": f"<p>{escape(body)}</p>", "author_id": author.id,
+             "ai_generated": False, "created_at": now, "updated_at": now} for title, body in posts]
+    for start in range(0, len(rows), batch):
+        db.session.execute(insert(Post), rows[start:start + batch])
+    db.session.commit()
+    invalidate(LISTS)
+    return len(rows)
 
 
 def update_post(post: Post, title: str | None = None, body: str | None = None) -> Post:
@@ -134,19 +151,20 @@ def newest_posts(page: int, per_page: int, author_id: int | None = None,
     return PageOfPosts(rows[:per_page], page, per_page, len(rows) > per_page)
 
 
-def count_posts(author_id: int | None = None) -> int:
-    """How many posts there are (by one author), counted once per write (kept in the page cache)."""
+def count_posts(author_id: int | None = None, fresh: bool = False) -> int:
+    """How many posts there are (by one author), counted once per write (kept
+    in the page cache; ``fresh`` as for ``read_through.cached``)."""
     query = select(func.count()).select_from(Post)
     if author_id is not None:
         query = query.where(Post.author_id == author_id)
     name = "count:posts" if author_id is None else f"count:posts:author:{author_id}"
-    return int(cached(LISTS, name, lambda: str(db.session.scalar(query) or 0).encode()))
+    return int(cached(LISTS, name, lambda: str(db.session.scalar(query) or 0).encode(), fresh))
 
 
-def beyond_last_page(page: int, per_page: int, author_id: int | None = None) -> bool:
+def beyond_last_page(page: int, per_page: int, author_id: int | None = None, fresh: bool = False) -> bool:
     """Whether page ``page`` starts after the last post (of one author), known
     from the cached count: such a page is a 404 without an offset query."""
-    return page > 1 and (page - 1) * per_page >= count_posts(author_id)
+    return page > 1 and (page - 1) * per_page >= count_posts(author_id, fresh)
 
 
 def get_post(post_id: int) -> Post | None:

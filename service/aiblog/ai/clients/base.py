@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
-from ... import metrics
-from ..errors import LLMError, LLMStreamCut, LLMTimeout, LLMUnavailable
+from ...monitoring import metrics
+from ..llm_errors import LLMError, LLMStreamCut, LLMTimeout, LLMUnavailable
 from .deadlines import Deadlines, Timeouts
 
 
@@ -36,7 +36,6 @@ class LLMClient:
 
     api = "base"
     chat_path = ""
-    models_path = ""
 
     def __init__(self, base_url: str, model: str, *, timeouts: Timeouts = Timeouts(),
                  keep_alive: str | None = None) -> None:
@@ -90,19 +89,6 @@ class LLMClient:
                 metrics.LLM_TOKENS.inc()
                 yield piece
 
-    def model_available(self) -> bool:
-        """True if the server answers and lists ``self.model``; never raises."""
-        try:
-            response = self._http.get(
-                self.models_path,
-                timeout=httpx.Timeout(self.timeouts.connect, read=max(self.timeouts.connect, 2.0)),
-            )
-            if response.status_code != 200:
-                return False
-            return self.model in self._listed_models(response.json())
-        except (httpx.HTTPError, ValueError, TypeError, AttributeError):
-            return False
-
     # -- protocol hooks ----------------------------------------------------
 
     def _chat_body(self, messages: list[dict], options: GenerationOptions) -> dict:
@@ -110,9 +96,6 @@ class LLMClient:
 
     def _read_stream(self, response: httpx.Response, pause: Callable[[], float]) -> Iterator[str]:
         """The text pieces of a streamed answer; read its lines with ``lines.lines(response, pause)``."""
-        raise NotImplementedError
-
-    def _listed_models(self, data: Any) -> set[str]:
         raise NotImplementedError
 
     def _error_detail(self, data: Any) -> str | None:

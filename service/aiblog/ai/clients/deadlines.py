@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..errors import LLMTimeout
+from ..llm_errors import LLMTimeout
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 import httpx
 
-from ..errors import LLMError
+from ..llm_errors import LLMError
 
 # A read that took longer than this waited on the network: the socket is
 # drained, and this is when a pause lets the next tokens accumulate. (Chunks

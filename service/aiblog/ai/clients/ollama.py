@@ -1,7 +1,7 @@
 """Ollama's native protocol."""
 from __future__ import annotations
 
-from ..errors import LLMError, LLMStreamCut
+from ..llm_errors import LLMError, LLMStreamCut
 from .base import LLMClient
 from .lines import json_line, lines
 
@@ -11,7 +11,6 @@ class OllamaClient(LLMClient):
 
     api = "ollama"
     chat_path = "/api/chat"
-    models_path = "/api/tags"
 
     def _chat_body(self, messages, options):
         body = {
@@ -36,15 +35,6 @@ class OllamaClient(LLMClient):
             if event.get("done"):
                 return
         raise LLMStreamCut("the LLM stream ended before its end marker (\"done\": true)")
-
-    def _listed_models(self, data):
-        names = set()
-        for entry in data.get("models", []):
-            for name in (entry.get("name"), entry.get("model")):
-                if name:
-                    names.add(name)
-                    names.add(name.removesuffix(":latest"))  # "gemma3" means "gemma3:latest"
-        return names
 
     def _error_detail(self, data):
         return data.get("error") if isinstance(data, dict) else None

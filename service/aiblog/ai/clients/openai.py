@@ -1,7 +1,7 @@
 """The OpenAI-compatible protocol."""
 from __future__ import annotations
 
-from ..errors import LLMError, LLMStreamCut
+from ..llm_errors import LLMError, LLMStreamCut
 from .base import LLMClient
 from .lines import json_line, lines
 
@@ -12,7 +12,6 @@ class OpenAIClient(LLMClient):
 
     api = "openai"
     chat_path = "/v1/chat/completions"
-    models_path = "/v1/models"
 
     def _chat_body(self, messages, options):
         return {
@@ -38,9 +37,6 @@ class OpenAIClient(LLMClient):
                 if choice.get("finish_reason"):
                     return  # complete; a trailing [DONE] adds nothing
         raise LLMStreamCut("the LLM stream ended before its end marker (data: [DONE])")
-
-    def _listed_models(self, data):
-        return {entry.get("id") for entry in data.get("data", []) if entry.get("id")}
 
     def _error_detail(self, data):
         if not isinstance(data, dict):

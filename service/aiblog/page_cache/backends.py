@@ -1,8 +1,8 @@
-"""Rendered-page cache with generation-based invalidation.
+"""Where cached pages are kept, with version-based invalidation.
 
 Every cached page belongs to a *scope*: ``lists`` (home and author pages) or
-``post:<id>``. A scope has a generation number; the cache key contains it.
-A write bumps the generations of the scopes it changed *after* its commit and
+``post:<id>``. A scope has a version number; the cache key contains it.
+A write bumps the versions of the scopes it changed *after* its commit and
 before its response, so the next read from any worker computes a new key,
 misses and renders from the database. A reader that raced with the write can
 only have stored its page under the old key, which is never read again — so
@@ -12,13 +12,13 @@ Backends:
 - Redis (``REDIS_URL`` set): ``TieredPageCache``. A hit is served from the
   process's own LRU (L1) with no Redis round trip; a miss there costs one
   round trip to the pages shared in Redis (L2: a Lua script reads the
-  generation and the page together). If a bump fails because Redis is down,
+  version and the page together). If a bump fails because Redis is down,
   an epoch shared by all keys is bumped the moment Redis answers again,
   before anything is read from it; a restarted Redis (which may reload pages
   from its snapshot) gets a new epoch from every process that meets it (see
   ``RedisStore._on_connect``).
-- Local (no ``REDIS_URL``): pages in a per-process LRU; generations in a small
-  memory-mapped file shared by every worker on the machine (generations.py),
+- Local (no ``REDIS_URL``): pages in a per-process LRU; versions in a small
+  memory-mapped file shared by every worker on the machine (``versions.py``),
   so a write in one gunicorn worker invalidates the pages held by all the others.
 """
 from __future__ import annotations
@@ -27,9 +27,9 @@ import os
 import time
 from typing import Callable
 
-from .expiring_lru import ExpiringLRU
-from .generations import SharedGenerations
-from .redis_store import RedisStore, ThreadPerProcess
+from ..expiring_lru import ExpiringLRU
+from ..redis_store import REDIS_ERRORS, RedisStore, ThreadPerProcess
+from .versions import ScopeVersions
 
 LISTS = "lists"
 
@@ -57,12 +57,12 @@ class RedisPageCache:
         self._lookup = store.client.register_script(_LOOKUP_LUA)
         store.on_recover(self._after_outage)
 
-    def _gen_key(self, scope: str) -> str:
+    def _version_key(self, scope: str) -> str:
         return f"{self.prefix}:gen:{scope}"
 
     def get(self, scope: str, name: str) -> tuple[str | None, bytes | None]:
         result = self.store.call(lambda r: self._lookup(
-            keys=[self._epoch_key, self._gen_key(scope)], args=[f"{self.prefix}:{name}"]))
+            keys=[self._epoch_key, self._version_key(scope)], args=[f"{self.prefix}:{name}"]))
         if result is None:
             return None, None
         key, value = result
@@ -77,8 +77,8 @@ class RedisPageCache:
         def bump(r):
             pipe = r.pipeline(transaction=False)
             for scope in scopes:
-                pipe.incr(self._gen_key(scope))
-                pipe.expire(self._gen_key(scope), max(self.ttl * 2, 3600))
+                pipe.incr(self._version_key(scope))
+                pipe.expire(self._version_key(scope), max(self.ttl * 2, 3600))
             pipe.execute()
             return True
 
@@ -93,9 +93,9 @@ class RedisPageCache:
 
 
 class LocalPageCache:
-    def __init__(self, generations: SharedGenerations, ttl: int, max_entries: int = 2000,
+    def __init__(self, versions: ScopeVersions, ttl: int, max_entries: int = 2000,
                  on_result: Callable[[bool], None] | None = None, max_bytes: int | None = None):
-        self.generations = generations
+        self.versions = versions
         self.ttl = ttl
         self.max_entries = max_entries
         self.on_result = on_result or (lambda hit: None)
@@ -103,8 +103,8 @@ class LocalPageCache:
         self._pages: ExpiringLRU[bytes] = ExpiringLRU(max_entries, ttl, max_bytes=max_bytes)
 
     def get(self, scope: str, name: str, fresh: bool = False, record: bool = True) -> tuple[str, bytes | None]:
-        # ``fresh`` needs nothing here: the generations are exact on one machine.
-        key = f"{name}:{self.generations.get(scope)}"
+        # ``fresh`` needs nothing here: the versions are exact on one machine.
+        key = f"{name}:{self.versions.get(scope)}"
         value = self._pages.get(key)
         if record:
             self.on_result(value is not None)
@@ -115,25 +115,21 @@ class LocalPageCache:
             self._pages.set(key, value)
 
     def invalidate(self, *scopes: str) -> None:
-        self.generations.bump(*scopes)
-
-
-FRESH_COOKIE = "aiblog_fresh"
-FRESH_SECONDS = 10
+        self.versions.bump(*scopes)
 
 
 class TieredPageCache:
     """Redis mode with no Redis round trip on a hit.
 
-    L1 is the per-process LRU keyed by this machine's shared generations
+    L1 is the per-process LRU keyed by this machine's shared versions
     (the memory-mapped file), so every worker of the machine stops using a
     page the moment a local write commits. L2 is ``RedisPageCache``, shared by
-    all replicas and keyed by the generations kept in Redis. A write bumps
+    all replicas and keyed by the versions kept in Redis. A write bumps
     both and publishes the scopes; every process listens and bumps its
-    machine's generations, which carries the invalidation to the other
+    machine's versions, which carries the invalidation to the other
     replicas within the pub/sub delay (about a millisecond). Whoever wrote
     also gets a short-lived cookie that sends their own next requests to
-    L2's Redis generations, so they never see a page older than their write
+    L2's Redis versions, so they never see a page older than their write
     on any replica, even inside that millisecond.
 
     While this process's listener is not subscribed (start, Redis outage),
@@ -143,13 +139,13 @@ class TieredPageCache:
 
     channel = "aiblog:page:invalidate"
 
-    def __init__(self, store: RedisStore, generations: SharedGenerations, ttl: int,
+    def __init__(self, store: RedisStore, versions: ScopeVersions, ttl: int,
                  on_result: Callable[[bool], None] | None = None, max_entries: int = 2000,
                  max_bytes: int | None = None):
         self.store = store
-        self.generations = generations
+        self.versions = versions
         self.on_result = on_result or (lambda hit: None)
-        self.l1 = LocalPageCache(generations, ttl, max_entries=max_entries, max_bytes=max_bytes)
+        self.l1 = LocalPageCache(versions, ttl, max_entries=max_entries, max_bytes=max_bytes)
         self.l2 = RedisPageCache(store, ttl)
         self._subscribed_in: int | None = None  # the pid whose listener is subscribed
         self._listener = ThreadPerProcess(self._listen, "page-cache-listener")
@@ -179,9 +175,9 @@ class TieredPageCache:
         self.l2.set(l2_key, value)
 
     def invalidate(self, *scopes: str) -> None:
-        self.generations.bump(*scopes)  # this machine: at once, before the response
+        self.versions.bump(*scopes)  # this machine: at once, before the response
         self.l2.invalidate(*scopes)
-        message = "\n".join((self.generations.machine_id, *scopes))
+        message = "\n".join((self.versions.machine_id, *scopes))
         self.store.call(lambda r: r.publish(self.channel, message))
 
     @property
@@ -195,8 +191,6 @@ class TieredPageCache:
         self._listener.ensure()
 
     def _listen(self) -> None:
-        from .redis_store import REDIS_ERRORS
-
         while True:
             pubsub = None
             try:
@@ -204,14 +198,14 @@ class TieredPageCache:
                 pubsub.subscribe(self.channel)
                 # Anything published while we were not listening is lost:
                 # drop every page of the machine, then trust L1 again.
-                self.generations.bump_all()
+                self.versions.bump_all()
                 self._subscribed_in = os.getpid()
                 for message in pubsub.listen():
                     if message.get("type") == "message":
                         origin, *scopes = message["data"].decode().split("\n")
-                        # This machine's own writes bumped its generations already.
-                        if origin != self.generations.machine_id:
-                            self.generations.bump(*[s for s in scopes if s])
+                        # This machine's own writes bumped its versions already.
+                        if origin != self.versions.machine_id:
+                            self.versions.bump(*[s for s in scopes if s])
             except REDIS_ERRORS:
                 pass
             finally:

@@ -1,73 +1,42 @@
-"""Serving cacheable pages.
+"""The app's two calls to the page cache, usable with or without a request
+(views, the post store, ``aiblog seed``):
 
-Anonymous visitors get the whole rendered page from the cache (from the
-process's own memory on a hit, no database, no template; see page_cache.py).
-Logged-in users get the cached content fragment wrapped in a freshly rendered
-layout, so their name, CSRF tokens and edit buttons are never shared with
-anyone else.
+- ``cached``: what a function builds, from the cache, built once per miss;
+- ``invalidate``: drop the pages of the scopes a committed write changed.
+
+``invalidate`` also sends ``pages_invalidated``, so the request layer
+(``serving.py``) can mark the writer's response without the store knowing
+about requests.
 """
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import dataclass
 from typing import Callable
 
-from flask import Response, g, render_template, request, session
-from flask_login import current_user
-from markupsafe import Markup
+from flask import current_app
+from flask.signals import Namespace
 
-from .extensions import release_db_connection
-from .page_cache import FRESH_COOKIE, FRESH_SECONDS
-from .services import services
+from ..extensions import release_db_connection
 
-
-@dataclass
-class Fragment:
-    title: str
-    html: str
-    owner_id: int | None = None  # author of the page's post, for edit controls
-
-    def dumps(self) -> bytes:
-        return json.dumps([self.title, self.html, self.owner_id]).encode()
-
-    @classmethod
-    def loads(cls, raw: bytes) -> "Fragment":
-        title, html, owner_id = json.loads(raw)
-        return cls(title, html, owner_id)
+pages_invalidated = Namespace().signal("aiblog-pages-invalidated")
 
 
-def _personalized() -> bool:
-    return current_user.is_authenticated or bool(session.get("_flashes"))
+def _cache():
+    return current_app.extensions["aiblog"].pages
 
 
 def invalidate(*scopes: str) -> None:
-    """Drop the cached pages of ``scopes`` after a committed write, and mark
-    the response so the writer's next requests read the freshest generations."""
-    services().pages.invalidate(*scopes)
-    g.aiblog_wrote_pages = True
+    """Drop the cached pages of ``scopes``: call after the write's commit."""
+    _cache().invalidate(*scopes)
+    pages_invalidated.send(current_app._get_current_object(), scopes=scopes)
 
 
-def mark_writer(response: Response) -> Response:
-    if g.get("aiblog_wrote_pages"):
-        response.set_cookie(FRESH_COOKIE, "1", max_age=FRESH_SECONDS, httponly=True, samesite="Lax",
-                            secure=bool(request.environ.get("wsgi.url_scheme") == "https"))
-    return response
-
-
-def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_context) -> Response | str:
-    if not _personalized():
-        body = cached(scope, name + ":page", lambda: _render(build(), layout_context).encode())
-        return Response(body, mimetype="text/html")
-    raw = cached(scope, name + ":frag", lambda: build().dumps())
-    return _render(Fragment.loads(raw), layout_context)
-
-
-def cached(scope: str, name: str, make: Callable[[], bytes]) -> bytes:
+def cached(scope: str, name: str, make: Callable[[], bytes], fresh: bool = False) -> bytes:
     """What ``make`` builds, from the page cache: built once per miss however
-    many requests miss together, kept until a write to ``scope`` (or the TTL)."""
-    cache = services().pages
-    fresh = FRESH_COOKIE in request.cookies
+    many requests miss together, kept until a write to ``scope`` (or the TTL).
+    ``fresh``: the reader wrote moments ago and must see that write on every
+    replica (``serving.reader_wrote_recently``)."""
+    cache = _cache()
     _, value = cache.get(scope, name, fresh=fresh)
     if value is None:
         value = _fill_once(cache, scope, name, fresh, make)
@@ -95,7 +64,7 @@ def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], byt
     once; the first renders it and the others take that render's page. They
     accept it even if another write committed while it rendered (it is then
     at most one render old), because while writes come faster than renders a
-    check of the generation would never pass and requests would queue up to
+    check of the version would never pass and requests would queue up to
     render one after another. Writers (``fresh``) must see their own write:
     they only take a page rendered after they arrived.
 
@@ -135,10 +104,3 @@ def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], byt
         with _fills_guard:
             del _fills[slot]
         fill.done.set()
-
-
-def _render(fragment: Fragment, layout_context: dict) -> str:
-    return render_template(
-        "page.html", page_title=fragment.title, content=Markup(fragment.html),
-        owner_id=fragment.owner_id, **layout_context,
-    )

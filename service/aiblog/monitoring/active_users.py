@@ -68,7 +68,7 @@ class RedisActiveUsers:
 
 def trim_and_count_in_redis(command: Callable[..., object]) -> int:
     """Drop the users last seen before the window, then count the others;
-    ``command(*args)`` runs one Redis command (``RedisLite.command`` in the
+    ``command(*args)`` runs one Redis command (``RespClient.command`` in the
     metrics server)."""
     cutoff = time.time() - WINDOW_SECONDS
     command("ZREMRANGEBYSCORE", KEY, "-inf", f"({cutoff}")

@@ -1,30 +1,26 @@
-"""Generation counters shared by the processes of one machine, in a small
-memory-mapped file: a write in one gunicorn worker bumps a scope's number and
+"""Version counters shared by the processes of one machine, in a small
+memory-mapped file: a write in one gunicorn worker bumps a scope's version and
 every other worker sees it at once. The page cache keys its pages by them
-(page_cache.py) and the login identity cache its user snapshots
-(auth/identity.py)."""
+(``backends.py``) and the login identity cache its user snapshots
+(``auth/identity.py``).
+
+("Version", not "generation": in this code base a generation is what the LLM
+writes.)"""
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import logging
 import mmap
 import os
 import secrets
-import stat
 import struct
-import tempfile
 import zlib
 
-log = logging.getLogger(__name__)
-
-# Set by the gunicorn master (gunicorn_conf.on_starting) to the folder it made,
-# so every worker uses that one whatever it would work out itself.
-RUNTIME_DIR_ENV = "AIBLOG_RUNTIME_DIR"
+from ..runtime_dir import private_dir
 
 
-class SharedGenerations:
-    """Generation counters in a memory-mapped file shared by local processes.
+class ScopeVersions:
+    """Version counters in a memory-mapped file shared by local processes.
 
     Scopes hash into a fixed number of slots; a collision only causes an
     extra invalidation, never a stale page.
@@ -86,32 +82,7 @@ class SharedGenerations:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
 
-def _is_private(path: str) -> bool:
-    info = os.lstat(path)  # lstat: a symlink planted there is not ours
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
-
-
-def private_dir() -> str:
-    """This user's folder (mode 0700) for the files the blog's processes on
-    this machine share: gunicorn's workers, and ``aiblog seed`` whose writes
-    must reach their caches. In shared /tmp anyone could otherwise create or
-    read the counters first; a folder of that name that is not ours and
-    private is never used, a fresh unpredictable one is."""
-    given = os.environ.get(RUNTIME_DIR_ENV)
-    if given:
-        return given
-    path = os.path.join(tempfile.gettempdir(), f"aiblog-{os.getuid()}")
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    if not _is_private(path):
-        log.warning("%s is not a private folder of this user; using a fresh one instead", path)
-        path = tempfile.mkdtemp(prefix="aiblog-")
-        os.environ[RUNTIME_DIR_ENV] = path  # the same one for the rest of this process and its children
-    return path
-
-
-def default_generations_path(database_url: str) -> str:
+def default_versions_path(database_url: str) -> str:
+    """This machine's counters for one database, in the user's private runtime folder."""
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
-    return os.path.join(private_dir(), f"generations-{digest}.bin")
+    return os.path.join(private_dir(), f"versions-{digest}.bin")

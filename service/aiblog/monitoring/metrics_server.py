@@ -1,4 +1,5 @@
-"""The metrics server, run by the gunicorn master (see ``aiblog/gunicorn_conf.py``).
+"""The metrics server, run by the gunicorn master (see ``aiblog/gunicorn_conf.py``,
+its hooks ``on_starting`` and ``when_ready``).
 
 Workers write their metric values to files in ``PROMETHEUS_MULTIPROC_DIR``;
 this server, on its own port (``METRICS_PORT``, path ``/metrics``), sums them
@@ -14,7 +15,7 @@ up and adds values that are computed at scrape time:
 
 Import order matters: prometheus_client picks its multiprocess value class
 when first imported, so ``prepare_multiproc_dir`` must run before anything
-imports it: this module imports it lazily, and never imports ``aiblog.metrics``
+imports it: this module imports it lazily, and never imports ``aiblog.monitoring.metrics``
 (that would create the worker metrics in the master too).
 """
 from __future__ import annotations
@@ -30,17 +31,17 @@ from typing import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from .active_users import LocalActiveUsers, local_directory, trim_and_count_in_redis
-from .redis_lite import RedisLite
+from .redis_resp import RespClient
 
 log = logging.getLogger(__name__)
 
-# Computed here at scrape time. aiblog.metrics has gauges of the same names
+# Computed here at scrape time. aiblog.monitoring.metrics has gauges of the same names
 # (not imported here, see above); what workers write to them is dropped.
 ACTIVE_USERS = "blog_active_users"
 JOBS_QUEUED = "blog_jobs_queued"
 SCRAPE_TIME_NAMES = frozenset({ACTIVE_USERS, JOBS_QUEUED})
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-MULTIPROC_OWNER_ENV = "AIBLOG_METRICS_MASTER_PID"  # same name in aiblog.metrics (not imported here)
+MULTIPROC_OWNER_ENV = "AIBLOG_METRICS_MASTER_PID"  # same name in metrics.py (not imported here)
 METRICS_PATH = "/metrics"
 GENERATE_QUEUE = "generate"  # the RQ queue of background generations (aiblog.ai)
 # rq keeps a queue as a list under this key; rq's own Queue.count is its LLEN.
@@ -61,7 +62,7 @@ def prepare_multiproc_dir(configured: str) -> tuple[str, bool]:
         os.remove(path)
     shutil.rmtree(local_directory(directory), ignore_errors=True)
     os.environ[MULTIPROC_ENV] = directory
-    os.environ[MULTIPROC_OWNER_ENV] = str(os.getpid())  # see aiblog.metrics
+    os.environ[MULTIPROC_OWNER_ENV] = str(os.getpid())  # see metrics.py
     return directory, created
 
 
@@ -90,7 +91,7 @@ class ActiveUsersCollector:
 
 
 class JobsQueuedCollector:
-    def __init__(self, redis: RedisLite):
+    def __init__(self, redis: RespClient):
         self.redis = redis
 
     def collect(self):
@@ -265,7 +266,7 @@ def build_registry(settings: dict, master_pid: int, worker_pids: Callable[[], It
     registry.register(WorkerFilesCollector(os.environ[MULTIPROC_ENV]))
     registry.register(ProcessCollector(master_pid, worker_pids))
     if settings["REDIS_URL"]:
-        client = RedisLite(settings["REDIS_URL"], timeout=1.0)
+        client = RespClient(settings["REDIS_URL"], timeout=1.0)
         registry.register(ActiveUsersCollector(lambda: trim_and_count_in_redis(client.command)))
         registry.register(JobsQueuedCollector(client))
     else:

@@ -1,4 +1,4 @@
-"""Prometheus instrumentation of the app: request metrics, DB timing, active users.
+"""What a worker records for Prometheus: request metrics, DB timing, active users.
 
 Nothing here serves ``/metrics``: under gunicorn the master process does, on
 its own port (``metrics_server.py``), so the public port never exposes them.
@@ -64,10 +64,12 @@ class RequestMetrics(PrometheusMetrics):
     def export_defaults(self, buckets=None, group_by="path", latency_as_histogram=True,
                         prefix="flask", app=None, **kwargs):
         app = app or self.app
+        # The names are metrics.py's (``defaults_prefix`` is its HTTP_PREFIX, so
+        # the exporter's own naming would agree; they are not spelled twice).
         duration = Histogram(
-            f"{prefix}_http_request_duration_seconds", "HTTP request duration in seconds, by route template.",
+            metrics.HTTP_DURATION, "HTTP request duration in seconds, by route template.",
             ("method", "url_rule", "status"), registry=self.registry, buckets=buckets or Histogram.DEFAULT_BUCKETS)
-        total = Counter(f"{prefix}_http_request_total", "HTTP requests answered.", ("method", "status"),
+        total = Counter(metrics.HTTP_REQUESTS, "HTTP requests answered.", ("method", "status"),
                         registry=self.registry)
         children: dict[tuple[str, str, int], tuple] = {}
 

@@ -41,7 +41,7 @@ _multiprocess_for_gunicorn_only()
 
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402  (after the check above)
 
-# Request metrics come from prometheus-flask-exporter (monitoring.RequestMetrics)
+# Request metrics come from prometheus-flask-exporter (instrumentation.RequestMetrics)
 # with this prefix: blog_http_request_total{method,status} and
 # blog_http_request_duration_seconds{method,url_rule,status}.
 HTTP_PREFIX = "blog"

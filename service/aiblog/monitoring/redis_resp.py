@@ -15,15 +15,15 @@ import threading
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
-class RedisLiteError(Exception):
+class RespError(Exception):
     """An error reply from Redis, or a URL this client cannot use."""
 
 
-class RedisLite:
+class RespClient:
     def __init__(self, url: str, timeout: float = 1.0):
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise RedisLiteError(f"unsupported Redis URL scheme {parts.scheme!r} (redis, rediss or unix)")
+            raise RespError(f"unsupported Redis URL scheme {parts.scheme!r} (redis, rediss or unix)")
         self.scheme = parts.scheme
         self.host = parts.hostname or "localhost"
         self.port = parts.port or 6379
@@ -83,5 +83,5 @@ class RedisLite:
         if kind == b"+":
             return value.decode()
         if kind == b"-":
-            raise RedisLiteError(value.decode(errors="replace"))
-        raise RedisLiteError(f"unexpected reply type {kind!r} (only integer and status replies are read)")
+            raise RespError(value.decode(errors="replace"))
+        raise RespError(f"unexpected reply type {kind!r} (only integer and status replies are read)")
