@@ -10,7 +10,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from aiblog.api.common import _serializer
+from aiblog.api.common import token_serializer
 from aiblog.extensions import db
 from aiblog.models import BODY_MAX, TITLE_MAX, Post, Role, User
 from tests.conftest import AuthActions, csrf_token, make_app
@@ -325,7 +325,7 @@ def test_bad_or_expired_api_tokens_answer_401(app, client):
     alice = create_user(app, "alice")
     good = api_token(client, "alice")
     with app.app_context():
-        serializer = _serializer()
+        serializer = token_serializer()
         payload = serializer.loads(good)
         expired = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=serializer.salt,
                                          signer=_PastSigner).dumps(payload)

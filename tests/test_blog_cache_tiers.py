@@ -24,8 +24,8 @@ def replica(database_url: str, redis_url: str):
 def subscribed(app) -> bool:
     with app.app_context():
         cache = services().pages
-        cache._ensure_listener()
-        return cache._subscribed
+        cache.ensure_listener()
+        return cache.subscribed
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_while_redis_is_down_pages_come_from_the_database_not_from_a_possibly_st
         cache = services().pages
     redis_server.stop()
     try:
-        wait_until(lambda: not cache._subscribed, 10, "the listener to notice the outage")
+        wait_until(lambda: not cache.subscribed, 10, "the listener to notice the outage")
         before = page_lookups()
         response = reader.get("/")
         assert response.status_code == 200 and "Latest posts" in response.get_data(as_text=True)
@@ -121,5 +121,5 @@ def test_a_lost_subscription_drops_every_page_when_it_comes_back(replicas, redis
         cache = services().pages
         before = cache.versions.get(LISTS)
     redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
-    wait_until(lambda: cache.versions.get(LISTS) > before and cache._subscribed, 10,
+    wait_until(lambda: cache.versions.get(LISTS) > before and cache.subscribed, 10,
                "the listener to resubscribe and drop the machine's pages")

@@ -77,7 +77,7 @@ def test_the_page_cache_is_bounded_in_bytes(writer):
     for post_id in ids:
         assert client.get(f"/post/{post_id}").status_code == 200
     with app.app_context():
-        pages = services().pages._pages
+        pages = services().pages.pages
     assert 0 < pages.total_bytes <= 60_000
     assert 0 < len(pages) < len(ids)
 

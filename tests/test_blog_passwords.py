@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
 from aiblog import passwords
-from aiblog.auth.accounts import _upgrade_password_hash, authenticate, find_user
+from aiblog.auth.accounts import upgrade_password_hash, authenticate, find_user
 from aiblog.extensions import db
 from aiblog.models import User
 from tests.support.blog import PASSWORD, bearer
@@ -85,7 +85,7 @@ def test_upgrade_never_overwrites_a_password_changed_meanwhile(app):
         user = find_user("racer")  # holds the old hash, as a login does after verifying it
         with db.engine.begin() as other:  # meanwhile, another request changes the password
             other.execute(update(User).where(User.id == user.id).values(password_hash=changed))
-        _upgrade_password_hash(user, PASSWORD)
+        upgrade_password_hash(user, PASSWORD)
         assert user.password_hash == changed
         db.session.remove()
     assert stored_hash(app, "racer") == changed

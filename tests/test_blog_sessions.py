@@ -138,10 +138,10 @@ def test_a_forms_csrf_token_expires(blog, monkeypatch):
 
 def test_an_old_style_token_is_refused(blog):
     with blog.test_request_context():
-        from aiblog.api.common import _serializer
+        from aiblog.api.common import token_serializer
 
         user = find_user("alice")
-        forged_shape = _serializer().dumps({"uid": user.id, "pw": user.password_hash[-12:]})
+        forged_shape = token_serializer().dumps({"uid": user.id, "pw": user.password_hash[-12:]})
         assert issue_token(user) != forged_shape
         db.session.remove()
     client = blog.test_client()

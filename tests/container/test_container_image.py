@@ -78,15 +78,15 @@ def test_build_context_leaves_out_tests_git_and_venv():
 
 
 def test_a_machine_without_a_working_podman_gets_one_line_saying_what_to_install(tmp_path, monkeypatch):
-    from tests.support.container import _podman_problem
+    from tests.support.container import podman_problem
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no podman at all
-    assert _podman_problem() == ("podman is not installed: install podman, runc, uidmap and debootstrap "
+    assert podman_problem() == ("podman is not installed: install podman, runc, uidmap and debootstrap "
                                  "(make test does)")
     fake = tmp_path / "podman"  # a podman that cannot run containers, as crun fails on this machine
     fake.write_text("#!/bin/sh\necho 'Error: cgroups in hybrid mode not supported' >&2\nexit 125\n")
     fake.chmod(0o755)
-    problem = _podman_problem()
+    problem = podman_problem()
     assert problem.startswith("podman cannot run here (Error: cgroups in hybrid mode not supported)")
     assert "\n" not in problem
 

@@ -93,7 +93,7 @@ class Image:
     base: str
 
 
-def _podman_problem() -> str | None:
+def podman_problem() -> str | None:
     """Why podman cannot run containers here, or None."""
     try:
         done = subprocess.run(["podman", "info", "--format", "{{.Host.OCIRuntime.Name}}"],
@@ -110,7 +110,7 @@ def _podman_problem() -> str | None:
 def build_image(target: str | None = None) -> Image:
     """Build (or find cached layers of) the image once per process: the blog
     image, or with ``target="operator"`` the LoadTest operator's image."""
-    problem = _podman_problem()
+    problem = podman_problem()
     if problem:
         pytest.fail(problem, pytrace=False)
     started = time.monotonic()

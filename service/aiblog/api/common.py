@@ -52,20 +52,20 @@ def json_body() -> dict:
 _CALLER_BY_ID = select(User.credentials_version, User.role).where(User.id == bindparam("user_id"))
 
 
-def _serializer() -> URLSafeTimedSerializer:
+def token_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="aiblog-api-token")
 
 
 def issue_token(user: User) -> str:
     # The credentials version, not anything of the password: a password
     # change increments it, which revokes every token issued before.
-    return _serializer().dumps({"uid": user.id, "v": user.credentials_version})
+    return token_serializer().dumps({"uid": user.id, "v": user.credentials_version})
 
 
 def _token_claims(token: str) -> tuple[int, int] | None:
     """(user id, credentials version) of a validly signed, unexpired token."""
     try:
-        data = _serializer().loads(token, max_age=current_app.config["API_TOKEN_TTL"])
+        data = token_serializer().loads(token, max_age=current_app.config["API_TOKEN_TTL"])
     except (SignatureExpired, BadSignature):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("uid"), int) or not isinstance(data.get("v"), int):

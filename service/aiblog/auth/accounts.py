@@ -103,7 +103,7 @@ def authenticate(username: str, password: str) -> User | None:
     if not user.check_password(password):
         return None
     if passwords.needs_rehash(user.password_hash):
-        user = _upgrade_password_hash(user, password)
+        user = upgrade_password_hash(user, password)
     return user
 
 
@@ -121,7 +121,7 @@ def change_password(user_id: int, password: str) -> User:
     return user
 
 
-def _upgrade_password_hash(user: User, password: str) -> User:
+def upgrade_password_hash(user: User, password: str) -> User:
     """Replace an older hash (Werkzeug scrypt, or older argon2 parameters) now
     that the password is known to be right; returns the user as now stored."""
     old_hash = user.password_hash

@@ -100,19 +100,19 @@ class LocalPageCache:
         self.max_entries = max_entries
         self.on_result = on_result or (lambda hit: None)
         # Bounded in bytes too: 2000 pages of large posts would otherwise be gigabytes.
-        self._pages: ExpiringLRU[bytes] = ExpiringLRU(max_entries, ttl, max_bytes=max_bytes)
+        self.pages: ExpiringLRU[bytes] = ExpiringLRU(max_entries, ttl, max_bytes=max_bytes)
 
     def get(self, scope: str, name: str, fresh: bool = False, record: bool = True) -> tuple[str, bytes | None]:
         # ``fresh`` needs nothing here: the versions are exact on one machine.
         key = f"{name}:{self.versions.get(scope)}"
-        value = self._pages.get(key)
+        value = self.pages.get(key)
         if record:
             self.on_result(value is not None)
         return key, value
 
     def set(self, key: str | None, value: bytes) -> None:
         if key is not None:
-            self._pages.set(key, value)
+            self.pages.set(key, value)
 
     def invalidate(self, *scopes: str) -> None:
         self.versions.bump(*scopes)
@@ -151,8 +151,8 @@ class TieredPageCache:
         self._listener = ThreadPerProcess(self._listen, "page-cache-listener")
 
     def get(self, scope: str, name: str, fresh: bool = False, record: bool = True):
-        self._ensure_listener()
-        if self._subscribed and not fresh:
+        self.ensure_listener()
+        if self.subscribed and not fresh:
             l1_key, value = self.l1.get(scope, name)
             if value is not None:
                 if record:
@@ -181,13 +181,15 @@ class TieredPageCache:
         self.store.call(lambda r: r.publish(self.channel, message))
 
     @property
-    def _subscribed(self) -> bool:
+    def subscribed(self) -> bool:
+        """Whether this process hears other replicas' invalidations (then L1 is used)."""
         # Per process: a forked worker inherits the parent's value, not its listener.
         # (Resetting a flag after starting the listener could undo its first
         # subscription, and then L1 would never be used.)
         return self._subscribed_in == os.getpid()
 
-    def _ensure_listener(self) -> None:
+    def ensure_listener(self) -> None:
+        """Start this process's invalidation listener if it is not running (every ``get`` does)."""
         self._listener.ensure()
 
     def _listen(self) -> None:

@@ -57,6 +57,12 @@ _fills: dict[tuple[object, str], _Fill] = {}
 _fills_guard = threading.Lock()
 
 
+def renders_in_progress() -> list[str]:
+    """The names of the pages this process is rendering now (tests check none is left behind)."""
+    with _fills_guard:
+        return [name for _, name in _fills]
+
+
 def _fill_once(cache, scope: str, name: str, fresh: bool, make: Callable[[], bytes]) -> bytes:
     """Render a missed page once per process, however many requests miss it.
 
