@@ -24,9 +24,11 @@ from pathlib import Path
 
 import aiohttp
 
-from . import blog_api, blog_client, cache_test, concurrency, locust_run, report, results, stats
+from perfcontract import results_file
+
+from . import blog_api, blog_client, cache_test, concurrency, locust_run, report, stats
+from .bench_stack import Stack
 from .progress import Progress
-from .stack import Stack
 
 # Tuning of the benchmark stack (recorded in results.json). The per-user AI
 # rate limit guards against abuse, not capacity, so it is lifted; 32 LLM slots
@@ -112,7 +114,7 @@ class Bench:
         self.progress = progress or Progress()
         self.stack: Stack | None = None
         self.parameters = {**asdict(self.settings), "blog_settings": BLOG_SETTINGS}
-        self.document = results.new_document("bench", None, self.parameters)
+        self.document = results_file.new_document("bench", None, self.parameters)
         self.bench = self.document["bench"] = {"parameters": {}, "phases": {}, "targets": []}
 
     # -- orchestration -------------------------------------------------------
@@ -177,8 +179,8 @@ class Bench:
                 self.stack.cleanup()
             self.bench["duration_s"] = round(self.budget.elapsed(), 1)
             self.bench["targets"] = self.targets()
-            self.document["finished_at"] = results.now_iso()
-            path = results.write(self.out, self.document)
+            self.document["finished_at"] = results_file.now_iso()
+            path = results_file.write(self.out, self.document)
             html = report.write(self.out, self.document)
             self.print_targets()
             print(f"\nresults: {path}\nreport:  {html}\nfolder:  {self.out}")

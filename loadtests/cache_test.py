@@ -17,7 +17,7 @@ import aiohttp
 from . import blog_api, blog_client, stats
 from .concurrency import ConcurrencyTester, RequestSpec
 from .progress import Progress, bar
-from .results import now_iso
+from perfcontract.results_file import now_iso
 
 SERVER_TIMING_RE = re.compile(r"dur=([0-9.]+)")
 

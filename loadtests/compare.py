@@ -6,8 +6,10 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from perfcontract import results_file
+
 from . import figures as figures_mod
-from . import report, results, svg
+from . import report, svg
 
 # Error rates start at 0, where percentages mean nothing: judge them in points.
 ERROR_RATE_TOLERANCE_POINTS = 0.001
@@ -115,7 +117,7 @@ def render_html(rows: list[dict], old_path: str, new_path: str, tolerance_pct: f
 
 
 def run(old_path: str, new_path: str, tolerance_pct: float = 10.0, out: str | None = None) -> tuple[list[dict], str, Path]:
-    old_doc, new_doc = results.load(old_path), results.load(new_path)
+    old_doc, new_doc = results_file.load(old_path), results_file.load(new_path)
     rows = compare(old_doc, new_doc, tolerance_pct)
     html_dir = Path(out) if out else Path(new_path).resolve().parent
     html_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import aiohttp
 
 from . import blog_api, blog_client, stats
 from .progress import Progress, bar
-from .results import now_iso
+from perfcontract.results_file import now_iso
 
 DEFAULT_LEVELS = (1, 5, 10, 20, 50, 100, 200, 500)
 ENDPOINTS = ("home", "post", "ai")

@@ -52,8 +52,10 @@ from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
 from loadtests import blog_api, limits  # noqa: E402
-from loadtests.accounts import Account, read_accounts  # noqa: E402
+from loadtests.account_file import Account, read_accounts  # noqa: E402
 from loadtests.stats import histogram_percentile  # noqa: E402
+from perfcontract.runner import RUN_TOKEN_ENV  # noqa: E402
+from perfcontract.task_mix import parse_weights  # noqa: E402
 
 AI_NAME = blog_api.AI_REQUEST_NAME
 BACKPRESSURE_NAME = blog_api.BACKPRESSURE_REQUEST_NAME
@@ -67,7 +69,7 @@ FRESH_TITLE_SHARE = float(os.environ.get("BLOG_PERF_FRESH_TITLE_SHARE", "0.3"))
 WAIT_MIN = float(os.environ.get("BLOG_PERF_WAIT_MIN", "1"))
 WAIT_MAX = float(os.environ.get("BLOG_PERF_WAIT_MAX", "3"))
 HISTORY_INTERVAL = float(os.environ.get("BLOG_PERF_HISTORY_INTERVAL", "2"))
-TASK_WEIGHTS = blog_api.parse_weights(os.environ.get("BLOG_PERF_TASK_WEIGHTS"))
+TASK_WEIGHTS = parse_weights(os.environ.get("BLOG_PERF_TASK_WEIGHTS"))
 # Only these tasks need an account; a readers-only mix never creates one.
 NEEDS_ACCOUNT = any(TASK_WEIGHTS[task] for task in ("login", "write", "ai"))
 
@@ -154,7 +156,7 @@ ACCOUNT_POOL = _account_pool()
 ACCOUNTS_ASKED, ACCOUNTS_SENT = "blog-perf-accounts-please", "blog-perf-accounts"
 # The run's own workers know it (the operator puts it in a Secret of the run): Locust's port
 # has no authentication, and without it any peer that reached the master got every account.
-RUN_TOKEN = os.environ.get("BLOG_PERF_RUN_TOKEN", "")
+RUN_TOKEN = os.environ.get(RUN_TOKEN_ENV, "")
 # A worker's users wait for the master's answer (its accounts, or none) before they start.
 ACCOUNTS_ARRIVED = gevent.event.Event()
 ACCOUNTS_WAIT_S = 60

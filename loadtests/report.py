@@ -11,8 +11,10 @@ import json
 from html import escape
 from pathlib import Path
 
+from perfcontract import results_file
+
 from . import figures as figures_mod
-from . import results, stats, svg
+from . import stats, svg
 
 CSS = """
 :root { color-scheme: light; --fg:#1f2937; --muted:#6b7280; --line:#e5e7eb; --ok:#15803d; --bad:#b91c1c; }
@@ -417,7 +419,7 @@ def render(document: dict) -> str:
 
 
 def write(directory: str | Path, document: dict) -> Path:
-    path = Path(directory) / results.REPORT_FILE
+    path = Path(directory) / results_file.REPORT_FILE
     path.write_text(render(document), encoding="utf-8")
     return path
 
@@ -425,6 +427,6 @@ def write(directory: str | Path, document: dict) -> Path:
 def rerender(directory: str | Path) -> Path:
     """``blog-perf report DIR``: render DIR/report.html again from DIR/results.json."""
     directory = Path(directory)
-    document = results.load(directory)
+    document = results_file.load(directory)
     return write(directory if directory.is_dir() else directory.parent, document)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiblog.config import ConfigError, load
 from loadtests.limits import LOAD_TEST_LIMITS
-from loadtests.stack import (
+from devstack import (
     Gunicorn, LLMSimulator, Redis, RQWorker, Service, StackError, free_port, http_ok, port_holder, port_open,
     run_aiblog,
 )

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from loadtests.stack import StackTimeout, http_ok, port_open, wait_until
+from devstack import StackTimeout, http_ok, port_open, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from aiblog.ai.prompt import PROMPT_VERSION, SYSTEM_PROMPT, build_messages, clean_title, normalize_title
-from loadtests.llm_sim import prompt_topic
+from devstack.llm_sim.text import prompt_topic
 
 TITLE_IN_MESSAGE = re.compile(r"<title>(.*)</title>", re.S)
 

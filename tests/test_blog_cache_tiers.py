@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from aiblog.page_cache import FRESH_COOKIE, LISTS, TieredPageCache
 from aiblog.services import services
 from tests.conftest import AuthActions, fresh_generations_file, make_app
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 def replica(database_url: str, redis_url: str):

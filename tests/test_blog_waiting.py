@@ -18,7 +18,7 @@ from aiblog.auth.accounts import authenticate, register
 from aiblog.extensions import db
 from aiblog.page_cache import LISTS
 from aiblog.pages import Fragment, serve_page
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 PASSWORD = "waiting-password-1234"
 

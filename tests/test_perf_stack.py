@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 def test_the_stack_runs_the_background_worker_and_it_does_the_jobs(perf_blog):

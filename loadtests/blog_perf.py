@@ -22,8 +22,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import blog_api, blog_client, cache_test, compare, concurrency, locust_run, log_summary, report, results, thresholds
-from .accounts import read_accounts
+from perfcontract import judging, results_file, run_summary, runner, task_mix
+
+from . import blog_api, blog_client, cache_test, compare, concurrency, locust_run, report
+from .account_file import read_accounts
 from .progress import Progress
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -56,7 +58,7 @@ def _endpoints(value: str) -> list[str]:
 
 def _weights(value: str) -> dict[str, int]:
     try:
-        return blog_api.parse_weights(value)
+        return task_mix.parse_weights(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -111,7 +113,7 @@ def _add_locust(parser, duration: float) -> None:
                        help="Locust processes (master + forked workers) for more load than one core gives")
     group.add_argument("--wait-min", type=_non_negative, default=1.0, help="think time minimum, seconds")
     group.add_argument("--wait-max", type=_non_negative, default=3.0, help="think time maximum, seconds")
-    group.add_argument("--weights", type=_weights, default=dict(blog_api.DEFAULT_TASK_WEIGHTS),
+    group.add_argument("--weights", type=_weights, default=dict(task_mix.DEFAULT_TASK_WEIGHTS),
                        help="task mix, e.g. ai=0,login=0 (default the seed's: home=10,post=5,login=1,write=1,ai=2)")
     group.add_argument("--accounts", type=_accounts, default=None, metavar="N|FILE",
                        help="users share N accounts created before the run, or those in FILE (username:password "
@@ -127,7 +129,7 @@ def _add_distributed(parser) -> None:
     group.add_argument("--expect-workers-max-wait", type=_positive(float), default=120.0,
                        help="seconds the master waits for them before failing the run (default %(default)s)")
     group.add_argument("--master-host", help="the master's host name or address (with --worker)")
-    group.add_argument("--master-port", type=_positive(int), default=locust_run.MASTER_PORT,
+    group.add_argument("--master-port", type=_positive(int), default=runner.MASTER_PORT,
                        help="the master's port (default %(default)s)")
     group.add_argument("--locustfile", metavar="FILE",
                        help="a scenario of your own instead of the blog's (the same file for master and workers); "
@@ -226,7 +228,7 @@ def _default_out(kind: str) -> Path:
 def run_suite(args: argparse.Namespace, progress: Progress) -> int:
     kind = args.command
     out = Path(args.out) if args.out else _default_out(kind)
-    document = results.new_document(kind, args.target, _parameters(args))
+    document = results_file.new_document(kind, args.target, _parameters(args))
     runs = document["runs"]
     code = EXIT_OK
     refused = None  # the line saying the blog's rate limits refused a sign-up or login
@@ -262,16 +264,16 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
         runs[running].setdefault("notes", []).append(refused)
         code = EXIT_FAILED
     finally:
-        document["finished_at"] = results.now_iso()
-        document["thresholds"] = thresholds.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
+        document["finished_at"] = results_file.now_iso()
+        document["thresholds"] = judging.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
                                                      args.max_p99_ms)
-        path = results.write(out, document)
+        path = results_file.write(out, document)
         html = report.write(out, document)
         print(f"results: {path}\nreport:  {html}")
         if getattr(args, "log_summary", False):
-            for line in log_summary.lines(document, html.read_bytes()):
+            for line in run_summary.lines(document, html.read_bytes()):
                 print(line, flush=True)
-    missed = thresholds.failed(document["thresholds"])
+    missed = judging.failed(document["thresholds"])
     if refused:
         print(f"blog-perf {kind}: {refused}", file=sys.stderr)
     if code == EXIT_OK and (runs.get("locust") or {}).get("error"):
@@ -314,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         try:
             path = report.rerender(args.dir)
-        except results.ResultsError as exc:
+        except results_file.ResultsError as exc:
             print(f"blog-perf report: {exc}", file=sys.stderr)
             return EXIT_USAGE
         print(f"report: {path}")
@@ -322,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         try:
             rows, text, html = compare.run(args.old, args.new, args.tolerance, args.out)
-        except results.ResultsError as exc:
+        except results_file.ResultsError as exc:
             print(f"blog-perf compare: {exc}", file=sys.stderr)
             return EXIT_USAGE
         print(text)
