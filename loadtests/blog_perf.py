@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from perfcontract import judging, results_file, run_summary, runner, task_mix
 
-from . import blog_api, blog_client, cache_test, compare, concurrency, locust_run, report
+from . import blog_client, cache_test, compare, concurrency, locust_run, report
 from .account_file import read_accounts
 from .progress import Progress
 
