@@ -1,4 +1,4 @@
-"""loadtests.stack, the one process toolkit of ``make bench``, ``make run`` and
+"""devstack, the one process toolkit of ``make bench``, ``make run`` and
 the tests: the stack runs every process the blog has."""
 from __future__ import annotations
 

@@ -297,7 +297,7 @@ def load_test_result(test: str, run: str, number: int, result_spec: dict) -> dic
 
 
 def report_configmap(test: str, run: str, html: bytes) -> dict:
-    """The HTML report as a ConfigMap (log_summary.MAX_REPORT_BYTES keeps it under the API's 1 MiB)."""
+    """The HTML report as a ConfigMap (run_summary.MAX_REPORT_BYTES keeps it under the API's 1 MiB)."""
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": report_configmap_name(run), "labels": labels(test, run)},
             "data": {REPORT_KEY: html.decode("utf-8", errors="replace")}}

@@ -2,7 +2,7 @@
 run it: UID 10001, read-only root, a tmpfs only on /tmp,
 every capability dropped, no new privileges, host network. Its dependencies
 are throwaway Postgres, Redis and the LLM simulator on loopback
-(loadtests.stack's launchers)."""
+(devstack's launchers)."""
 from __future__ import annotations
 
 import re
