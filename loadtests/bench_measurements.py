@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from . import blog_api, blog_client, cache_test, concurrency, locust_run, stats
+from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, locust_run, stats
 
 TIMED_LOG_FORMAT = "%(a)s|%(s)s|%(D)s"  # user agent | status | microseconds in the worker
 
@@ -100,10 +100,10 @@ class BenchMeasurements:
     async def _paced_reads(target: str, label: str, paths: list[str], clients: int, rate_rps: float,
                            seconds: float) -> dict:
         """``clients`` readers sharing ``rate_rps`` requests a second over ``paths``: one level's result."""
-        spec = concurrency.RequestSpec("reads", label, "GET", label, paths, interval_s=clients / rate_rps)
-        samples = concurrency.Samples()
-        await concurrency._run_clients(target, spec, clients, 0, seconds, 30.0, 0.0, samples, lambda: False)
-        result = concurrency.level_result(clients, samples, seconds)
+        spec = concurrency_clients.RequestSpec("reads", label, "GET", label, paths, interval_s=clients / rate_rps)
+        samples = concurrency_clients.Samples()
+        await concurrency_clients.run_clients(target, spec, clients, 0, seconds, 30.0, 0.0, samples, lambda: False)
+        result = concurrency_clients.level_result(clients, samples, seconds)
         result.pop("latencies_ms")
         return result
 

@@ -32,12 +32,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import blog_api, blog_client, stats
-from .account_file import Account, read_accounts, write_accounts
-from .progress import Progress, bar
 from perfcontract.results_file import now_iso
 from perfcontract.runner import MASTER_PORT
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
+
+from . import blog_api, blog_client, stats
+from .account_file import Account, read_accounts, write_accounts
+from .progress import Progress, bar
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RECORDING = Path(__file__).with_name("locust_recording.py")  # the recording, for a scenario of your own
