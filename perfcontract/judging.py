@@ -11,7 +11,7 @@ Three things judge with it:
   ``locust_checks`` (the operator calls it on the summary the runner prints),
   so a threshold means the same thing in CI and in the cluster;
 - ``make bench``'s targets (loadtests/bench_targets.py);
-- ``blog-perf compare``: a figure that got worse than its old value by more
+- ``blog-perf compare``: a figure that got worse than in the old run by more
   than the tolerance is a failed check (``no_worse_than``).
 
 The gates (--max-p95-ms, --max-p99-ms, --max-error-rate, --min-rps) look at:
@@ -24,6 +24,7 @@ The gates (--max-p95-ms, --max-p99-ms, --max-error-rate, --min-rps) look at:
 """
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 
@@ -58,16 +59,19 @@ def check(name: str, measured: float | None, limit: float, kind: str = MAX) -> d
     return Check(name, measured, limit, kind).as_dict()
 
 
-def no_worse_than(name: str, old: float, new: float | None, lower_is_better: bool, *,
-                  tolerance_pct: float = 0.0, tolerance_abs: float = 0.0) -> Check:
-    """``new`` may be worse than ``old`` by at most ``tolerance_pct`` percent of
-    ``old`` plus ``tolerance_abs`` (error rates start at 0, where percentages
-    mean nothing: they get an absolute tolerance). From an old value of 0, any
-    worsening beyond ``tolerance_abs`` fails."""
-    allowed = abs(old) * tolerance_pct / 100 + tolerance_abs
-    if lower_is_better:
-        return Check(name, new, old + allowed, MAX)
-    return Check(name, new, old - allowed, MIN)
+def no_worse_than(name: str, old: float, new: float, lower_is_better: bool, *,
+                  tolerance_pct: float = 0.0, tolerance_abs: float | None = None) -> Check:
+    """``new`` is at most ``tolerance_pct`` percent worse than ``old`` (or, with
+    ``tolerance_abs``, worse by at most that amount: error rates start at 0,
+    where percentages mean nothing). The check measures how much worse it
+    is, the tolerance is its limit. From an old value of 0 any worsening fails."""
+    if tolerance_abs is not None:
+        return Check(f"{name}: worse by", new - old if lower_is_better else old - new, tolerance_abs, MAX)
+    if old == 0:
+        worse = new > old if lower_is_better else new < old
+        return Check(f"{name}: worse by (%)", math.inf if worse else 0.0, tolerance_pct, MAX)
+    change = (new - old) / abs(old) * 100.0
+    return Check(f"{name}: worse by (%)", change if lower_is_better else -change, tolerance_pct, MAX)
 
 
 def locust_checks(summary: dict | None, max_p95_ms: float | None = None, max_p99_ms: float | None = None,
