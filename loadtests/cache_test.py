@@ -14,10 +14,12 @@ import time
 
 import aiohttp
 
+from perfcontract.results_file import now_iso
+
 from . import blog_api, blog_client, stats
-from .concurrency import ConcurrencyTester, RequestSpec
+from .concurrency import ConcurrencyTester
+from .concurrency_clients import RequestSpec
 from .progress import Progress, bar
-from .results import now_iso
 
 SERVER_TIMING_RE = re.compile(r"dur=([0-9.]+)")
 

@@ -32,15 +32,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from perfcontract.results_file import now_iso
+from perfcontract.runner import MASTER_PORT
+from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
+
 from . import blog_api, blog_client, stats
-from .accounts import Account, read_accounts, write_accounts
+from .account_file import Account, read_accounts, write_accounts
 from .progress import Progress, bar
-from .results import now_iso
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RECORDING = Path(__file__).with_name("locust_recording.py")  # the recording, for a scenario of your own
 ACCOUNT_SIGNUPS_AT_ONCE = 4  # each sign-up is a password hash on the blog: a few at a time, not a burst
-MASTER_PORT = 5557  # Locust's default
 WORKERS_GAVE_UP = "Gave up waiting for workers to connect"  # Locust's own log line
 
 
@@ -122,7 +124,7 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
         (work / stale).unlink(missing_ok=True)
     record["parameters"] = {"users": users, "spawn_rate": spawn_rate, "duration_s": duration,
                             "processes": processes, "wait_min_s": wait_min, "wait_max_s": wait_max,
-                            "task_weights": weights or dict(blog_api.DEFAULT_TASK_WEIGHTS),
+                            "task_weights": weights or dict(DEFAULT_TASK_WEIGHTS),
                             "workers": master.workers if master else 0,
                             "scenario": str(scenario) if scenario else "built-in"}
     accounts_path, scratch = _accounts_file(target, accounts, record, progress)
@@ -157,7 +159,7 @@ def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float
     The worker's output goes to this process's own (the pod's log)."""
     command = [sys.executable, "-m", "locust", "-f", locustfiles(scenario), "--worker", "--master-host", master_host,
                "--master-port", str(master_port), "--loglevel", "WARNING"]
-    env = _locust_env(wait_min, wait_max, weights or dict(blog_api.DEFAULT_TASK_WEIGHTS), extra_env)
+    env = _locust_env(wait_min, wait_max, weights or dict(DEFAULT_TASK_WEIGHTS), extra_env)
     env.pop("BLOG_PERF_LOCUST_OUT", None)  # only the master records
     child = subprocess.Popen(command, env=env, start_new_session=True)
     try:

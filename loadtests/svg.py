@@ -71,16 +71,30 @@ def empty_chart(title: str, chart_id: str, message: str) -> str:
     return _frame(title, chart_id, body, [])
 
 
-def line_chart(title: str, chart_id: str, series: list[tuple[str, list[tuple[float | str, float | None]]]],
-               x_label: str = "", y_label: str = "", log_y: bool = False, categorical_x: bool = False,
-               empty_message: str = "no data measured", y_min_zero: bool = True,
-               reference: tuple[str, float] | None = None) -> str:
-    """series: [(name, [(x, y|None), ...]), ...]. ``reference``: a labelled horizontal line (a target)."""
-    points = [(x, y) for _, data in series for x, y in data if y is not None and (not log_y or y > 0)]
-    if not points:
-        return empty_chart(title, chart_id, empty_message)
-    plot_w = WIDTH - MARGIN["left"] - MARGIN["right"]
-    plot_h = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
+def _plot_size() -> tuple[float, float]:
+    return WIDTH - MARGIN["left"] - MARGIN["right"], HEIGHT - MARGIN["top"] - MARGIN["bottom"]
+
+
+def _y_scale(values: list[float], log_y: bool, low: float | None = 0.0):
+    """The y axis covering ``values``: (ticks, value -> y). Log: whole decades;
+    linear: nice ticks from ``low`` (None: from the smallest value)."""
+    _, plot_h = _plot_size()
+    bottom = MARGIN["top"] + plot_h
+    if log_y:
+        y_low = 10 ** math.floor(math.log10(min(values)))
+        y_high = 10 ** math.ceil(math.log10(max(values)))
+        if y_high <= y_low:
+            y_high = y_low * 10
+        span = math.log10(y_high) - math.log10(y_low)
+        return _log_ticks(y_low, y_high), lambda y: bottom - (math.log10(y) - math.log10(y_low)) / span * plot_h
+    ticks = _nice_ticks(min(values) if low is None else low, max(values))
+    y_low, y_high = ticks[0], ticks[-1]
+    return ticks, lambda y: bottom - (y - y_low) / ((y_high - y_low) or 1) * plot_h
+
+
+def _x_scale(series, points, categorical_x: bool):
+    """The x axis: (value -> x, the ticks to label, how a tick reads)."""
+    plot_w, _ = _plot_size()
     if categorical_x:
         categories: list = []
         for _, data in series:
@@ -88,57 +102,35 @@ def line_chart(title: str, chart_id: str, series: list[tuple[str, list[tuple[flo
                 if x not in categories:
                     categories.append(x)
         step = plot_w / max(1, len(categories))
+        return (lambda x: MARGIN["left"] + step * (categories.index(x) + 0.5)), categories, str
+    xs = [float(x) for x, _ in points]
+    x_low, x_high = min(xs), max(xs)
+    if x_high == x_low:
+        x_low, x_high = x_low - 1, x_high + 1
+    ticks = [tick for tick in _nice_ticks(x_low, x_high, 6) if x_low <= tick <= x_high]
+    return (lambda x: MARGIN["left"] + (float(x) - x_low) / (x_high - x_low) * plot_w), ticks, _fmt
 
-        def sx(x):
-            return MARGIN["left"] + step * (categories.index(x) + 0.5)
-    else:
-        xs = [float(x) for x, _ in points]
-        x_low, x_high = min(xs), max(xs)
-        if x_high == x_low:
-            x_low, x_high = x_low - 1, x_high + 1
 
-        def sx(x):
-            return MARGIN["left"] + (float(x) - x_low) / (x_high - x_low) * plot_w
-    ys = [y for _, y in points] + ([reference[1]] if reference and (not log_y or reference[1] > 0) else [])
-    if log_y:
-        y_low, y_high = min(ys), max(ys)
-        y_low = 10 ** math.floor(math.log10(y_low))
-        y_high = 10 ** math.ceil(math.log10(y_high)) if y_high > y_low else y_low * 10
-        ticks = _log_ticks(y_low, y_high)
-
-        def sy(y):
-            return MARGIN["top"] + plot_h - (math.log10(y) - math.log10(y_low)) / (
-                math.log10(y_high) - math.log10(y_low)) * plot_h
-    else:
-        y_low = 0.0 if y_min_zero else min(ys)
-        ticks = _nice_ticks(y_low, max(ys))
-        y_low, y_high = ticks[0], ticks[-1]
-
-        def sy(y):
-            return MARGIN["top"] + plot_h - (y - y_low) / ((y_high - y_low) or 1) * plot_h
+def _plot_area(ticks: list[float], sy) -> list[str]:
+    """The plot's frame and its horizontal grid with the y tick labels."""
+    plot_w, plot_h = _plot_size()
     body = [f'<rect x="{MARGIN["left"]}" y="{MARGIN["top"]}" width="{plot_w}" height="{plot_h}" class="plot-area"/>']
     for tick in ticks:
         y = sy(tick)
         body.append(f'<line x1="{MARGIN["left"]}" x2="{MARGIN["left"] + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
                     f'<text x="{MARGIN["left"] - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{_fmt(tick)}</text>')
-    x_ticks = categories if categorical_x else _nice_ticks(x_low, x_high, 6)
-    for tick in x_ticks:
-        if not categorical_x and not (x_low <= tick <= x_high):
-            continue
-        x = sx(tick)
-        label = str(tick) if categorical_x else _fmt(tick)
-        body.append(f'<text x="{x:.1f}" y="{MARGIN["top"] + plot_h + 16}" text-anchor="middle" class="tick">'
-                    f'{escape(label)}</text>')
-    body.append(f'<text x="{MARGIN["left"] + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" class="axis-label">'
-                f'{escape(x_label)}</text>')
-    body.append(f'<text transform="translate(14 {MARGIN["top"] + plot_h / 2}) rotate(-90)" text-anchor="middle" '
-                f'class="axis-label">{escape(y_label)}{" (log)" if log_y else ""}</text>')
-    if reference is not None and (not log_y or reference[1] > 0):
-        y = sy(reference[1])
-        body.append(f'<line x1="{MARGIN["left"]}" x2="{MARGIN["left"] + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
-                    f'class="reference"/><text x="{MARGIN["left"] + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" '
-                    f'class="reference-label">{escape(reference[0])}</text>')
-    legend = []
+    return body
+
+
+def _y_label(y_label: str, log_y: bool) -> str:
+    _, plot_h = _plot_size()
+    return (f'<text transform="translate(14 {MARGIN["top"] + plot_h / 2}) rotate(-90)" text-anchor="middle" '
+            f'class="axis-label">{escape(y_label)}{" (log)" if log_y else ""}</text>')
+
+
+def _lines(series, sx, sy, log_y: bool) -> tuple[list[str], list[tuple[str, str]]]:
+    """Each series as a path with a dot (and its value as a tooltip) per point; and the legend."""
+    body, legend = [], []
     for index, (name, data) in enumerate(series):
         color = COLORS[index % len(COLORS)]
         legend.append((name, color))
@@ -150,7 +142,36 @@ def line_chart(title: str, chart_id: str, series: list[tuple[str, list[tuple[flo
         for x, y in valid:
             body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
                         f'<title>{escape(name)}: {escape(str(x))} → {_fmt(y)}</title></circle>')
-    return _frame(title, chart_id, body, legend)
+    return body, legend
+
+
+def line_chart(title: str, chart_id: str, series: list[tuple[str, list[tuple[float | str, float | None]]]],
+               x_label: str = "", y_label: str = "", log_y: bool = False, categorical_x: bool = False,
+               empty_message: str = "no data measured", y_min_zero: bool = True,
+               reference: tuple[str, float] | None = None) -> str:
+    """series: [(name, [(x, y|None), ...]), ...]. ``reference``: a labelled horizontal line (a target)."""
+    points = [(x, y) for _, data in series for x, y in data if y is not None and (not log_y or y > 0)]
+    if not points:
+        return empty_chart(title, chart_id, empty_message)
+    plot_w, plot_h = _plot_size()
+    sx, x_ticks, x_text = _x_scale(series, points, categorical_x)
+    show_reference = reference is not None and (not log_y or reference[1] > 0)
+    ys = [y for _, y in points] + ([reference[1]] if show_reference else [])
+    ticks, sy = _y_scale(ys, log_y, 0.0 if y_min_zero else None)
+    body = _plot_area(ticks, sy)
+    for tick in x_ticks:
+        body.append(f'<text x="{sx(tick):.1f}" y="{MARGIN["top"] + plot_h + 16}" text-anchor="middle" class="tick">'
+                    f'{escape(x_text(tick))}</text>')
+    body.append(f'<text x="{MARGIN["left"] + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" class="axis-label">'
+                f'{escape(x_label)}</text>')
+    body.append(_y_label(y_label, log_y))
+    if show_reference:
+        y = sy(reference[1])
+        body.append(f'<line x1="{MARGIN["left"]}" x2="{MARGIN["left"] + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+                    f'class="reference"/><text x="{MARGIN["left"] + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" '
+                    f'class="reference-label">{escape(reference[0])}</text>')
+    lines, legend = _lines(series, sx, sy, log_y)
+    return _frame(title, chart_id, body + lines, legend)
 
 
 def bar_chart(title: str, chart_id: str, categories: list[str], series: list[tuple[str, list[float | None]]],
@@ -159,30 +180,10 @@ def bar_chart(title: str, chart_id: str, categories: list[str], series: list[tup
     values = [v for _, data in series for v in data if v is not None and (not log_y or v > 0)]
     if not values or not categories:
         return empty_chart(title, chart_id, empty_message)
-    plot_w = WIDTH - MARGIN["left"] - MARGIN["right"]
-    plot_h = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
-    if log_y:
-        y_low = 10 ** math.floor(math.log10(min(values)))
-        y_high = 10 ** math.ceil(math.log10(max(values)))
-        if y_high <= y_low:
-            y_high = y_low * 10
-        ticks = _log_ticks(y_low, y_high)
-
-        def sy(v):
-            return MARGIN["top"] + plot_h - (math.log10(v) - math.log10(y_low)) / (
-                math.log10(y_high) - math.log10(y_low)) * plot_h
-        base = MARGIN["top"] + plot_h
-    else:
-        ticks = _nice_ticks(0.0, max(values))
-
-        def sy(v):
-            return MARGIN["top"] + plot_h - v / (ticks[-1] or 1) * plot_h
-        base = sy(0.0)
-    body = [f'<rect x="{MARGIN["left"]}" y="{MARGIN["top"]}" width="{plot_w}" height="{plot_h}" class="plot-area"/>']
-    for tick in ticks:
-        y = sy(tick)
-        body.append(f'<line x1="{MARGIN["left"]}" x2="{MARGIN["left"] + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                    f'<text x="{MARGIN["left"] - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{_fmt(tick)}</text>')
+    plot_w, plot_h = _plot_size()
+    ticks, sy = _y_scale(values, log_y)
+    base = MARGIN["top"] + plot_h if log_y else sy(0.0)
+    body = _plot_area(ticks, sy)
     group_w = plot_w / len(categories)
     bar_w = max(2.0, group_w * 0.8 / max(1, len(series)))
     legend = []
@@ -202,6 +203,5 @@ def bar_chart(title: str, chart_id: str, categories: list[str], series: list[tup
         x = MARGIN["left"] + group_w * (c_index + 0.5)
         body.append(f'<text x="{x:.1f}" y="{MARGIN["top"] + plot_h + 16}" text-anchor="middle" class="tick">'
                     f'<title>{escape(category)}</title>{escape(short)}</text>')
-    body.append(f'<text transform="translate(14 {MARGIN["top"] + plot_h / 2}) rotate(-90)" text-anchor="middle" '
-                f'class="axis-label">{escape(y_label)}{" (log)" if log_y else ""}</text>')
+    body.append(_y_label(y_label, log_y))
     return _frame(title, chart_id, body, legend)

@@ -4,7 +4,7 @@ Starts (unless the environment already points elsewhere): a private Redis,
 an LLM (the simulator, a local Ollama if one answers, or with ``--llm local``
 a real llama-server with Gemma 3 270M), migrates and seeds the database, then
 runs the RQ worker and gunicorn until Ctrl-C stops everything. The processes
-are loadtests.stack's launchers, the same ones ``make bench`` and the tests use.
+are devstack's launchers, the same ones ``make bench`` and the tests use.
 
 Every configuration variable set in the environment is honoured as is. The
 rate limits a load test meets (loadtests.limits.LOAD_TEST_LIMITS) are raised
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiblog.config import ConfigError, load
 from loadtests.limits import LOAD_TEST_LIMITS
-from loadtests.stack import (
+from devstack import (
     Gunicorn, LLMSimulator, Redis, RQWorker, Service, StackError, free_port, http_ok, port_holder, port_open,
     run_aiblog,
 )

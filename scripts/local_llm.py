@@ -33,7 +33,7 @@ import signal
 import sys
 from pathlib import Path
 
-from loadtests.stack import Service, StackError, free_port, http_ok
+from devstack import Service, StackError, free_port, http_ok
 
 MODEL_ALIAS = "gemma3:270m"
 CACHE_DIR = Path(os.environ.get("AIBLOG_CACHE_DIR") or Path.home() / ".cache" / "aiblog")
@@ -74,7 +74,7 @@ class LocalLLM(Service):
         binary = server_binary()
         self.model_path = model_file(self.workdir)
         threads, context, slots = self.options["threads"], self.options["context"], self.options["slots"]
-        self._spawn([
+        self.spawn([
             str(binary), "--model", str(self.model_path), "--alias", MODEL_ALIAS,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--threads", str(threads), "--threads-http", str(max(2, slots)),
@@ -86,7 +86,7 @@ class LocalLLM(Service):
         ])
         try:
             # /health answers 503 while the model loads and 200 once it can serve.
-            self._await(lambda: http_ok(self.base_url + "/health", timeout=2), self.ready_timeout,
+            self.wait_ready(lambda: http_ok(self.base_url + "/health", timeout=2), self.ready_timeout,
                         "llama-server /health")
         except StackError as exc:
             raise LocalLLMError(f"{exc}\n(log {self.log_path})") from None

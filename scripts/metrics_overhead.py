@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.request
 
-from loadtests.stack import Gunicorn, Redis, blog_environment, run_aiblog
+from devstack import Gunicorn, Redis, blog_environment, run_aiblog
 
 CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.I)
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from loadtests.stack import StackTimeout, http_ok, port_open, wait_until
+from devstack import StackTimeout, http_ok, port_open, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"
@@ -77,7 +77,7 @@ def default_worker_target() -> str | None:
     return f"{host}:{settings['WORKER_METRICS_PORT']}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Run Prometheus against the locally running blog.")
     parser.add_argument("--target", default=None,
                         help="host:port of the blog's metrics server (default: from METRICS_PORT/METRICS_BIND)")
@@ -86,36 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=REPO / ".run" / "monitor",
                         help="config and data directory (default .run/monitor)")
     parser.add_argument("--scrape-interval", default="5s")
-    args = parser.parse_args(argv)
+    return parser
 
-    binary = shutil.which("prometheus")
+
+def cannot_start(binary: str | None, port: int) -> str | None:
+    """Why Prometheus cannot start here, or None."""
     if binary is None:
-        print("!! Prometheus is not installed. Install the Debian package 'prometheus':\n"
-              "   sudo apt-get install prometheus      (make monitor does this when run as root)",
-              file=sys.stderr)
-        return 1
-    if port_open(args.port):
-        print(f"!! port {args.port} is taken (another Prometheus?). Use --port N or MONITOR_PORT=N.",
-              file=sys.stderr)
-        return 1
+        return ("!! Prometheus is not installed. Install the Debian package 'prometheus':\n"
+                "   sudo apt-get install prometheus      (make monitor does this when run as root)")
+    if port_open(port):
+        return f"!! port {port} is taken (another Prometheus?). Use --port N or MONITOR_PORT=N."
+    return None
 
-    target = args.target or default_target()
-    config_path = args.dir / "prometheus.yml"
-    worker = default_worker_target() if args.target is None else None
-    write_config(config_path, prometheus_config([target], scrape_interval=args.scrape_interval,
-                                                worker_targets=[worker] if worker else None))
-    metrics_url = f"http://{target}/metrics"
-    if not http_ok(metrics_url):
-        print(f"!! nothing answers at {metrics_url} yet: start the blog with `make run` (it serves metrics "
-              "there). Prometheus starts anyway and shows the target as down until then.", file=sys.stderr)
 
-    web = f"http://127.0.0.1:{args.port}"
-    process = subprocess.Popen([
-        binary, f"--config.file={config_path}", f"--storage.tsdb.path={args.dir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{args.port}", "--storage.tsdb.retention.time=2d", "--log.level=warn",
-    ])
-    # Stop Prometheus with us, whether by Ctrl-C or by SIGTERM.
-    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+def watch(process: subprocess.Popen, web: str, metrics_url: str, config_path: Path) -> int:
+    """Wait for Prometheus to be ready, say where to look, and run until it ends or Ctrl-C."""
     try:
         try:
             wait_until(lambda: process.poll() is not None or http_ok(f"{web}/-/ready"), 30, "Prometheus")
@@ -140,6 +125,32 @@ Ctrl-C stops Prometheus.""", flush=True)
         process.terminate()
         process.wait(10)
         return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    binary = shutil.which("prometheus")
+    if problem := cannot_start(binary, args.port):
+        print(problem, file=sys.stderr)
+        return 1
+
+    target = args.target or default_target()
+    config_path = args.dir / "prometheus.yml"
+    worker = default_worker_target() if args.target is None else None
+    write_config(config_path, prometheus_config([target], scrape_interval=args.scrape_interval,
+                                                worker_targets=[worker] if worker else None))
+    metrics_url = f"http://{target}/metrics"
+    if not http_ok(metrics_url):
+        print(f"!! nothing answers at {metrics_url} yet: start the blog with `make run` (it serves metrics "
+              "there). Prometheus starts anyway and shows the target as down until then.", file=sys.stderr)
+
+    process = subprocess.Popen([
+        binary, f"--config.file={config_path}", f"--storage.tsdb.path={args.dir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{args.port}", "--storage.tsdb.retention.time=2d", "--log.level=warn",
+    ])
+    # Stop Prometheus with us, whether by Ctrl-C or by SIGTERM.
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    return watch(process, f"http://127.0.0.1:{args.port}", metrics_url, config_path)
 
 
 if __name__ == "__main__":

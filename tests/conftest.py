@@ -15,7 +15,7 @@ from sqlalchemy import text
 from aiblog import create_app, sqlalchemy_url
 from aiblog.extensions import db
 from aiblog.services import services
-from loadtests.stack import Postgres, Redis, blog_environment
+from devstack import Postgres, Redis, blog_environment
 
 # Fixtures of the performance-suite tests (one blog stack for the whole
 # session) and of the LLM tests (one simulator per test module).

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import blog_env, make_app
 from tests.support.ai import create_user
 from tests.support.csp import CspWatch
-from loadtests.stack import Gunicorn, LLMSimulator
+from devstack import Gunicorn, LLMSimulator
 
 pytestmark = pytest.mark.browser
 

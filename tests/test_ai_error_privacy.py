@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import AuthActions, csrf_token
 from tests.support.ai import bearer_for, create_user
 from tests.test_ai_generation import ai_app, generate, sim  # noqa: F401  (the simulator fixture)
-from loadtests.stack import free_port
+from devstack import free_port
 
 UPSTREAM_WORDS = "simulated LLM failure"  # what the simulator says with its HTTP 500
 

@@ -6,7 +6,7 @@ import pytest
 
 from aiblog.ai.flight import LocalFlight, RedisFlight
 from aiblog.redis_store import RedisStore
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 @pytest.fixture(params=["local", "redis"])

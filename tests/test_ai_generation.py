@@ -9,7 +9,7 @@ import redis
 
 from tests.conftest import make_app
 from tests.support.ai import bearer_for, create_user, parse_sse
-from loadtests.stack import LLMSimulator, wait_until
+from devstack import LLMSimulator, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from loadtests.stack import Gunicorn, LLMSimulator, RQWorker, wait_until
+from devstack import Gunicorn, LLMSimulator, RQWorker, wait_until
 from tests.conftest import blog_env, make_app
 from tests.support.ai import basic, create_user
 

@@ -15,8 +15,8 @@ from aiblog.monitoring import metrics
 from aiblog.ai.clients import GenerationOptions, OllamaClient, OpenAIClient, Timeouts, make_client
 from aiblog.ai.llm_errors import LLMError, LLMStreamCut, LLMTimeout, LLMUnavailable
 from aiblog.ai.prompt import build_messages
-from loadtests.llm_sim import answer_pieces
-from loadtests.stack import REPO, free_port, wait_until
+from devstack.llm_sim.text import answer_pieces
+from devstack import REPO, free_port, wait_until
 from tests.support.llm import MODEL
 
 OPTIONS = GenerationOptions(max_tokens=400, temperature=0.7)

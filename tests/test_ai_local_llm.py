@@ -16,7 +16,7 @@ import pytest
 from aiblog.ai.clients import GenerationOptions, OllamaClient, OpenAIClient, Timeouts
 from aiblog.ai.llm_errors import LLMError
 from aiblog.ai.prompt import build_messages
-from loadtests.stack import REPO
+from devstack import REPO
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.slow]
 

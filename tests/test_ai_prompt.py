@@ -10,7 +10,7 @@ import pytest
 from aiblog.ai.generation import topic_key
 from aiblog.ai.prompt import PROMPT_VERSION, SYSTEM_PROMPT, build_messages
 from aiblog.models import clean_title
-from loadtests.llm_sim import prompt_topic
+from devstack.llm_sim.text import prompt_topic
 
 TITLE_IN_MESSAGE = re.compile(r"<title>(.*)</title>", re.S)
 

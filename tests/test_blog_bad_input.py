@@ -15,7 +15,7 @@ from aiblog.extensions import db
 from aiblog.models import BODY_MAX, TITLE_MAX, Post, Role, User
 from tests.conftest import AuthActions, csrf_token, make_app
 from tests.support.blog import PASSWORD, api_token, bearer, create_user, post_id_from, token_for, unsafe_markup
-from loadtests.stack import Redis, free_port, wait_until
+from devstack import Redis, free_port, wait_until
 
 MIB = 1024 * 1024
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from loadtests.stack import Gunicorn
+from devstack import Gunicorn
 from tests.conftest import blog_env
 from tests.support.csp import CspWatch
 

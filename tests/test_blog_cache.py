@@ -17,7 +17,7 @@ import redis
 from aiblog.extensions import db
 from tests.conftest import blog_env, make_app
 from tests.support.blog import LiveUser, create_user, nav_user
-from loadtests.stack import Gunicorn, wait_until
+from devstack import Gunicorn, wait_until
 
 WORKERS = 3
 READS = 60  # anonymous reads after each write, spread over the workers

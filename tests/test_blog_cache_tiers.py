@@ -13,7 +13,7 @@ from aiblog.page_cache.backends import LISTS, TieredPageCache
 from aiblog.page_cache.serving import FRESH_COOKIE
 from aiblog.services import services
 from tests.conftest import AuthActions, fresh_versions_file, make_app
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 def replica(database_url: str, redis_url: str):

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from aiblog import config, sqlalchemy_url
 from tests.conftest import make_app
-from loadtests.stack import REPO, VENV_BIN
+from devstack import REPO, VENV_BIN
 from tests.conftest import blog_env
 
 DEMO_LOGIN = "demo author login: demo / demo-password"

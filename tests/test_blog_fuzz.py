@@ -19,7 +19,7 @@ from schemathesis.config import SchemathesisConfig
 from aiblog.extensions import db
 from aiblog.models import ID_MAX, Role, User
 from aiblog.posts.store import create_post
-from loadtests.stack import free_port
+from devstack import free_port
 from tests.conftest import make_app
 from tests.support.blog import create_user, token_for
 

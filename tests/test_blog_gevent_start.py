@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from loadtests.stack import Gunicorn, blog_environment
+from devstack import Gunicorn, blog_environment
 from tests.support.tls import TLSFront, make_certificates
 
 

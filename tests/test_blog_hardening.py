@@ -109,7 +109,7 @@ def test_same_origin_images_stay():
 
 
 def test_the_design_notes_state_the_image_and_class_rules():
-    from loadtests.stack import REPO
+    from devstack import REPO
     readme = (REPO / "docs" / "design.md").read_text()
     assert "Images come only from this site" in readme and "only names a language" in readme
 
@@ -147,7 +147,7 @@ def test_version_counters_live_in_a_private_folder_the_master_makes_and_workers_
     import secrets
     import stat
 
-    from loadtests.stack import Gunicorn, blog_environment, wait_until
+    from devstack import Gunicorn, blog_environment, wait_until
 
     shared_tmp = tmp_path / "tmp"
     shared_tmp.mkdir()

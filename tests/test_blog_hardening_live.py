@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from loadtests.stack import Gunicorn, LLMSimulator
+from devstack import Gunicorn, LLMSimulator
 from tests.conftest import blog_env, make_app
 from tests.support.blog import PASSWORD, create_user
 from tests.test_blog_hardening import REFERENCE_BOMB

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from aiblog import sqlalchemy_url
-from loadtests.stack import REPO
+from devstack import REPO
 
 VERSIONS = REPO / "service" / "aiblog" / "migrations" / "versions"
 

@@ -15,7 +15,7 @@ from aiblog.auth.accounts import upgrade_password_hash, authenticate, find_user
 from aiblog.extensions import db
 from aiblog.models import User
 from tests.support.blog import PASSWORD, bearer
-from loadtests.stack import REPO
+from devstack import REPO
 
 # One of OWASP's equivalent minimums for argon2id: 9 MiB, 4 passes, 1 lane.
 ARGON2ID_OWASP = "$argon2id$v=19$m=9216,t=4,p=1$"

@@ -18,7 +18,7 @@ from aiblog.client_address import client_address, trusted_networks
 from aiblog.config import ConfigError, load
 from aiblog.models import Role
 from aiblog.rate_texts import Rate, parse_rates
-from loadtests.stack import Gunicorn, LLMSimulator, wait_until
+from devstack import Gunicorn, LLMSimulator, wait_until
 from tests.conftest import blog_env, csrf_token, make_app
 from tests.support.blog import PASSWORD, create_user
 

@@ -16,7 +16,7 @@ from aiblog.extensions import db
 from aiblog.models import User
 from tests.conftest import AuthActions, csrf_token, make_app
 from tests.support.blog import PASSWORD, bearer, create_user, token_for
-from loadtests.stack import REPO, VENV_BIN, free_port
+from devstack import REPO, VENV_BIN, free_port
 from tests.conftest import blog_env
 
 

@@ -19,7 +19,7 @@ from aiblog.extensions import db
 from aiblog.page_cache import read_through
 from aiblog.page_cache.backends import LISTS
 from aiblog.page_cache.serving import Fragment, serve_page
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 PASSWORD = "waiting-password-1234"
 

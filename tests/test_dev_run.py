@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack import REPO, blog_environment, free_port, wait_until
+from devstack import REPO, blog_environment, free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

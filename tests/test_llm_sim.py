@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from aiblog.ai.prompt import build_messages
-from loadtests.stack import VENV_BIN, wait_until
+from devstack import VENV_BIN, wait_until
 from tests.support.llm import MODEL
 
 TOKENS = 60  # long enough for a post's sections and list

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from tests.conftest import csrf_token
-from loadtests.stack import Gunicorn, LLMSimulator, Redis, run_aiblog, wait_until
+from devstack import Gunicorn, LLMSimulator, Redis, run_aiblog, wait_until
 from tests.conftest import blog_env
 from tests.support.monitoring import (
     PrometheusServer, alerts, fetch_all, panel_queries, rules, scrape, total, worker_samples,

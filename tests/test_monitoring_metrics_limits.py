@@ -8,7 +8,7 @@ import socket
 
 import httpx
 
-from loadtests.stack import Gunicorn, wait_until
+from devstack import Gunicorn, wait_until
 from tests.conftest import blog_env
 
 SILENT_CLIENTS = 100

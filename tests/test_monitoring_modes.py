@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from loadtests.stack import Gunicorn, port_open, run_aiblog
+from devstack import Gunicorn, port_open, run_aiblog
 from tests.conftest import blog_env, csrf_token
 from tests.support.monitoring import scrape, total
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.support.monitoring import RULES_FILE, load_monitor_script, rules
-from loadtests.stack import REPO, Gunicorn, free_port, port_open, require_binary, run_aiblog, wait_until
+from devstack import REPO, Gunicorn, free_port, port_open, require_binary, run_aiblog, wait_until
 from tests.conftest import blog_env
 
 SCRIPT = REPO / "scripts" / "monitor.py"

@@ -15,7 +15,7 @@ from aiblog.monitoring.active_users import LocalActiveUsers, RedisActiveUsers, T
 from aiblog.monitoring.redis_resp import RespClient, RespError
 from tests.conftest import make_app
 from tests.support.ai import bearer_for, create_user
-from loadtests.stack import REPO, Redis, free_port
+from devstack import REPO, Redis, free_port
 
 
 def request_samples(app) -> dict[tuple[str, tuple], float]:

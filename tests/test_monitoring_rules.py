@@ -8,7 +8,7 @@ import subprocess
 import yaml
 
 from tests.support.monitoring import RULES_FILE, RULES_TEST_FILE, RUNBOOKS, alerts, rules
-from loadtests.stack import require_binary
+from devstack import require_binary
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from loadtests.accounts import Account, read_accounts, write_accounts
+from loadtests.account_file import Account, read_accounts, write_accounts
 from tests.support.perf import run_perf
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from loadtests import bench as bench_mod
 from loadtests.progress import Progress
-from loadtests.stack import port_open
+from devstack import port_open
 from tests.support.perf import explain, load_results, local_only_browser_page, run_perf
 
 pytestmark = pytest.mark.slow

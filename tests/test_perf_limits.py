@@ -2,7 +2,7 @@
 load-tested raise them (one source: loadtests.limits.LOAD_TEST_LIMITS), and
 against a blog whose limits refuse its sign-ups or logins blog-perf stops with
 one line naming the limit, its Retry-After and what to do, not a flood of
-failures. Real processes: a gunicorn blog (loadtests.stack) with tiny limits,
+failures. Real processes: a gunicorn blog (devstack) with tiny limits,
 blog-perf and Locust in child processes."""
 from __future__ import annotations
 

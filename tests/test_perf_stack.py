@@ -1,10 +1,10 @@
-"""loadtests.stack, the one process toolkit of ``make bench``, ``make run`` and
+"""devstack, the one process toolkit of ``make bench``, ``make run`` and
 the tests: the stack runs every process the blog has."""
 from __future__ import annotations
 
 import httpx
 
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 def test_the_stack_runs_the_background_worker_and_it_does_the_jobs(perf_blog):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from loadtests.locust_run import MASTER_PORT
+from perfcontract.runner import MASTER_PORT, RUN_TOKEN_ENV
 
 from .spec import LoadTestSpec, quantity
 
@@ -30,7 +30,6 @@ REPORTS_DIR = "/reports"  # a LoadTest's reportVolumeClaim, in the master pod
 ACCOUNTS_DIR = "/etc/blog-perf/accounts"  # a LoadTest's accountsSecret, in the master pod only
 REPORT_KEY = "report.html"
 RUN_TOKEN_KEY = "token"
-RUN_TOKEN_ENV = "BLOG_PERF_RUN_TOKEN"  # loadtests/locustfile.py reads it
 MASTER_CONTAINER = "master"  # the runner's container in the master pod (a mesh may inject others)
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 # Time a run may take beyond its load: account setup, workers connecting, stopping, the report.
@@ -298,7 +297,7 @@ def load_test_result(test: str, run: str, number: int, result_spec: dict) -> dic
 
 
 def report_configmap(test: str, run: str, html: bytes) -> dict:
-    """The HTML report as a ConfigMap (log_summary.MAX_REPORT_BYTES keeps it under the API's 1 MiB)."""
+    """The HTML report as a ConfigMap (run_summary.MAX_REPORT_BYTES keeps it under the API's 1 MiB)."""
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": report_configmap_name(run), "labels": labels(test, run)},
             "data": {REPORT_KEY: html.decode("utf-8", errors="replace")}}

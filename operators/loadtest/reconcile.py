@@ -17,7 +17,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from loadtests.log_summary import (MAX_REPORT_BYTES, TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report,
+from perfcontract.run_summary import (MAX_REPORT_BYTES, TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report,
                                    parse_summary)
 
 from . import manifests, metrics, pods, results, schedule

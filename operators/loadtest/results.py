@@ -1,13 +1,13 @@
 """From the runner's summary line to a LoadTestResult and a verdict.
 
-The verdict comes from ``loadtests.thresholds.locust_checks``: the code behind
+The verdict comes from ``perfcontract.judging.locust_checks``: the code behind
 ``blog-perf``'s exit code, so a LoadTest and a CI job judge alike.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadtests import thresholds as judging
+from perfcontract import judging
 
 from .spec import LoadTestSpec
 

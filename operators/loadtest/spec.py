@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from loadtests.blog_api import DEFAULT_TASK_WEIGHTS
+from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
 
 from . import schedule
 

@@ -12,7 +12,7 @@ import yaml
 
 from aiblog import config
 from tests.support.charts import BLOG_CHART, MONITORING_CHART, Render, merged, render
-from loadtests.stack import REPO
+from devstack import REPO
 
 pytestmark = pytest.mark.charts
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.support.charts import BLOG_CHART, BLOG_VALUE_SETS, Render, render
-from loadtests.stack import REPO, require_binary
+from devstack import REPO, require_binary
 
 pytestmark = pytest.mark.charts
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack import Postgres, Redis, free_port
+from devstack import Postgres, Redis, free_port
 from tests.support.charts import BLOG_CHART, Render, pod_spec, render
 from tests.support.podspec import Cluster, Pod, PodSpecError, plan_container
 

@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from aiblog.migration_lock import MIGRATION_LOCK_ID
-from loadtests.stack import Postgres, StackError, wait_until
+from devstack import Postgres, StackError, wait_until
 
 pytestmark = [pytest.mark.charts, pytest.mark.postgres]
 

@@ -2,7 +2,7 @@
 run it: UID 10001, read-only root, a tmpfs only on /tmp,
 every capability dropped, no new privileges, host network. Its dependencies
 are throwaway Postgres, Redis and the LLM simulator on loopback
-(loadtests.stack's launchers)."""
+(devstack's launchers)."""
 from __future__ import annotations
 
 import re
@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy
 
-from loadtests.stack import Postgres, free_port, wait_until
+from devstack import Postgres, free_port, wait_until
 from tests.support.container import (DOCKERFILE, IMAGE_UID, SEED_POSTS, WRITABLE_DIRS, Blog, blog_env, image_script,
                                      podman, run_container, run_to_end, throwaway_dir)
 

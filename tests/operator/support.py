@@ -5,8 +5,8 @@ import copy
 
 from kubernetes import client
 
-from loadtests import log_summary
-from loadtests.stack import wait_until
+from perfcontract import run_summary
+from devstack import wait_until
 from tests.operator.cluster import NAMESPACE
 
 GROUP, VERSION = "perf.aiblog.dev", "v1alpha1"
@@ -90,7 +90,7 @@ def summary_document(requests=1000, failures=5, rps=33.3, p95=120.0, p99=250.0, 
 def runner_log(document: dict, report: bytes | None = b"<html>report</html>") -> str:
     """The master pod's log: Locust's chatter, then the summary lines ``--log-summary`` prints."""
     return "\n".join(["[2026-11-30 00:00:00] starting Locust", "results: /tmp/blog-perf/results.json",
-                      *log_summary.lines(document, report)]) + "\n"
+                      *run_summary.lines(document, report)]) + "\n"
 
 
 def crd_schema(crd_file: str) -> dict:

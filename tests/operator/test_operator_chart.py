@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from loadtests.stack import wait_until
+from devstack import wait_until
 from operators.loadtest import main as operator_main
 from operators.loadtest.handlers import USER_AGENT
 from tests.operator.cluster import NAMESPACE, PodScript

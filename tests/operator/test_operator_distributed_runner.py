@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from loadtests import log_summary
-from loadtests.stack import free_port
+from perfcontract import run_summary
+from devstack import free_port
 from tests.support.perf import BLOG_PERF, REPO, explain, load_results
 
 pytestmark = pytest.mark.slow
@@ -41,13 +41,13 @@ def test_a_master_and_two_worker_processes_run_one_scenario_and_log_its_summary(
                 worker.kill()
                 worker.wait(10)
     assert worker_codes == [0, 0], [worker.stdout.read()[-2000:] for worker in workers]
-    logged = log_summary.parse_summary(done.stdout)
+    logged = run_summary.parse_summary(done.stdout)
     written = load_results(tmp_path)["runs"]["locust"]
     assert logged["summary"]["requests"] == written["summary"]["requests"] > 20
     assert logged["summary"]["non_ai"] == written["summary"]["non_ai"]
     assert logged["parameters"]["workers"] == 2 and logged["error"] is None
     assert [c["check"] for c in logged["thresholds"]] == ["locust non-AI p99 (ms)"] and logged["thresholds"][0]["passed"]
-    assert log_summary.parse_report(done.stdout) == (tmp_path / "report.html").read_bytes()
+    assert run_summary.parse_report(done.stdout) == (tmp_path / "report.html").read_bytes()
 
 
 @pytest.mark.parametrize("worker_token", ["the-runs-token", "a-forged-token"])
@@ -69,7 +69,7 @@ def test_the_masters_accounts_reach_only_workers_with_the_runs_token(perf_blog, 
     finally:
         for worker in workers:
             worker.wait(60)
-    entries = {e["name"]: e for e in log_summary.parse_summary(done.stdout)["summary"]["entries"]}
+    entries = {e["name"]: e for e in run_summary.parse_summary(done.stdout)["summary"]["entries"]}
     if worker_token == "the-runs-token":
         assert "/register" not in entries  # no user registered its own: they all had the master's accounts
         assert entries["/login"]["requests"] >= 6 and entries["/login"]["failures"] == 0  # each user logged in
@@ -84,7 +84,7 @@ def test_a_master_whose_workers_never_come_fails_with_a_summary_that_says_so(per
                            "--master-port", str(free_port()), "--log-summary", *QUICK],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, explain(done)
-    logged = log_summary.parse_summary(done.stdout)
+    logged = run_summary.parse_summary(done.stdout)
     assert logged["error"] == "workers never connected: fewer than 2 within 2 s"
     assert "workers never connected" in done.stderr
 
@@ -117,12 +117,12 @@ def test_a_scenario_of_ones_own_runs_on_master_and_worker_with_blog_perfs_record
         assert done.returncode == 0, explain(done)
     finally:
         worker.wait(60)
-    logged = log_summary.parse_summary(done.stdout)
+    logged = run_summary.parse_summary(done.stdout)
     assert [e["name"] for e in logged["summary"]["entries"]] == ["/healthz"]  # only the file's users ran
     assert logged["summary"]["requests"] > 20 and logged["parameters"]["scenario"] == str(scenario)
 
 
 def test_a_missing_scenario_file_is_a_usage_error(capsys):
-    from loadtests import cli
-    assert cli.main(["locust", "--target", "http://127.0.0.1:9", "--locustfile", "/nonexistent.py"]) == cli.EXIT_USAGE
+    from loadtests import blog_perf
+    assert blog_perf.main(["locust", "--target", "http://127.0.0.1:9", "--locustfile", "/nonexistent.py"]) == blog_perf.EXIT_USAGE
     assert "--locustfile /nonexistent.py: no such file" in capsys.readouterr().err

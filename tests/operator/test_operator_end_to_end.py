@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from loadtests import log_summary
+from perfcontract import run_summary
 from loadtests.limits import LOAD_TEST_LIMITS
 from tests.operator.podman_kubelet import PodmanKubelet
 from tests.operator.support import apply, load_test, objects, wait_status
@@ -44,8 +44,8 @@ def load_tested_blog(aiblog_image, stack, migrated):  # noqa: F811
 
 def _summary_line(log: str) -> dict:
     """The master's own summary line, read straight from its container's output."""
-    line = next(line for line in reversed(log.splitlines()) if line.startswith(log_summary.SUMMARY_PREFIX))
-    return json.loads(line[len(log_summary.SUMMARY_PREFIX):])
+    line = next(line for line in reversed(log.splitlines()) if line.startswith(run_summary.SUMMARY_PREFIX))
+    return json.loads(line[len(run_summary.SUMMARY_PREFIX):])
 
 
 def test_a_distributed_run_in_containers_ends_as_a_result_with_the_figures_locust_reported(
@@ -74,7 +74,7 @@ def test_a_distributed_run_in_containers_ends_as_a_result_with_the_figures_locus
         e["name"]: e["requests"] for e in reported["entries"]}
     assert final["latest"]["requests"] == reported["requests"]
     report = objects(cluster, "configmaps")[result["report"]["configMap"]]["data"]["report.html"]
-    assert report.encode() == log_summary.parse_report(master_log)
+    assert report.encode() == run_summary.parse_report(master_log)
     print(f"\nend to end: {totals['requests']} requests, {totals['failures']} failures, "
           f"{totals['rps']:.1f} req/s, p50 {totals['latencyMs']['p50']} ms, p95 {totals['latencyMs']['p95']} ms, "
           f"p99 {totals['latencyMs']['p99']} ms; endpoints {[(e['name'], e['requests']) for e in result['endpoints']]}; "
@@ -156,7 +156,7 @@ def test_a_runner_pod_that_writes_a_gzip_bomb_into_its_log_keeps_its_figures_and
                              ttlSecondsAfterFinished=3600))
     final = wait_status(cluster, "e2e", "the bombed run is collected", timeout=300, lastResult="e2e-1")
     master_log = next(iter(cluster.cluster.logs.values()))
-    bomb_lines = [line for line in master_log.splitlines() if line.startswith(log_summary.REPORT_PREFIX)]
+    bomb_lines = [line for line in master_log.splitlines() if line.startswith(run_summary.REPORT_PREFIX)]
     assert sum(map(len, bomb_lines)) > 600_000   # the bomb reached the pod's log
     result = objects(cluster, "loadtestresults")["e2e-1"]["spec"]
     assert final["phase"] == "Succeeded" and result["totals"]["requests"] == _summary_line(master_log)["summary"][

@@ -13,10 +13,10 @@ import zlib
 
 import pytest
 
-from loadtests import log_summary
+from perfcontract import run_summary
 from tests.operator.cluster import PodScript
 from tests.operator.support import apply, load_test, objects, runner_log, summary_document, wait_status
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 def gzip_bomb_lines(inflated_mib: int) -> list[str]:
@@ -25,16 +25,16 @@ def gzip_bomb_lines(inflated_mib: int) -> list[str]:
     zeros = bytes(1024 * 1024)
     packed = b"".join(packer.compress(zeros) for _ in range(inflated_mib)) + packer.flush()
     encoded = base64.b64encode(packed).decode()
-    chunks = [encoded[i:i + log_summary.REPORT_CHUNK] for i in range(0, len(encoded), log_summary.REPORT_CHUNK)]
-    return [f"{log_summary.REPORT_PREFIX}{n}/{len(chunks)} {chunk}" for n, chunk in enumerate(chunks, 1)]
+    chunks = [encoded[i:i + run_summary.REPORT_CHUNK] for i in range(0, len(encoded), run_summary.REPORT_CHUNK)]
+    return [f"{run_summary.REPORT_PREFIX}{n}/{len(chunks)} {chunk}" for n, chunk in enumerate(chunks, 1)]
 
 
 def summary_line(record) -> str:
-    return log_summary.SUMMARY_PREFIX + (record if isinstance(record, str) else json.dumps(record))
+    return run_summary.SUMMARY_PREFIX + (record if isinstance(record, str) else json.dumps(record))
 
 
 def a_good_record(**summary_changes) -> dict:
-    record = log_summary.summary_of(summary_document(requests=500, failures=0))
+    record = run_summary.summary_of(summary_document(requests=500, failures=0))
     record["summary"].update(summary_changes)
     return record
 
@@ -55,8 +55,8 @@ def test_the_runners_own_container_is_read_and_an_injected_sidecars_log_never_is
     assert final["latest"]["requests"] == 1200
     reads = cluster.cluster.log_requests
     assert reads and all(r.get("container") == "master" for r in reads), reads
-    assert reads[-1]["tailLines"] == str(log_summary.TAIL_LINES) and reads[-1]["limitBytes"] == str(
-        log_summary.TAIL_BYTES)
+    assert reads[-1]["tailLines"] == str(run_summary.TAIL_LINES) and reads[-1]["limitBytes"] == str(
+        run_summary.TAIL_BYTES)
 
 
 def test_megabytes_of_chatter_before_the_summary_are_not_read(cluster):
@@ -76,7 +76,7 @@ def test_megabytes_of_chatter_before_the_summary_are_not_read(cluster):
      "summary.entries item is int"),
     (summary_line(a_good_record(requests="many")), "summary.requests is str"),
     (summary_line({**a_good_record(), "exit_code": {"a": 1}}), "exit_code is dict"),
-    (summary_line(a_good_record(padding="y" * (log_summary.MAX_SUMMARY_BYTES + 10))), "characters, over"),
+    (summary_line(a_good_record(padding="y" * (run_summary.MAX_SUMMARY_BYTES + 10))), "characters, over"),
 ], ids=["not-json", "nan", "deep-nesting", "summary-a-string", "entries-not-objects", "requests-a-string",
         "exit-code-an-object", "over-the-length-limit"])
 def test_a_malformed_summary_fails_the_run_once_and_the_operator_goes_on(cluster, line, problem):

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from kubernetes import client
 
-from loadtests.stack import wait_until
+from devstack import wait_until
 from tests.operator.cluster import NAMESPACE, PodScript
 from tests.operator.support import (GROUP, VERSION, apply, load_test, objects, patch_spec, runner_log, status,
                                     summary_document, wait_status)

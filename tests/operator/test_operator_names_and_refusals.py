@@ -12,7 +12,7 @@ from operators.loadtest.reconcile import START_ATTEMPTS
 from tests.operator import api_rules
 from tests.operator.cluster import PodScript
 from tests.operator.support import apply, load_test, objects, patch_spec, runner_log, summary_document, wait_status
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 LONG = "checkout-flow-under-black-friday-load-with-forty-workers-and-ai"   # 63 characters, a valid LoadTest name
 

@@ -14,7 +14,7 @@ from operators.loadtest.policy import ACCOUNTS_LABEL, REPORTS_LABEL, SCENARIO_LA
 from tests.operator.cluster import NAMESPACE, PodScript
 from tests.operator.support import (apply, load_test, objects, opted_in, patch_spec, runner_log, summary_document,
                                     wait_status)
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 @pytest.fixture

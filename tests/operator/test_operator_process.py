@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from loadtests.stack import free_port, wait_until
+from devstack import free_port, wait_until
 from tests.operator.cluster import NAMESPACE, OperatorThread, PodScript
 from tests.operator.conftest import api_client
 from tests.operator.support import apply, load_test, runner_log, summary_document, wait_status

@@ -10,7 +10,7 @@ from operators.loadtest import manifests
 from tests.operator.cluster import NAMESPACE, PodScript
 from tests.operator.support import apply, load_test, objects, wait_status
 from tests.support.charts import BLOG_CHART, matches, render
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 def _peers_allowed(rules: list[dict], labels: dict, port: int) -> bool:

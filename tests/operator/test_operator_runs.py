@@ -6,7 +6,7 @@ from tests.operator.cluster import NAMESPACE, PodScript
 from operators.loadtest.policy import ACCOUNTS_LABEL, REPORTS_LABEL, SCENARIO_LABEL
 from tests.operator.support import (apply, assert_fits_crd, load_test, objects, opted_in, printer_columns, runner_log,
                                     summary_document, wait_status)
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 
 def _owned_by(obj: dict, owner: dict) -> bool:

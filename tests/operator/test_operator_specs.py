@@ -14,7 +14,7 @@ from operators.loadtest import metrics
 from operators.loadtest.spec import SpecError, parse
 from tests.operator.cluster import PodScript
 from tests.operator.support import BASIC_SPEC, apply, load_test, objects, wait_status
-from loadtests.stack import wait_until
+from devstack import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "charts" / "monitoring" / "crds"

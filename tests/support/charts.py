@@ -13,7 +13,7 @@ from typing import Iterator
 
 import yaml
 
-from loadtests.stack import REPO
+from devstack import REPO
 
 try:
     import helm_python

@@ -46,7 +46,7 @@ from typing import Iterable, Mapping
 import httpx
 import pytest
 
-from loadtests.stack import LLMSimulator, Postgres, Redis, free_port, wait_until
+from devstack import LLMSimulator, Postgres, Redis, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "service" / "Dockerfile"

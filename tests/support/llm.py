@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.stack import LLMSimulator
+from devstack import LLMSimulator
 
 MODEL = "gemma3:270m"
 FAST_TOKENS = 40

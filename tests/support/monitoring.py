@@ -15,7 +15,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.stack import REPO, Service, free_port, http_ok, require_binary, wait_until
+from devstack import REPO, Service, free_port, http_ok, require_binary, wait_until
 
 DASHBOARD_DIR = REPO / "charts" / "blog" / "dashboards"
 RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"
@@ -56,9 +56,9 @@ class PrometheusServer(Service):
         binary = require_binary("prometheus", "the Debian package 'prometheus'")
         config = self.workdir / "prometheus.yml"
         config.write_text(json.dumps(self.config))
-        self._spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+        self.spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
                      f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"])
-        self._await(lambda: http_ok(self.url + "/-/ready"), 30, "prometheus /-/ready")
+        self.wait_ready(lambda: http_ok(self.url + "/-/ready"), 30, "prometheus /-/ready")
         return self
 
     def api(self, path: str, **params) -> dict | list:

@@ -15,7 +15,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from loadtests.stack import Stack, free_port
+from devstack import free_port
+from loadtests.bench_stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 BLOG_PERF = Path(sys.executable).parent / "blog-perf"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.stack import StackError, wait_until
+from devstack import StackError, wait_until
 from tests.support.container import CONTAINERS_CONF  # runc and the ulimits this machine needs
 
 

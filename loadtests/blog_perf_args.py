@@ -1,32 +1,15 @@
-"""blog-perf: the blog's performance suite.
-
-    blog-perf all --target http://127.0.0.1:8000 --out perf-results/today
-    blog-perf locust --target URL --users 200 --duration 60 --processes 2
-    blog-perf locust --target URL --master --expect-workers 4 --log-summary   # in one pod
-    blog-perf locust --target URL --worker --master-host HOST                  # in each of 4 others
-    blog-perf cache --target URL --titles 5
-    blog-perf concurrency --target URL --levels 1,5,10,20,50,100,200,500
-    blog-perf report DIR
-    blog-perf compare OLD.json NEW.json --tolerance 10
-    blog-perf accounts --target URL --count 50 --out accounts.txt   # for --accounts FILE
-
-Exit codes: 0 ok, 1 a threshold (or compare: a regression) missed,
-2 bad usage, 3 the run could not be done, 130 interrupted (results still written).
-"""
+"""blog-perf's command line: its subcommands, their options and how each
+value is checked (a bad value is a usage error, exit code 2, before anything runs)."""
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import blog_api, blog_client, cache_test, compare, concurrency, locust_run, log_summary, report, results, thresholds
-from .accounts import read_accounts
-from .progress import Progress
+from perfcontract import runner, task_mix
 
-EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from . import concurrency
+from .account_file import read_accounts
 
 
 def _target(value: str) -> str:
@@ -56,7 +39,7 @@ def _endpoints(value: str) -> list[str]:
 
 def _weights(value: str) -> dict[str, int]:
     try:
-        return blog_api.parse_weights(value)
+        return task_mix.parse_weights(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -111,7 +94,7 @@ def _add_locust(parser, duration: float) -> None:
                        help="Locust processes (master + forked workers) for more load than one core gives")
     group.add_argument("--wait-min", type=_non_negative, default=1.0, help="think time minimum, seconds")
     group.add_argument("--wait-max", type=_non_negative, default=3.0, help="think time maximum, seconds")
-    group.add_argument("--weights", type=_weights, default=dict(blog_api.DEFAULT_TASK_WEIGHTS),
+    group.add_argument("--weights", type=_weights, default=dict(task_mix.DEFAULT_TASK_WEIGHTS),
                        help="task mix, e.g. ai=0,login=0 (default the seed's: home=10,post=5,login=1,write=1,ai=2)")
     group.add_argument("--accounts", type=_accounts, default=None, metavar="N|FILE",
                        help="users share N accounts created before the run, or those in FILE (username:password "
@@ -127,7 +110,7 @@ def _add_distributed(parser) -> None:
     group.add_argument("--expect-workers-max-wait", type=_positive(float), default=120.0,
                        help="seconds the master waits for them before failing the run (default %(default)s)")
     group.add_argument("--master-host", help="the master's host name or address (with --worker)")
-    group.add_argument("--master-port", type=_positive(int), default=locust_run.MASTER_PORT,
+    group.add_argument("--master-port", type=_positive(int), default=runner.MASTER_PORT,
                        help="the master's port (default %(default)s)")
     group.add_argument("--locustfile", metavar="FILE",
                        help="a scenario of your own instead of the blog's (the same file for master and workers); "
@@ -137,7 +120,7 @@ def _add_distributed(parser) -> None:
                             "operator, which reads them from the pod's log")
 
 
-def _distributed_problem(args: argparse.Namespace) -> str | None:
+def distributed_problem(args: argparse.Namespace) -> str | None:
     if args.master and not args.expect_workers:
         return "--master needs --expect-workers N"
     if args.worker and not args.master_host:
@@ -178,10 +161,11 @@ def _add_concurrency(parser, duration: float) -> None:
                        help="client processes (one Python process sends a few thousand requests/s at most)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(epilog: str = "") -> argparse.ArgumentParser:
+    """``epilog``: the usage examples shown under --help (blog_perf's docstring)."""
     parser = argparse.ArgumentParser(prog="blog-perf", description="The blog's performance suite: Locust scenario, "
                                      "cache and concurrency testers, one offline HTML report.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("locust", help="the Locust scenario, headless")
     _add_common(p)
@@ -212,141 +196,3 @@ def build_parser() -> argparse.ArgumentParser:
                    help="percent a figure may get worse before it counts as a regression (default %(default)s)")
     p.add_argument("--out", help="folder for compare.html (default: beside NEW)")
     return parser
-
-
-def _parameters(args: argparse.Namespace) -> dict:
-    skip = {"command", "password", "quiet", "out"}
-    return {k: v for k, v in vars(args).items() if k not in skip}
-
-
-def _default_out(kind: str) -> Path:
-    return Path("perf-results") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def run_suite(args: argparse.Namespace, progress: Progress) -> int:
-    kind = args.command
-    out = Path(args.out) if args.out else _default_out(kind)
-    document = results.new_document(kind, args.target, _parameters(args))
-    runs = document["runs"]
-    code = EXIT_OK
-    refused = None  # the line saying the blog's rate limits refused a sign-up or login
-    try:
-        if kind in ("cache", "all"):
-            progress.line("== cache test ==")
-            runs["cache"] = {}
-            cache_test.run(args.target, args.titles, args.repeats, args.generation_timeout, args.concurrent_clients,
-                           args.concurrent_duration, args.concurrent_rate or None, args.user, args.password,
-                           progress, record=runs["cache"])
-        if kind in ("concurrency", "all"):
-            progress.line("== concurrency test ==")
-            runs["concurrency"] = {}
-            concurrency.run(args.target, args.endpoints, args.levels, args.level_duration, args.timeout,
-                            args.client_processes, args.user, args.password, progress, record=runs["concurrency"])
-        if kind in ("locust", "all"):
-            progress.line("== Locust scenario ==")
-            runs["locust"] = {}
-            master = locust_run.Master(args.expect_workers, args.expect_workers_max_wait, args.master_port) \
-                if getattr(args, "master", False) else None
-            locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
-                           args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
-                           accounts=args.accounts, master=master, scenario=getattr(args, "locustfile", None))
-    except KeyboardInterrupt:
-        document["interrupted"] = True
-        code = EXIT_INTERRUPTED
-        progress.line("interrupted: writing what was measured")
-    except blog_client.RefusedByLimits as exc:
-        # One line, and no further test: every sign-up or login after this one would be refused too.
-        refused = str(exc)
-        running = next(reversed(runs))
-        runs[running]["error"] = refused
-        runs[running].setdefault("notes", []).append(refused)
-        code = EXIT_FAILED
-    finally:
-        document["finished_at"] = results.now_iso()
-        document["thresholds"] = thresholds.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
-                                                     args.max_p99_ms)
-        path = results.write(out, document)
-        html = report.write(out, document)
-        print(f"results: {path}\nreport:  {html}")
-        if getattr(args, "log_summary", False):
-            for line in log_summary.lines(document, html.read_bytes()):
-                print(line, flush=True)
-    missed = thresholds.failed(document["thresholds"])
-    if refused:
-        print(f"blog-perf {kind}: {refused}", file=sys.stderr)
-    if code == EXIT_OK and (runs.get("locust") or {}).get("error"):
-        print(f"blog-perf locust: {runs['locust']['error']}", file=sys.stderr)
-        code = EXIT_FAILED
-    for check in missed:
-        print(f"threshold missed: {check['check']}: measured {check['measured']}, limit {check['limit']}",
-              file=sys.stderr)
-    if code == EXIT_OK and missed:
-        code = EXIT_THRESHOLD
-    return code
-
-
-def make_accounts(args: argparse.Namespace) -> int:
-    """blog-perf accounts: sign up ``--count`` accounts (a few at a time) and write them to ``--out``."""
-    if Path(args.out).exists():
-        print(f"blog-perf accounts: {args.out} exists; give a new file (it would lose the accounts it holds)",
-              file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        path = locust_run.create_accounts(args.target, args.count, args.out)
-    except blog_client.SetupError as exc:  # the blog's rate limits refusing a sign-up among them
-        print(f"blog-perf accounts: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # an unreachable target: say what happened, not a traceback wall
-        print(f"blog-perf accounts: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"{args.count} accounts in {path}: blog-perf locust --accounts {path} (or BLOG_PERF_ACCOUNTS={path})")
-    return EXIT_OK
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "report":
-        try:
-            path = report.rerender(args.dir)
-        except results.ResultsError as exc:
-            print(f"blog-perf report: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"report: {path}")
-        return EXIT_OK
-    if args.command == "compare":
-        try:
-            rows, text, html = compare.run(args.old, args.new, args.tolerance, args.out)
-        except results.ResultsError as exc:
-            print(f"blog-perf compare: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        print(text)
-        print(f"\nreport: {html}")
-        return EXIT_THRESHOLD if any(r["status"] == "regression" for r in rows) else EXIT_OK
-    if args.command == "accounts":
-        return make_accounts(args)
-    if args.command in ("locust", "all") and args.wait_max < args.wait_min:
-        print("blog-perf: --wait-max must not be smaller than --wait-min", file=sys.stderr)
-        return EXIT_USAGE
-    if args.command == "locust" and (problem := _distributed_problem(args)):
-        print(f"blog-perf locust: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    # A stop request (SIGTERM, e.g. from Kubernetes) ends the run like Ctrl-C: results are still written.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    if args.command == "locust" and args.worker:
-        return locust_run.run_worker(args.master_host, args.master_port, args.wait_min, args.wait_max, args.weights,
-                                     scenario=args.locustfile)
-    try:
-        return run_suite(args, Progress(quiet=args.quiet))
-    except Exception as exc:  # a bug or an unusable target: say what happened, not a traceback wall
-        print(f"blog-perf {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

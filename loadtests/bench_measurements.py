@@ -1,0 +1,250 @@
+"""What ``make bench`` measures, phase by phase (``Bench`` runs them): the
+bare Flask ceiling, concurrency, the cache, single flight, reads while users
+generate, Locust, and the home page at two sizes. Each phase writes its
+figures into the run's document (``runs``) or the bench's record (``bench``).
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import aiohttp
+
+from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, locust_run, stats
+
+TIMED_LOG_FORMAT = "%(a)s|%(s)s|%(D)s"  # user agent | status | microseconds in the worker
+
+
+class BenchMeasurements:
+    """The phases of ``bench.Bench``, which gives ``stack``, ``settings``,
+    ``document``, ``bench``, ``out`` and ``progress``."""
+
+    def _concurrency(self, target: str, endpoints, levels, record: dict, duration: float | None = None) -> dict:
+        return concurrency.run(target, endpoints, levels, duration or self.settings.level_duration_s, 30.0,
+                               self.settings.client_processes,
+                               progress=self.progress, record=record)
+
+    def measure_ceiling(self) -> None:
+        runs = self.document["runs"]
+        runs["ceiling"] = {}
+        tester = concurrency.ConcurrencyTester(self.stack.hello.url, self.settings.levels, self.settings.level_duration_s,
+                                               30.0, self.settings.client_processes, self.progress)
+        tester.run(tester.specs(["hello"]), runs["ceiling"])
+
+    def measure_concurrency(self) -> None:
+        runs = self.document["runs"]
+        runs["concurrency"] = {}
+        self._concurrency(self.stack.blog.url, ["home", "post", "ai"], self.settings.levels, runs["concurrency"])
+        self._add_ceiling_ratios()
+
+    def _add_ceiling_ratios(self) -> None:
+        runs = self.document["runs"]
+        hello = ((runs.get("ceiling") or {}).get("endpoints") or [{}])[0].get("levels", [])
+        by_level = {lv["level"]: lv.get("throughput_rps") for lv in hello}
+        peak = max((v for v in by_level.values() if v is not None), default=None)
+        self.bench["ceiling_peak_rps"] = peak
+        for endpoint in (runs.get("concurrency") or {}).get("endpoints", []):
+            for level in endpoint.get("levels", []):
+                level["ceiling_ratio"] = stats.ratio(level.get("throughput_rps"), by_level.get(level["level"]))
+            rates = [lv["throughput_rps"] for lv in endpoint.get("levels", []) if lv.get("throughput_rps") is not None]
+            endpoint["peak_ceiling_ratio"] = stats.ratio(max(rates, default=None), peak)
+
+    def measure_cache(self) -> None:
+        """On a second gunicorn of the same blog with an access log: its %(D)s is the server-side time."""
+        log_path = self.stack.workdir / "timed-access.log"
+        timed = self.stack.start_extra_blog("blog-timed", ["--access-logfile", str(log_path),
+                                                           "--access-logformat", TIMED_LOG_FORMAT])
+        try:
+            record = self.document["runs"]["cache"] = {}
+            cache_test.run(timed.url, titles=self.settings.cache_titles, repeats=self.settings.cache_repeats, timeout=60,
+                           concurrent_clients=self.settings.cached_clients,
+                           concurrent_duration=self.settings.cached_seconds, concurrent_rate=self.settings.cached_rate_rps, progress=self.progress, record=record, user_agent="blog-perf")
+        finally:
+            timed.stop()
+        server = server_times(log_path)
+        record["server_timing"] = {"source": "gunicorn access log %(D)s of a second blog instance, same config",
+                                   "instance": timed.url}
+        if record.get("concurrent") is not None:
+            record["concurrent"]["server_ms"] = stats.summarize(server.get("blog-perf/cache-concurrent", []))
+        record["server_cached_titles_ms"] = stats.summarize(server.get("blog-perf/cache-titles", []))
+
+    def measure_single_flight(self) -> None:
+        requests = self.settings.flight_requests
+        target = self.stack.blog.url
+        title = f"Single flight {blog_api.run_id()}: one answer for {requests} readers"
+
+        async def burst():
+            credentials = await blog_client.credentials(target)
+            calls_before = self.stack.llm.stats()["generations"]
+            outcomes = []
+            async with blog_client.client_session(timeout=60) as session:
+                async def one():
+                    return await cache_test.timed_generation(session, target, credentials.token, title, 60)
+                outcomes = await asyncio.gather(*(one() for _ in range(requests)))
+            return outcomes, self.stack.llm.stats()["generations"] - calls_before
+
+        outcomes, calls = asyncio.run(burst())
+        ok = [o for o in outcomes if o["ok"]]
+        self.bench["single_flight"] = {
+            "requests": requests, "title": title, "ok": len(ok), "llm_calls": calls,
+            "latency_ms": stats.summarize(o["ms"] for o in ok),
+            "error_kinds": stats.count_kinds(o["error"] for o in outcomes if not o["ok"]),
+            "cached_or_deduplicated": sum(1 for o in ok if o.get("cached") or o.get("deduplicated")),
+        }
+        self.progress.line(f"   {requests} identical requests: {len(ok)} ok, {calls} LLM call(s), "
+                           f"p95 {stats.fmt_ms(self.bench['single_flight']['latency_ms']['p95'])}")
+
+    @staticmethod
+    async def _paced_reads(target: str, label: str, paths: list[str], clients: int, rate_rps: float,
+                           seconds: float) -> dict:
+        """``clients`` readers sharing ``rate_rps`` requests a second over ``paths``: one level's result."""
+        spec = concurrency_clients.RequestSpec("reads", label, "GET", label, paths, interval_s=clients / rate_rps)
+        samples = concurrency_clients.Samples()
+        await concurrency_clients.run_clients(target, spec, clients, 0, seconds, 30.0, 0.0, samples, lambda: False)
+        result = concurrency_clients.level_result(clients, samples, seconds)
+        result.pop("latencies_ms")
+        return result
+
+    def measure_reads_under_ai_load(self) -> None:
+        """Read p95 (home + posts, paced) alone, then while ``generators`` users generate uncached posts."""
+        readers, read_rate = self.settings.readers, self.settings.read_rate_rps
+        generators, seconds = self.settings.generators, self.settings.read_seconds
+        target = self.stack.blog.url
+        ids = asyncio.run(blog_client.post_ids(target, limit=50))
+        paths = [blog_api.HOME] + [blog_api.POST.format(id=i) for i in ids[:20]]
+        tokens = asyncio.run(_tokens(target, 5))  # a few accounts share the generators
+        under = self.bench["reads_under_ai_load"] = {"readers": readers, "read_rate_rps": read_rate,
+                                                     "seconds": seconds}
+
+        async def measure(with_generators: bool) -> tuple[dict, dict]:
+            stop = asyncio.Event()
+            counts = {"completed": 0, "rejected_429": 0, "kinds": []}
+
+            async def generator_user(index: int, session: aiohttp.ClientSession):
+                token = tokens[index % len(tokens)]
+                number = 0
+                while not stop.is_set():
+                    number += 1
+                    title = f"Uncached under load {blog_api.run_id()} {index}-{number}"
+                    outcome = await cache_test.timed_generation(session, target, token, title, 60)
+                    if outcome["ok"]:
+                        counts["completed"] += 1
+                    elif outcome.get("status") == 429:
+                        counts["rejected_429"] += 1
+                        await asyncio.sleep(2)  # as Retry-After asks
+                    else:
+                        counts["kinds"].append(outcome["error"])
+
+            async with blog_client.client_session(timeout=120) as session:
+                workers = [asyncio.create_task(generator_user(i, session)) for i in range(generators)] \
+                    if with_generators else []
+                if workers:
+                    await asyncio.sleep(1.0)  # every generator has its LLM call open before reads are timed
+                result = await self._paced_reads(target, "GET / and /post/[id]", paths, readers, read_rate, seconds)
+                stop.set()
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+            return result, counts
+
+        under["baseline"], _ = asyncio.run(measure(False))
+        under["loaded"], counts = asyncio.run(measure(True))
+        under["generators"] = {"users": generators, "completed": counts["completed"],
+                               "rejected_429": counts["rejected_429"],
+                               "error_kinds": stats.count_kinds(counts["kinds"])}
+        self.progress.line(f"   read p95 normal {stats.fmt_ms(under['baseline']['latency_ms']['p95'])}, "
+                           f"while generating {stats.fmt_ms(under['loaded']['latency_ms']['p95'])}")
+
+    def measure_locust(self) -> None:
+        record = self.document["runs"]["locust"] = {}
+        locust_run.run(self.stack.blog.url, self.out, users=self.settings.locust_users,
+                       spawn_rate=self.settings.locust_spawn_rate, duration=self.settings.locust_duration_s,
+                       processes=self.settings.locust_processes, wait_min=self.settings.locust_wait_min_s,
+                       wait_max=self.settings.locust_wait_max_s, accounts=self.settings.locust_accounts,
+                       progress=self.progress, record=record)
+        summary = record.get("summary") or {}
+        summary["ceiling_ratio"] = stats.ratio(summary.get("rps"), self.bench.get("ceiling_peak_rps"))
+
+    def measure_scale(self) -> None:
+        """Home page p95 on two copies of the blog that differ only in their
+        number of posts, measured in turns (1,000, 100,000, 1,000, ...): a
+        slower spell of the machine then hits both, not one side."""
+        cfg = self.settings
+        scale = self.bench.setdefault("scale", {"runs": []})
+        self.progress.line(f"   two copies of the blog: {cfg.seed_posts:,} and {cfg.big_posts:,} posts")
+        sides, copies = [], []
+        try:
+            for number, (label, posts) in enumerate((("small", cfg.seed_posts), ("big", cfg.big_posts)), start=1):
+                blog, total = self.stack.start_blog_copy(f"blog-{label}", posts, redis_db=number)
+                copies.append(blog)
+                sides.append((label, total, blog.url, [], []))
+            for _, _, target, _, _ in sides:  # warm-up, untimed: cached reads, and renders after a write
+                asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients,
+                                              cfg.scale_rate_rps, 1.0))
+                asyncio.run(_cold_home_renders(target, 5))
+            for _ in range(max(1, cfg.scale_repeats)):
+                for _, _, target, warm_runs, cold_runs in sides:
+                    warm_runs.append(asyncio.run(self._paced_reads(target, "GET /", [blog_api.HOME], cfg.scale_clients,
+                                                                   cfg.scale_rate_rps, cfg.scale_seconds)))
+                    cold_runs.append(stats.summarize(asyncio.run(_cold_home_renders(target, cfg.cold_renders))))
+        finally:
+            for blog in copies:
+                blog.stop()
+        for label, posts, _, warm_runs, cold_runs in sides:
+            warm = min(warm_runs, key=lambda run: _p95_or_inf(run["latency_ms"]))
+            cold = min(cold_runs, key=_p95_or_inf)
+            scale["runs"].append({"label": label, "posts": posts, "warm": warm["latency_ms"],
+                                  "warm_clients": cfg.scale_clients, "warm_rate_rps": cfg.scale_rate_rps,
+                                  "warm_throughput_rps": warm["throughput_rps"], "warm_error_rate": warm["error_rate"],
+                                  "cold": cold, "repeats": len(warm_runs),
+                                  "warm_p95_each_ms": [run["latency_ms"].get("p95") for run in warm_runs],
+                                  "cold_p95_each_ms": [run.get("p95") for run in cold_runs]})
+            self.progress.line(f"   {posts:,} posts: home p95 {stats.fmt_ms(warm['latency_ms']['p95'])} "
+                               f"({cfg.scale_clients} clients, {cfg.scale_rate_rps:g} req/s; lowest of "
+                               f"{len(warm_runs)}), uncached render p95 {stats.fmt_ms(cold['p95'])}")
+
+async def _tokens(target: str, count: int) -> list[str]:
+    return [(await blog_client.credentials(target)).token for _ in range(count)]
+
+
+def _p95_or_inf(summary: dict) -> float:
+    value = summary.get("p95")
+    return float("inf") if value is None else value
+
+
+async def _cold_home_renders(target: str, count: int) -> list[float]:
+    """Time GET / right after a write invalidated the lists: the uncached render."""
+    credentials = await blog_client.credentials(target)
+    timings = []
+    async with blog_client.client_session(timeout=30) as session:
+        headers = {"Authorization": f"Bearer {credentials.token}"}
+        for number in range(count):
+            async with session.post(target + blog_api.API_POSTS, headers=headers,
+                                    json={"title": f"Scale probe {number}", "body": "Invalidates the home page."}) as r:
+                if r.status != 201:
+                    raise RuntimeError(f"creating a probe post answered {r.status}")
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as anonymous:
+                began = time.perf_counter()
+                async with anonymous.get(target + blog_api.HOME) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"GET / answered {response.status}")
+                timings.append(round((time.perf_counter() - began) * 1000, 3))
+    return timings
+
+
+LOG_LINE = re.compile(r"^(?P<agent>[^|]*)\|(?P<status>\d+)\|(?P<micros>\d+)$")
+
+
+def server_times(path: Path) -> dict[str, list[float]]:
+    """Milliseconds per user agent from a gunicorn access log in TIMED_LOG_FORMAT (successful requests)."""
+    times: dict[str, list[float]] = {}
+    if not path.exists():
+        return times
+    for line in path.read_text(errors="replace").splitlines():
+        match = LOG_LINE.match(line.strip())
+        if match and match["status"] == "200":
+            times.setdefault(match["agent"], []).append(int(match["micros"]) / 1000)
+    return times

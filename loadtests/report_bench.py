@@ -1,0 +1,93 @@
+"""The report's sections on ``make bench``: its targets and the measurements
+only the bench makes (scale, worker memory, single flight, reads while users
+generate)."""
+from __future__ import annotations
+
+from html import escape
+
+from . import svg
+from .report_html import fmt_value, html_section, html_table, verdict
+
+
+def targets_section(bench: dict | None) -> str:
+    if not bench or not bench.get("targets"):
+        return ""
+    rows = []
+    for t in bench["targets"]:
+        rows.append([escape(t["issue"]), escape(t["name"]), escape(t["target"]), fmt_value(t.get("measured"), t.get("unit", "")),
+                     escape(t.get("detail", "")), verdict(t.get("passed"))])
+    return html_section("targets", "Targets", html_table(["issue", "target", "goal", "measured", "detail", "verdict"], rows,
+                                                 numeric={3}))
+
+
+def _side(side: dict | None, stat: str) -> str:
+    return fmt_value((side or {}).get(stat), "ms")
+
+
+def _scale_part(scale: dict) -> list[str]:
+    runs = scale.get("runs", [])
+    parts = ["<h3>Home page with 1,000 vs 100,000 posts</h3>", '<div class="charts">' + svg.bar_chart(
+        "Home page latency by number of posts", "bench-scale", [f"{s['posts']:,} posts" for s in runs],
+        [("warm p95", [(s.get("warm") or {}).get("p95") for s in runs]),
+         ("uncached render p95", [(s.get("cold") or {}).get("p95") for s in runs])],
+        "ms", empty_message="not measured") + "</div>"]
+    parts.append(html_table(["posts", "warm p50", "warm p95", "uncached render p50", "uncached render p95"], [
+        [f"{s['posts']:,}", _side(s.get("warm"), "p50"), _side(s.get("warm"), "p95"),
+         _side(s.get("cold"), "p50"), _side(s.get("cold"), "p95")] for s in runs], numeric={0, 1, 2, 3, 4}))
+    paced = next((s for s in runs if s.get("warm_rate_rps")), None)
+    if paced:
+        parts.append(f'<p class="muted">Warm: cached page, {paced["warm_clients"]} clients sharing '
+                     f'{paced["warm_rate_rps"]:g} requests a second (paced, below saturation). '
+                     f'Uncached: one request at a time, each after a write that invalidates the page. '
+                     f'Two copies of the blog that differ only in their posts, measured in turns, {paced.get("repeats", 1)} times each; the lowest p95 is shown.</p>')
+    return parts
+
+
+def _rss_part(rss: dict) -> list[str]:
+    pids = list(rss)
+    return ["<h3>gunicorn worker memory after the run</h3>",
+            '<div class="charts">' + svg.bar_chart("Resident memory per worker", "bench-rss", [f"pid {p}" for p in pids],
+                                                   [("RSS MB", [rss[p] for p in pids])], "MB") + "</div>"]
+
+
+def _flight_part(flight: dict) -> list[str]:
+    latency = flight.get("latency_ms") or {}
+    return ["<h3>Identical uncached generations at once</h3>" + html_table(["figure", "value"], [
+        ["concurrent requests", fmt_value(flight.get("requests"), "count")],
+        ["succeeded", fmt_value(flight.get("ok"), "count")],
+        ["LLM calls (simulator count)", fmt_value(flight.get("llm_calls"), "count")],
+        ["p50 / p95 / max", " / ".join(fmt_value(latency.get(k), "ms") for k in ("p50", "p95", "max"))],
+        ["errors by kind", escape(", ".join(f"{k}: {v}" for k, v in (flight.get("error_kinds") or {}).items()) or "—")],
+    ], numeric={1})]
+
+
+def _reads_under_ai_part(under: dict) -> list[str]:
+    phases = (("normal", "baseline"), ("during generation", "loaded"))
+    parts = ["<h3>Read pages while users generate uncached posts</h3>", '<div class="charts">' + svg.bar_chart(
+        "Read latency: normal vs while generating", "bench-reads-under-ai", [label for label, _ in phases],
+        [(p, [(under.get(k) or {}).get("latency_ms", {}).get(p) for k in ("baseline", "loaded")])
+         for p in ("p50", "p95", "p99")], "ms") + "</div>"]
+    parts.append(html_table(["phase", "requests", "p50", "p95", "p99", "error rate"], [
+        [label, fmt_value((under.get(k) or {}).get("attempts"), "count")]
+        + [fmt_value(((under.get(k) or {}).get("latency_ms") or {}).get(p), "ms") for p in ("p50", "p95", "p99")]
+        + [fmt_value((under.get(k) or {}).get("error_rate"), "ratio")]
+        for label, k in phases], numeric={1, 2, 3, 4, 5}))
+    generators = under.get("generators") or {}
+    if generators:
+        parts.append(f'<p class="muted">Generators: {generators.get("users")} users, '
+                     f'{generators.get("completed", 0)} generations completed, '
+                     f'{generators.get("rejected_429", 0)} answered 429, errors {escape(str(generators.get("error_kinds", {})))}.</p>')
+    return parts
+
+
+def bench_section(bench: dict | None) -> str:
+    if not bench:
+        return ""
+    parts = []
+    for key, part in (("scale", _scale_part), ("worker_rss_mb", _rss_part), ("single_flight", _flight_part),
+                      ("reads_under_ai_load", _reads_under_ai_part)):
+        if bench.get(key):
+            parts += part(bench[key])
+    if not parts:
+        return ""
+    return html_section("bench", "Benchmark measurements", "".join(parts))

@@ -1,0 +1,132 @@
+"""The one judging code: every pass/fail of a run is a ``Check``.
+
+A check is a name, a measured figure, a limit and a kind (``max``: at most
+the limit, ``min``: at least, ``equal``: exactly, ``below``: strictly under);
+it passes when the figure meets the limit. A figure that was not measured
+fails: an unmeasured run proves nothing.
+
+Three things judge with it:
+- the gates of CI and of the LoadTest operator (``locust_checks``, ``evaluate``):
+  ``blog-perf``'s exit code and the operator's verdict both come from
+  ``locust_checks`` (the operator calls it on the summary the runner prints),
+  so a threshold means the same thing in CI and in the cluster;
+- ``make bench``'s targets (loadtests/bench_targets.py);
+- ``blog-perf compare``: a figure that got worse than in the old run by more
+  than the tolerance is a failed check (``no_worse_than``).
+
+The gates (--max-p95-ms, --max-p99-ms, --max-error-rate, --min-rps) look at:
+- p95 / p99: Locust's non-AI p95 / p99, and the p95 / p99 of every non-AI
+  concurrency endpoint at every level (AI generation is seconds by nature; it
+  has its own targets).
+- error rate: Locust's failure rate (deliberate 429s excluded), every
+  concurrency level of every endpoint, and the cache test's failures.
+- rps: Locust's mean RPS and each non-AI concurrency endpoint's peak throughput.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+
+AI_ENDPOINTS = {"ai", "ai-cached"}
+MAX, MIN, EQUAL, BELOW = "max", "min", "equal", "below"
+# kind -> (how a report writes it, whether a measured figure meets the limit)
+KINDS = {MAX: ("≤", operator.le), MIN: ("≥", operator.ge), EQUAL: ("=", operator.eq), BELOW: ("<", operator.lt)}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    measured: float | None
+    limit: float
+    kind: str = MAX
+
+    @property
+    def passed(self) -> bool:
+        return self.measured is not None and KINDS[self.kind][1](self.measured, self.limit)
+
+    @property
+    def symbol(self) -> str:
+        return KINDS[self.kind][0]
+
+    def as_dict(self) -> dict:
+        """The record results.json, the report and the operator's LoadTestResult keep."""
+        return {"check": self.name, "limit": self.limit, "kind": self.kind, "measured": self.measured,
+                "passed": self.passed}
+
+
+def check(name: str, measured: float | None, limit: float, kind: str = MAX) -> dict:
+    return Check(name, measured, limit, kind).as_dict()
+
+
+def no_worse_than(name: str, old: float, new: float, lower_is_better: bool, *,
+                  tolerance_pct: float = 0.0, tolerance_abs: float | None = None) -> Check:
+    """``new`` is at most ``tolerance_pct`` percent worse than ``old`` (or, with
+    ``tolerance_abs``, worse by at most that amount: error rates start at 0,
+    where percentages mean nothing). The check measures how much worse it
+    is, the tolerance is its limit. From an old value of 0 any worsening fails."""
+    if tolerance_abs is not None:
+        return Check(f"{name}: worse by", new - old if lower_is_better else old - new, tolerance_abs, MAX)
+    if old == 0:
+        worse = new > old if lower_is_better else new < old
+        return Check(f"{name}: worse by (%)", math.inf if worse else 0.0, tolerance_pct, MAX)
+    change = (new - old) / abs(old) * 100.0
+    return Check(f"{name}: worse by (%)", change if lower_is_better else -change, tolerance_pct, MAX)
+
+
+def locust_checks(summary: dict | None, max_p95_ms: float | None = None, max_p99_ms: float | None = None,
+                  max_error_rate: float | None = None, min_rps: float | None = None) -> list[dict]:
+    """The gates on one Locust run's summary (the keys of loadtests/locust_output.py's write_summary)."""
+    summary = summary or {}
+    non_ai = summary.get("non_ai") or {}
+    checks: list[dict] = []
+    if max_p95_ms is not None:
+        checks.append(check("locust non-AI p95 (ms)", non_ai.get("p95_ms"), max_p95_ms, MAX))
+    if max_p99_ms is not None:
+        checks.append(check("locust non-AI p99 (ms)", non_ai.get("p99_ms"), max_p99_ms, MAX))
+    if max_error_rate is not None:
+        checks.append(check("locust failure rate", summary.get("failure_rate"), max_error_rate, MAX))
+    if min_rps is not None:
+        checks.append(check("locust requests/s", summary.get("rps"), min_rps, MIN))
+    return checks
+
+
+def _concurrency_checks(endpoint: dict, max_p95_ms, max_error_rate, min_rps, max_p99_ms) -> list[dict]:
+    name = endpoint["name"]
+    levels = endpoint.get("levels", [])
+    latency_gated = name not in AI_ENDPOINTS
+    checks: list[dict] = []
+    for level in levels:
+        c = level["level"]
+        if max_p95_ms is not None and latency_gated:
+            checks.append(check(f"concurrency {name} c={c} p95 (ms)", level["latency_ms"]["p95"], max_p95_ms, MAX))
+        if max_p99_ms is not None and latency_gated:
+            checks.append(check(f"concurrency {name} c={c} p99 (ms)", level["latency_ms"].get("p99"),
+                                max_p99_ms, MAX))
+        if max_error_rate is not None:
+            checks.append(check(f"concurrency {name} c={c} error rate", level.get("error_rate"),
+                                max_error_rate, MAX))
+    if min_rps is not None and latency_gated:
+        peak = max((lv["throughput_rps"] for lv in levels if lv.get("throughput_rps") is not None), default=None)
+        checks.append(check(f"concurrency {name} peak requests/s", peak, min_rps, MIN))
+    return checks
+
+
+def evaluate(document: dict, max_p95_ms: float | None = None, max_error_rate: float | None = None,
+             min_rps: float | None = None, max_p99_ms: float | None = None) -> list[dict]:
+    """The gates on a whole results.json document: Locust, every concurrency endpoint, the cache test."""
+    runs = document.get("runs") or {}
+    checks: list[dict] = []
+    if runs.get("locust"):
+        checks += locust_checks(runs["locust"].get("summary"), max_p95_ms, max_p99_ms, max_error_rate, min_rps)
+    for endpoint in (runs.get("concurrency") or {}).get("endpoints", []):
+        checks += _concurrency_checks(endpoint, max_p95_ms, max_error_rate, min_rps, max_p99_ms)
+    cache = runs.get("cache")
+    if cache and max_error_rate is not None:
+        checks.append(check("cache test failure rate", (cache.get("summary") or {}).get("failure_rate"),
+                            max_error_rate, MAX))
+    return checks
+
+
+def failed(checks: list[dict]) -> list[dict]:
+    return [c for c in checks if not c["passed"]]
