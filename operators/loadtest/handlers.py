@@ -16,8 +16,10 @@ from urllib3.exceptions import HTTPError
 
 from . import metrics
 from .kube import ApiException, Cluster
-from .manifests import GROUP, VERSION
-from .reconcile import OperatorConfig, Pass, api_answer
+from .names import GROUP, VERSION
+from .config import OperatorConfig
+from .reconcile import Pass
+from .status import api_answer
 
 CONFIG = OperatorConfig()
 API: dict = {}  # "client": the kubernetes ApiClient; tests put theirs here before the operator starts

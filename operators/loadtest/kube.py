@@ -12,7 +12,7 @@ import json
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from .manifests import GROUP, RUN_LABEL, TEST_LABEL, VERSION, label_value
+from .names import GROUP, RUN_LABEL, TEST_LABEL, VERSION, label_value
 
 RESULTS = "loadtestresults"
 LOADTESTS = "loadtests"

@@ -8,21 +8,14 @@ API credentials: the operator reads their figures from the master's log.
 """
 from __future__ import annotations
 
-import hashlib
-import re
-
 from perfcontract.runner import MASTER_PORT, RUN_TOKEN_ENV
 
+from .names import (
+    API_VERSION, ROLE_LABEL, RUN_LABEL, RUN_NUMBER_LABEL, labels, master_job_name,
+    master_service_name, network_policy_name, report_configmap_name, run_token_secret_name, worker_job_name,
+)
 from .spec import LoadTestSpec, quantity
 
-GROUP, VERSION = "perf.aiblog.dev", "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-TEST_LABEL = f"{GROUP}/test"
-RUN_LABEL = f"{GROUP}/run"
-RUN_NUMBER_LABEL = f"{GROUP}/run-number"
-ROLE_LABEL = f"{GROUP}/role"
-FINISHED_ANNOTATION = f"{GROUP}/finished-at"
-MANAGED_BY = "aiblog-loadtest-operator"
 RUNNER_UID = 10001  # the image's user (service/Dockerfile)
 WORK_DIR = "/tmp/blog-perf"  # results.json and report.html, on the pod's writable /tmp
 SCENARIO_DIR = "/etc/blog-perf/scenario"  # a LoadTest's own locustfile, from its ConfigMap
@@ -34,64 +27,6 @@ MASTER_CONTAINER = "master"  # the runner's container in the master pod (a mesh 
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 # Time a run may take beyond its load: account setup, workers connecting, stopping, the report.
 DEADLINE_MARGIN_S = 600
-
-
-# A Service's name (DNS-1035 label) and a label's value: what a child's name and labels must be.
-DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-RUN_NAME_MAX = 45  # plus the longest child suffix ("-runner-token"): within 63
-
-
-def _digest(text: str, length: int) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def run_name(test: str, number: int) -> str:
-    """``<test>-<n>`` when that makes valid child names (a Service's name is a DNS-1035
-    label: a letter first, no dots, 63 characters with its suffix). Any other valid
-    LoadTest name (``web.v2``, ``2fast``, 200 characters) gets a cleaned, shortened
-    name with a hash of the real one, so two tests never share a run's name."""
-    suffix = f"-{number}"
-    if DNS_1035_LABEL.match(test) and len(test) + len(suffix) <= RUN_NAME_MAX:
-        return f"{test}{suffix}"
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", test.lower()).strip("-")
-    if not cleaned[:1].isalpha():
-        cleaned = f"lt-{cleaned}".rstrip("-")
-    base = cleaned[:RUN_NAME_MAX - len(suffix) - 7].rstrip("-")
-    return f"{base}-{_digest(test, 6)}{suffix}"
-
-
-def label_value(text: str) -> str:
-    """``text`` as a label value (63 characters of [-A-Za-z0-9_.], alphanumeric at both ends),
-    with a hash of the whole when it had to be cut or cleaned."""
-    if len(text) <= 63 and LABEL_VALUE.match(text):
-        return text
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:55].strip("-_.")
-    return f"{cleaned}-{_digest(text, 7)}" if cleaned else _digest(text, 12)
-
-
-def master_job_name(run: str) -> str:
-    return f"{run}-master"
-
-
-def worker_job_name(run: str) -> str:
-    return f"{run}-worker"
-
-
-def master_service_name(run: str) -> str:
-    return f"{run}-master"
-
-
-def report_configmap_name(run: str) -> str:
-    return f"{run}-report"
-
-
-def labels(test: str, run: str, role: str | None = None) -> dict:
-    found = {"app.kubernetes.io/name": "loadtest-runner", "app.kubernetes.io/managed-by": MANAGED_BY,
-             TEST_LABEL: label_value(test), RUN_LABEL: run}
-    if role:
-        found[ROLE_LABEL] = role
-    return found
 
 
 def _scenario_args(spec: LoadTestSpec) -> list[str]:
@@ -212,14 +147,6 @@ def master_job(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_
 def worker_job(test: str, run: str, spec: LoadTestSpec, image: str) -> dict:
     container = _with_run_token(_container("worker", image, worker_args(spec, run), run, _resources(spec)), run)
     return _job(worker_job_name(run), test, run, "worker", container, spec, spec.workers)
-
-
-def run_token_secret_name(run: str) -> str:
-    return f"{run}-runner-token"
-
-
-def network_policy_name(run: str) -> str:
-    return f"{run}-runners"
 
 
 def run_token_secret(test: str, run: str, token: str) -> dict:

@@ -7,56 +7,26 @@ repeated after a restart finds what exists and creates nothing twice.
 """
 from __future__ import annotations
 
-import os
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from perfcontract.run_summary import (MAX_REPORT_BYTES, TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report,
+from perfcontract.run_summary import (TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report,
                                    parse_summary)
 
-from . import manifests, metrics, pods, results, schedule
+from . import history, manifests, metrics, names, pods, results, schedule
+from .config import OperatorConfig
 from .kube import Cluster
-from .policy import Policy
+from .status import api_answer, condition
 from .spec import LoadTestSpec, SpecError, parse
 
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)  # the API server busy or restarting: worth another pass
 COLLECT_ATTEMPTS = 5  # passes that may meet a transient error while collecting before the run fails
 START_ATTEMPTS = 3  # passes that may meet an API refusal while creating a run's children before it fails
-
-
-@dataclass
-class OperatorConfig:
-    """What the operator is told by its Deployment (environment) and what tests replace."""
-    default_image: str | None = field(default_factory=lambda: os.environ.get("LOADTEST_RUNNER_IMAGE") or None)
-    interval_s: float = field(default_factory=lambda: float(os.environ.get("LOADTEST_RECONCILE_SECONDS", "5")))
-    stuck_grace_s: float = field(default_factory=lambda: float(os.environ.get("LOADTEST_STUCK_GRACE_SECONDS", "180")))
-    workers_max_wait_s: float = field(
-        default_factory=lambda: float(os.environ.get("LOADTEST_WORKERS_MAX_WAIT_SECONDS", "180")))
-    clock: schedule.SystemClock = field(default_factory=schedule.SystemClock)
-    policy: Policy = field(default_factory=Policy.from_environment)
-
-
-def _condition(status: dict, kind: str, value: bool, reason: str, message: str, now: datetime) -> list[dict]:
-    """The conditions with ``kind`` set; its transition time moves only when its value does."""
-    conditions = [c for c in status.get("conditions") or [] if c.get("type") != kind]
-    old = next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
-    text = "True" if value else "False"
-    since = old["lastTransitionTime"] if old and old.get("status") == text and old.get("lastTransitionTime") \
-        else schedule.iso(now)
-    conditions.append({"type": kind, "status": text, "reason": reason, "message": message,
-                       "lastTransitionTime": since})
-    return conditions
-
-
-def api_answer(exc: ApiException) -> str:
-    """What the API server said, for a status message (its body cut short)."""
-    return f"the API answered {exc.status} {exc.reason}: {str(exc.body or '')[:300]}"
 
 
 @dataclass
@@ -102,7 +72,8 @@ class Pass:
                 self.reject("PolicyRejected", f"rejected by the cluster's policy: {problem}")
                 return
             self.maybe_start(spec, image)
-        self.remove_expired_jobs(spec)
+        history.remove_expired_jobs(self.cluster, self.namespace, self.name, self.status.get("currentRun"),
+                                    self.now, spec.ttl_seconds_after_finished)
 
     def reject(self, reason: str, message: str) -> None:
         """The spec cannot run here: Rejected (nothing is created), said once."""
@@ -110,7 +81,7 @@ class Pass:
             return  # said once; a refused spec is not an error loop
         self.patch(phase="Rejected", verdict="Rejected", message=message, observedGeneration=self.generation,
                    nextScheduleTime=None,
-                   conditions=_condition(self.status, "Ready", False, reason, message, self.now))
+                   conditions=condition(self.status, "Ready", False, reason, message, self.now))
         self.event("Warning", reason, message)
 
     # -- starting ---------------------------------------------------------------------
@@ -139,14 +110,14 @@ class Pass:
             self.reject("PolicyRejected", f"rejected by the cluster's policy: {problem}")
             return
         number = int(self.status.get("runs") or 0) + 1
-        run = manifests.run_name(self.name, number)
+        run = names.run_name(self.name, number)
         if not self.create_children(spec, image, run, number):
             return
         message = f"run {run} started: {spec.users} users for {spec.duration} s" + (
             f" on {spec.workers} workers" if spec.workers else "")
         self.patch(phase="Pending", verdict=None, currentRun=run, runs=number, startTime=schedule.iso(self.now),
                    finishTime=None, startAttempts=None, observedGeneration=self.generation, message=message,
-                   conditions=_condition({"conditions": [c for c in self.status.get("conditions") or []
+                   conditions=condition({"conditions": [c for c in self.status.get("conditions") or []
                                                          if c.get("type") != "SpecChanged"]},
                                          "Complete", False, "RunStarted", message, self.now), **status)
         metrics.RUNS_STARTED.inc()
@@ -163,7 +134,7 @@ class Pass:
                 else:
                     kopf.adopt(child, owner=self.body)
                 created = self.cluster.create(self.namespace, child)
-                if child["metadata"]["name"] == manifests.master_job_name(run) and child["kind"] == "Job":
+                if child["metadata"]["name"] == names.master_job_name(run) and child["kind"] == "Job":
                     master_job = created
         except ApiException as exc:
             attempts = int(self.status.get("startAttempts") or 0) + 1
@@ -182,7 +153,7 @@ class Pass:
         self.patch(phase="Failed", verdict=results.FAILED, currentRun=None, runs=number, startAttempts=None,
                    startTime=schedule.iso(self.now), finishTime=schedule.iso(self.now),
                    observedGeneration=self.generation, message=text,
-                   conditions=_condition(self.status, "Complete", True, "CreateFailed", text, self.now))
+                   conditions=condition(self.status, "Complete", True, "CreateFailed", text, self.now))
         metrics.RUNS_FINISHED.labels(verdict=results.FAILED, phase="Failed").inc()
         self.event("Warning", "CreateFailed", text)
 
@@ -206,7 +177,7 @@ class Pass:
         run = self.status["currentRun"]
         self.report_spec_change(run)
         self.skip_missed_slot(spec)
-        jobs = {(j["metadata"].get("labels") or {}).get(manifests.ROLE_LABEL): j
+        jobs = {(j["metadata"].get("labels") or {}).get(names.ROLE_LABEL): j
                 for j in self.cluster.jobs(self.namespace, run=run)}
         if "master" not in jobs:  # stopped between the status and the Jobs: finish creating them
             self.create_children(spec, spec.image or self.config.default_image, run, int(self.status["runs"]))
@@ -252,7 +223,7 @@ class Pass:
         if any(c.get("type") == "SpecChanged" for c in self.status.get("conditions") or []):
             return
         message = f"the spec changed while run {run} is going; the change applies to the next run"
-        self.patch(conditions=_condition(self.status, "SpecChanged", True, "SpecChangedDuringRun", message,
+        self.patch(conditions=condition(self.status, "SpecChanged", True, "SpecChangedDuringRun", message,
                                          self.now))
         self.event("Normal", "SpecChangedDuringRun", message)
 
@@ -265,7 +236,7 @@ class Pass:
 
     # -- ending -------------------------------------------------------------------------
     def collect(self, spec: LoadTestSpec, run: str, ended: str, run_pods: list[dict], jobs: dict) -> None:
-        masters = [p for p in run_pods if (p["metadata"].get("labels") or {}).get(manifests.ROLE_LABEL) == "master"]
+        masters = [p for p in run_pods if (p["metadata"].get("labels") or {}).get(names.ROLE_LABEL) == "master"]
         masters.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
         log = self.cluster.pod_log(self.namespace, masters[-1]["metadata"]["name"], manifests.MASTER_CONTAINER,
                                    tail_lines=TAIL_LINES, limit_bytes=TAIL_BYTES) if masters else ""
@@ -275,7 +246,7 @@ class Pass:
             # The log's own words stay in the log: a runner may print what its pod can read (a mounted
             # Secret), and a LoadTest's status and Events are readable by more people than pods/log.
             self.fail(run, "NoSummary", f"the master Job ended as {ended} without figures: {exc}; see kubectl "
-                      f"logs -n {self.namespace} job/{manifests.master_job_name(run)} -c {manifests.MASTER_CONTAINER}",
+                      f"logs -n {self.namespace} job/{names.master_job_name(run)} -c {manifests.MASTER_CONTAINER}",
                       jobs)
             return
         if record.get("error"):
@@ -284,25 +255,12 @@ class Pass:
             return
         verdict = results.judge(record.get("summary"), spec)
         number = int(self.status.get("runs") or 0)
-        # parse_report gives nothing over MAX_REPORT_BYTES (and the runner prints nothing larger):
-        # what it gives fits a ConfigMap.
-        report = {"note": f"the report did not reach the log (missing, cut, or over {MAX_REPORT_BYTES} bytes)"}
         html = parse_report(log)
+        budget = self.config.policy.max_report_bytes
+        room = budget - history.report_bytes_kept(self.cluster, self.namespace, self.name, spec.history_limit) \
+            if html is not None else 0
+        report, kept = results.report_entry(run, html, budget, room, spec.report_claim)
         result_spec = results.result_spec(self.name, run, record, spec, verdict, report)
-        kept = False
-        if html is not None:
-            room = self.config.policy.max_report_bytes - self.report_bytes_kept(spec)
-            if len(html) > room:
-                result_spec["report"] = {"bytes": len(html), "note": "not kept: this LoadTest's reports would pass "
-                                         f"operator.policy.maxReportBytes ({self.config.policy.max_report_bytes})"}
-            else:
-                kept = True
-                result_spec["report"] = {"configMap": manifests.report_configmap_name(run),
-                                         "key": manifests.REPORT_KEY, "bytes": len(html)}
-        if spec.report_claim:
-            result_spec["report"] = {**result_spec["report"], "persistentVolumeClaim": spec.report_claim,
-                                     "path": manifests.report_path(run)}
-            result_spec["report"].pop("note", None)
         result = manifests.load_test_result(self.name, run, number, result_spec)
         kopf.adopt(result, owner=self.body)
         stored = self.cluster.create(self.namespace, result)
@@ -310,13 +268,13 @@ class Pass:
             configmap = manifests.report_configmap(self.name, run, html)
             kopf.adopt(configmap, owner=stored)  # the report goes with its result
             self.cluster.create(self.namespace, configmap)
-        self.trim_history(spec)
+        history.trim(self.cluster, self.namespace, self.name, spec.history_limit)
         phase = "Failed" if verdict.target_unreachable else "Succeeded"
         summary = f"run {run}: {verdict.verdict}" + (f" ({'; '.join(verdict.reasons)})" if verdict.reasons else "")
         self.mark_finished(jobs)
         self.patch(phase=phase, verdict=verdict.verdict, currentRun=None, lastResult=run, collectAttempts=None,
                    finishTime=schedule.iso(self.now), latest=results.headline(result_spec), message=summary,
-                   conditions=_condition(self.status, "Complete", True,
+                   conditions=condition(self.status, "Complete", True,
                                          "TargetUnreachable" if verdict.target_unreachable else verdict.verdict,
                                          summary, self.now))
         metrics.RUNS_FINISHED.labels(verdict=verdict.verdict, phase=phase).inc()
@@ -326,41 +284,11 @@ class Pass:
         self.mark_finished(jobs or {})
         text = f"run {run} failed: {message}"
         self.patch(phase="Failed", verdict=results.FAILED, currentRun=None, finishTime=schedule.iso(self.now),
-                   collectAttempts=None, message=text, conditions=_condition(self.status, "Complete", True, reason, text, self.now))
+                   collectAttempts=None, message=text, conditions=condition(self.status, "Complete", True, reason, text, self.now))
         metrics.RUNS_FINISHED.labels(verdict=results.FAILED, phase="Failed").inc()
         self.event("Warning", reason, text)
 
     def mark_finished(self, jobs: dict) -> None:
         for job in jobs.values():
             self.cluster.annotate_job(self.namespace, job["metadata"]["name"],
-                                      {manifests.FINISHED_ANNOTATION: schedule.iso(self.now)})
-
-    # -- tidying ----------------------------------------------------------------------------
-    def report_bytes_kept(self, spec: LoadTestSpec) -> int:
-        """Bytes of report ConfigMaps this LoadTest keeps once the next result trims its history."""
-        kept = self.cluster.results(self.namespace, self.name)
-        kept.sort(key=lambda r: int((r["metadata"].get("labels") or {}).get(manifests.RUN_NUMBER_LABEL) or 0))
-        staying = kept[max(0, len(kept) - (spec.history_limit - 1)):] if spec.history_limit > 1 else []
-        reports = [((r.get("spec") or {}).get("report") or {}) for r in staying]
-        return sum(int(report.get("bytes") or 0) for report in reports if report.get("configMap"))
-
-    def trim_history(self, spec: LoadTestSpec) -> None:
-        kept = self.cluster.results(self.namespace, self.name)
-        kept.sort(key=lambda r: int((r["metadata"].get("labels") or {}).get(manifests.RUN_NUMBER_LABEL) or 0))
-        for old in kept[:max(0, len(kept) - spec.history_limit)]:
-            self.cluster.delete(self.namespace, "LoadTestResult", old["metadata"]["name"])
-
-    def remove_expired_jobs(self, spec: LoadTestSpec) -> None:
-        """Finished runs' Jobs (with their pods) and Services go after ttlSecondsAfterFinished; results stay."""
-        current = self.status.get("currentRun")
-        for job in self.cluster.jobs(self.namespace, test=self.name):
-            meta = job["metadata"]
-            finished = schedule.parse_iso((meta.get("annotations") or {}).get(manifests.FINISHED_ANNOTATION))
-            run = (meta.get("labels") or {}).get(manifests.RUN_LABEL)
-            if run == current or finished is None:
-                continue
-            if (self.now - finished).total_seconds() >= spec.ttl_seconds_after_finished:
-                self.cluster.delete(self.namespace, "Job", meta["name"])
-                if (meta.get("labels") or {}).get(manifests.ROLE_LABEL) == "master":
-                    self.cluster.delete(self.namespace, "Service", manifests.master_service_name(run))
-                    self.cluster.delete(self.namespace, "NetworkPolicy", manifests.network_policy_name(run))
+                                      {names.FINISHED_ANNOTATION: schedule.iso(self.now)})

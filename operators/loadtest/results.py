@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perfcontract import judging
+from perfcontract.run_summary import MAX_REPORT_BYTES
 
+from .manifests import REPORT_KEY, report_path
+from .names import report_configmap_name
 from .spec import LoadTestSpec
 
 PASSED, FAILED = "Passed", "Failed"
@@ -92,3 +95,23 @@ def headline(result: dict) -> dict:
                    "errorRate": totals.get("failureRate"), "rps": totals.get("rps"),
                    "p95Ms": (totals.get("latencyMs") or {}).get("p95"),
                    "p99Ms": (totals.get("latencyMs") or {}).get("p99")})
+
+
+def report_entry(run: str, html: bytes | None, budget: int, room: int, claim: str | None) -> tuple[dict, bool]:
+    """The result's ``report``, and whether its HTML is kept in a ConfigMap:
+    only when the log carried it (``parse_report`` gives nothing over
+    MAX_REPORT_BYTES, so what it gives fits a ConfigMap) and it fits the
+    ``room`` left in this LoadTest's ``budget`` (operator.policy.maxReportBytes)."""
+    kept = False
+    if html is None:
+        report = {"note": f"the report did not reach the log (missing, cut, or over {MAX_REPORT_BYTES} bytes)"}
+    elif len(html) > room:
+        report = {"bytes": len(html), "note": f"not kept: this LoadTest's reports would pass "
+                                              f"operator.policy.maxReportBytes ({budget})"}
+    else:
+        kept = True
+        report = {"configMap": report_configmap_name(run), "key": REPORT_KEY, "bytes": len(html)}
+    if claim:  # the runner wrote it to the LoadTest's volume too
+        report = {**report, "persistentVolumeClaim": claim, "path": report_path(run)}
+        report.pop("note", None)
+    return report, kept

@@ -192,7 +192,7 @@ def test_the_load_test_section_installs_the_operator_where_its_commands_look():
     """README "Run a load test in the cluster": the chart is built before it is
     installed, the operator gets a Role in the namespace the kubectl commands use,
     and the objects they name are the ones the example and the operator produce."""
-    from operators.loadtest import manifests
+    from operators.loadtest import manifests, names
 
     section = "Run a load test in the cluster"
     commands = readme_commands(section)
@@ -207,9 +207,9 @@ def test_the_load_test_section_installs_the_operator_where_its_commands_look():
     (applied,) = [option(args, "-f")[0] for args, words in zip(kubectl, verbs) if words[0] == "apply"]
     example = yaml.safe_load((REPO / applied).read_text())
     test = example["metadata"]["name"]
-    run = manifests.run_name(test, 1)
+    run = names.run_name(test, 1)
     named = {tuple(words[:3]) for words in verbs}
     assert ("describe", "loadtest", test) in named and ("get", "loadtestresult", run) in named
-    assert ("get", "configmap", manifests.report_configmap_name(run)) in named
+    assert ("get", "configmap", names.report_configmap_name(run)) in named
     assert f"jsonpath={{.data.{manifests.REPORT_KEY.replace('.', chr(92) + '.')}}}" in \
         [a for args in kubectl for a in args]

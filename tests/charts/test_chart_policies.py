@@ -166,7 +166,7 @@ def test_network_policy_admits_exactly_the_intended_peers():
     http_rule, metrics_rule = web["ingress"]
     assert [p["port"] for p in http_rule["ports"]] == ["http"]
     peers = http_rule["from"]
-    from operators.loadtest.manifests import labels as loadtest_runner_labels
+    from operators.loadtest.names import labels as loadtest_runner_labels
 
     assert peers[1]["namespaceSelector"] == {}
     assert matches(peers[1]["podSelector"], loadtest_runner_labels("smoke", "smoke-1", "master")), \

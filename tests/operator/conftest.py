@@ -21,7 +21,7 @@ from kubernetes import client  # noqa: E402
 
 from operators.loadtest import handlers  # noqa: E402  (registers the handlers with kopf)
 from operators.loadtest.policy import Policy  # noqa: E402
-from operators.loadtest.reconcile import OperatorConfig  # noqa: E402
+from operators.loadtest.config import OperatorConfig  # noqa: E402
 from tests.operator.cluster import OperatorThread  # noqa: E402
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from operators.loadtest import manifests
+from operators.loadtest import names
 from operators.loadtest.reconcile import START_ATTEMPTS
 from tests.operator import api_rules
 from tests.operator.cluster import PodScript
@@ -25,20 +25,20 @@ def test_any_valid_load_test_name_gets_valid_children_and_a_result(cluster, name
     apply(cluster, load_test(name, workers=1, accounts=2))
     final = wait_status(cluster, name, "the run is collected", phase="Succeeded", timeout=30)
     run = final["lastResult"]
-    assert run == manifests.run_name(name, 1) and final["latest"]["requests"] == 250
+    assert run == names.run_name(name, 1) and final["latest"]["requests"] == 250
     children = [*objects(cluster, "jobs"), *objects(cluster, "services"), *objects(cluster, "secrets"),
                 *objects(cluster, "networkpolicies")]
     assert len(children) == 5 and all(child.startswith(run) for child in children), children
     (result,) = objects(cluster, "loadtestresults").values()
-    assert result["metadata"]["labels"][manifests.TEST_LABEL] == manifests.label_value(name)
+    assert result["metadata"]["labels"][names.TEST_LABEL] == names.label_value(name)
     assert result["spec"]["testName"] == name
 
 
 def test_two_long_names_that_share_their_start_get_different_runs():
     first, second = LONG + "-a" * 10, LONG + "-b" * 10
-    assert manifests.run_name(first, 1) != manifests.run_name(second, 1)
-    assert manifests.label_value(first) != manifests.label_value(second)
-    assert all(len(manifests.run_name(n, 10_000)) <= manifests.RUN_NAME_MAX for n in (first, second, "2" * 253))
+    assert names.run_name(first, 1) != names.run_name(second, 1)
+    assert names.label_value(first) != names.label_value(second)
+    assert all(len(names.run_name(n, 10_000)) <= names.RUN_NAME_MAX for n in (first, second, "2" * 253))
 
 
 def test_a_cpu_request_above_the_default_limit_raises_the_limit_with_it(cluster):

@@ -6,7 +6,7 @@ here: they are proved by the objects the operator creates and by matching
 their selectors against the pods' labels (tests/support/charts.matches)."""
 from __future__ import annotations
 
-from operators.loadtest import manifests
+from operators.loadtest import manifests, names
 from tests.operator.cluster import NAMESPACE, PodScript
 from tests.operator.support import apply, load_test, objects, wait_status
 from tests.support.charts import BLOG_CHART, matches, render
@@ -41,11 +41,11 @@ def test_a_distributed_run_is_fenced_by_its_own_network_policy(cluster):
     (policy,) = objects(cluster, "networkpolicies").values()
     spec = policy["spec"]
     pods = list(objects(cluster, "pods").values())
-    master = next(p["metadata"]["labels"] for p in pods if p["metadata"]["labels"][manifests.ROLE_LABEL] == "master")
-    worker = next(p["metadata"]["labels"] for p in pods if p["metadata"]["labels"][manifests.ROLE_LABEL] == "worker")
+    master = next(p["metadata"]["labels"] for p in pods if p["metadata"]["labels"][names.ROLE_LABEL] == "master")
+    worker = next(p["metadata"]["labels"] for p in pods if p["metadata"]["labels"][names.ROLE_LABEL] == "worker")
     assert all(matches(spec["podSelector"], p["metadata"]["labels"]) for p in pods)   # every pod of the run
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    other_run = {**worker, manifests.RUN_LABEL: "someone-else-1"}
+    other_run = {**worker, names.RUN_LABEL: "someone-else-1"}
     assert _peers_allowed(spec["ingress"], worker, manifests.MASTER_PORT)            # its workers reach the master
     assert not _peers_allowed(spec["ingress"], other_run, manifests.MASTER_PORT)     # another run's pods do not
     assert not _peers_allowed(spec["ingress"], {"app": "anything"}, manifests.MASTER_PORT)

@@ -1,0 +1,21 @@
+"""What the operator is told by its Deployment (the environment the chart
+sets, ``charts/monitoring/templates/operator-deployment.yaml``)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import schedule
+from .policy import Policy
+
+
+@dataclass
+class OperatorConfig:
+    """What the operator is told by its Deployment (environment) and what tests replace."""
+    default_image: str | None = field(default_factory=lambda: os.environ.get("LOADTEST_RUNNER_IMAGE") or None)
+    interval_s: float = field(default_factory=lambda: float(os.environ.get("LOADTEST_RECONCILE_SECONDS", "5")))
+    stuck_grace_s: float = field(default_factory=lambda: float(os.environ.get("LOADTEST_STUCK_GRACE_SECONDS", "180")))
+    workers_max_wait_s: float = field(
+        default_factory=lambda: float(os.environ.get("LOADTEST_WORKERS_MAX_WAIT_SECONDS", "180")))
+    clock: schedule.SystemClock = field(default_factory=schedule.SystemClock)
+    policy: Policy = field(default_factory=Policy.from_environment)
