@@ -43,7 +43,14 @@ def remove_expired_jobs(cluster: Cluster, namespace: str, test: str, current_run
         if run == current_run or finished is None:
             continue
         if (now - finished).total_seconds() >= ttl_seconds:
-            cluster.delete(namespace, "Job", meta["name"])
-            if (meta.get("labels") or {}).get(ROLE_LABEL) == "master":
-                cluster.delete(namespace, "Service", master_service_name(run))
-                cluster.delete(namespace, "NetworkPolicy", network_policy_name(run))
+            remove_job(cluster, namespace, job)
+
+
+def remove_job(cluster: Cluster, namespace: str, job: dict) -> None:
+    """A run's Job (its pods go with it); with the master's, the run's Service and NetworkPolicy."""
+    meta = job["metadata"]
+    cluster.delete(namespace, "Job", meta["name"])
+    if (meta.get("labels") or {}).get(ROLE_LABEL) == "master":
+        run = (meta.get("labels") or {}).get(RUN_LABEL)
+        cluster.delete(namespace, "Service", master_service_name(run))
+        cluster.delete(namespace, "NetworkPolicy", network_policy_name(run))

@@ -14,6 +14,7 @@ from .names import (
     API_VERSION, ROLE_LABEL, RUN_LABEL, RUN_NUMBER_LABEL, labels, master_job_name,
     master_service_name, network_policy_name, report_configmap_name, run_token_secret_name, worker_job_name,
 )
+from .runner_pods import apply as apply_runner
 from .spec import LoadTestSpec, quantity
 
 RUNNER_UID = 10001  # the image's user (service/Dockerfile)
@@ -98,24 +99,26 @@ def _job(name: str, test: str, run: str, role: str, container: dict, spec: LoadT
     if spec.report_claim and role == "master":
         volumes.append({"name": "reports", "persistentVolumeClaim": {"claimName": spec.report_claim}})
         container["volumeMounts"].append({"name": "reports", "mountPath": REPORTS_DIR})
+    template = {
+        "metadata": {"labels": pod_labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,  # the runners never talk to the API
+            "enableServiceLinks": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
+                                "fsGroup": RUNNER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+    apply_runner(spec.runner, template, container)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "labels": pod_labels},
         "spec": {
             "parallelism": count, "completions": count, "backoffLimit": 0,
             "activeDeadlineSeconds": spec.duration + DEADLINE_MARGIN_S,
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,  # the runners never talk to the API
-                    "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
-                                        "fsGroup": RUNNER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
+            "template": template,
         },
     }
 

@@ -40,6 +40,22 @@ def running(pods: list[dict]) -> bool:
     return any((p.get("status") or {}).get("phase") == "Running" for p in pods)
 
 
+def runner_finished(run_pods: list[dict], role_label: str, container: str) -> str | None:
+    """'Complete' or 'Failed (...)' once the newest master pod's runner
+    ``container`` has terminated, whatever its other containers do: a mesh's
+    classic sidecar runs on, so the pod and its Job never finish by themselves."""
+    masters = [p for p in run_pods if ((p.get("metadata") or {}).get("labels") or {}).get(role_label) == "master"]
+    if not masters:
+        return None
+    newest = max(masters, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    for status in (newest.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if status.get("name") == container and terminated:
+            code = terminated.get("exitCode")
+            return "Complete" if code == 0 else f"Failed (the runner exited with {code})"
+    return None
+
+
 def job_finished(job: dict | None) -> str | None:
     """'Complete' or 'Failed' (with the Job controller's reason) when the Job has ended, else None."""
     if not job:

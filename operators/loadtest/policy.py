@@ -52,6 +52,13 @@ class Policy:
     max_memory: str = "2Gi"
     max_history: int = 20
     max_report_bytes: int = 10_000_000  # report ConfigMaps kept per LoadTest, in bytes
+    # spec.runner (runner_pods.py): what a cluster needs on the runner pods.
+    runner_pod_metadata: bool = True  # labels and annotations (a mesh's sidecar.istio.io/inject)
+    runner_placement: bool = True  # nodeSelector, affinity, topologySpreadConstraints
+    runner_tolerations: bool = False  # taints usually keep pods off dedicated nodes on purpose
+    allowed_priority_classes: tuple[str, ...] = ()  # a high class preempts other pods
+    allowed_image_pull_secrets: tuple[str, ...] = ()  # "*" ends a prefix
+    runner_env_value_from: bool = False  # env valueFrom reads Secrets the author may not read
 
     @classmethod
     def from_json(cls, text: str | None) -> "Policy":
@@ -94,6 +101,9 @@ class Policy:
                 (spec.report_claim, self.report_volume_claims, "reportVolumeClaims", "spec.reportVolumeClaim")):
             if wanted and not allowed:
                 return f"{what}: this cluster does not allow it (operator.policy.{setting} is false)"
+        runner = self.runner_problem(spec)
+        if runner:
+            return runner
         for value, ceiling, setting, what in (
                 (spec.workers, self.max_workers, "maxWorkers", "spec.workers"),
                 (spec.users, self.max_users, "maxUsers", "spec.users"),
@@ -107,6 +117,27 @@ class Policy:
                 asked = (spec.resources.get(part) or {}).get(resource)
                 if asked is not None and quantity(asked) > quantity(ceiling):
                     return f"spec.resources.{part}.{resource} {asked} is over operator.policy.{setting} ({ceiling})"
+        return None
+
+    def runner_problem(self, spec: LoadTestSpec) -> str | None:
+        runner = spec.runner
+        for wanted, allowed, setting, what in (
+                (runner.labels or runner.annotations, self.runner_pod_metadata, "runnerPodMetadata",
+                 "spec.runner.metadata"),
+                (runner.placement, self.runner_placement, "runnerPlacement",
+                 "spec.runner nodeSelector, affinity or topologySpreadConstraints"),
+                (runner.tolerations, self.runner_tolerations, "runnerTolerations", "spec.runner.tolerations"),
+                (runner.env_value_from, self.runner_env_value_from, "runnerEnvValueFrom",
+                 "spec.runner.env valueFrom (only literal values otherwise)")):
+            if wanted and not allowed:
+                return f"{what}: this cluster does not allow it (operator.policy.{setting} is false)"
+        if runner.priority_class_name and not _matches(runner.priority_class_name, self.allowed_priority_classes):
+            return (f"spec.runner.priorityClassName {runner.priority_class_name!r} is not in "
+                    f"operator.policy.allowedPriorityClasses ({list(self.allowed_priority_classes)})")
+        for name in runner.image_pull_secrets:
+            if not _matches(name, self.allowed_image_pull_secrets):
+                return (f"spec.runner.imagePullSecrets {name!r} is not in operator.policy.allowedImagePullSecrets "
+                        f"({list(self.allowed_image_pull_secrets)})")
         return None
 
     # -- what the objects it names say (read when each run starts) ----------------------

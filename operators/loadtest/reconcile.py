@@ -189,7 +189,9 @@ class Pass:
                 self.cluster.delete(self.namespace, "Job", job["metadata"]["name"])
             self.fail(run, "PodStuck", f"{stuck} for more than {self.config.stuck_grace_s:g} s")
             return
-        ended = pods.job_finished(jobs["master"])
+        # The Job, or its runner container when a mesh's sidecar keeps the pod (and Job) running.
+        ended = pods.job_finished(jobs["master"]) or pods.runner_finished(run_pods, names.ROLE_LABEL,
+                                                                          manifests.MASTER_CONTAINER)
         if ended is None:
             phase = "Running" if pods.running(run_pods) else "Pending"
             if self.status.get("phase") != phase:
@@ -289,6 +291,11 @@ class Pass:
         self.event("Warning", reason, text)
 
     def mark_finished(self, jobs: dict) -> None:
+        """Mark the run's Jobs for ``ttlSecondsAfterFinished``; a Job a sidecar still holds
+        open (its runner is done) goes now, or its pods would run on."""
         for job in jobs.values():
+            if pods.job_finished(job) is None:
+                history.remove_job(self.cluster, self.namespace, job)
+                continue
             self.cluster.annotate_job(self.namespace, job["metadata"]["name"],
                                       {names.FINISHED_ANNOTATION: schedule.iso(self.now)})

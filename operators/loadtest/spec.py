@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
 
 from . import schedule
+from .runner_pods import RunnerPods, RunnerSpecError, parse_runner
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 CONFIGMAP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -72,6 +73,7 @@ class LoadTestSpec:
     # file of username:password lines that the master shares out (instead of ``accounts``).
     accounts_secret: tuple[str, str] | None = None
     target_service: str | None = None  # the Service in the LoadTest's namespace, when the target names one
+    runner: RunnerPods = RunnerPods()  # spec.runner: labels, placement, pull secrets, env of the runner pods
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -193,6 +195,10 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
     if image is not None and (not isinstance(image, str) or not image.strip()):
         raise SpecError("spec.image must be an image reference")
     users = _number(spec, "users", None, int, 1, 100000)
+    try:
+        runner = parse_runner(spec.get("runner"))
+    except RunnerSpecError as exc:
+        raise SpecError(str(exc)) from None
     return LoadTestSpec(
         target_url=_target_url(spec.get("target"), namespace), users=users,
         duration=_number(spec, "duration", None, int, 1, MAX_DURATION_S),
@@ -205,5 +211,5 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         suspend=bool(spec.get("suspend", False)), scenario_configmap=_scenario_configmap(scenario),
         report_claim=_report_claim(spec.get("reportVolumeClaim")),
         accounts_secret=_accounts_secret(spec.get("accountsSecret"), accounts),
-        target_service=((spec.get("target") or {}).get("service") or {}).get("name"),
+        target_service=((spec.get("target") or {}).get("service") or {}).get("name"), runner=runner,
     )

@@ -154,6 +154,9 @@ class PodScript:
     unschedulable: bool = False
     forever: bool = False  # runs until deleted
     sidecar_log: str | None = None  # a mesh injects a sidecar container ("istio-proxy") that logs this
+    # A mesh's classic sidecar that never exits: the pod stays Running (and its Job active) after
+    # the runner container has terminated, as on a cluster with Istio's injection.
+    sidecar_forever: bool = False
 
 
 @dataclass
@@ -225,7 +228,7 @@ class FakeCluster:
     def admit(self, pod_spec: dict, labels: dict) -> dict:
         """What admission does to a new pod: a mesh injects its sidecar when the role's script says so."""
         script = self.scripts.get(labels.get("perf.aiblog.dev/role"), PodScript())
-        if script.sidecar_log is None:
+        if script.sidecar_log is None and not script.sidecar_forever:
             return pod_spec
         return {**pod_spec, "containers": [*pod_spec["containers"], {"name": SIDECAR, "image": "proxyv2"}]}
 
@@ -284,9 +287,15 @@ class FakeCluster:
                     pod.patch({"status": {"phase": "Running", "startTime": now_iso(), "containerStatuses": [
                         {"name": container, "ready": True, "state": {"running": {"startedAt": now_iso()}}}]}})
                 continue
-            pod.patch({"status": {"phase": "Succeeded" if script.exit_code == 0 else "Failed", "containerStatuses": [
-                {"name": container, "ready": False,
-                 "state": {"terminated": {"exitCode": script.exit_code, "finishedAt": now_iso()}}}]}})
+            runner = {"name": container, "ready": False,
+                      "state": {"terminated": {"exitCode": script.exit_code, "finishedAt": now_iso()}}}
+            if script.sidecar_forever:  # the runner is done; the sidecar holds the pod open
+                if not any("terminated" in s["state"] for s in pod["status"].get("containerStatuses") or []):
+                    pod.patch({"status": {"phase": "Running", "containerStatuses": [runner, {
+                        "name": SIDECAR, "ready": True, "state": {"running": {"startedAt": now_iso()}}}]}})
+                continue
+            pod.patch({"status": {"phase": "Succeeded" if script.exit_code == 0 else "Failed",
+                                  "containerStatuses": [runner]}})
 
     def serve_log(self, request):
         """``GET pods/NAME/log`` as the API server answers it."""
