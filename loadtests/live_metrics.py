@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import os
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Mapping
 
 
@@ -60,6 +62,7 @@ STATES = ("ready", "spawning", "running", "cleanup", "stopping", "stopped", "mis
 # rounded (whole ms below 100 ms, 10 ms below 1 s, 2 digits above), so a time
 # on a bound may land in the next bucket up or down.
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_BUCKETS_MS = tuple(bound * 1000 for bound in BUCKETS_S)
 MAX_ENDPOINTS = 50
 MAX_LABEL_LENGTH = 100
 OTHER = "[other]"  # a route-template-like value no real request name is expected to take
@@ -133,15 +136,5 @@ def cumulative_buckets(response_times: Mapping[int, int]) -> list[int]:
     """Locust's {rounded ms: count} as Prometheus' cumulative counts per BUCKETS_S bound (+Inf last)."""
     counts = [0] * (len(BUCKETS_S) + 1)
     for ms, count in response_times.items():
-        seconds = ms / 1000
-        for index, bound in enumerate(BUCKETS_S):
-            if seconds <= bound:
-                counts[index] += count
-                break
-        else:
-            counts[-1] += count
-    total = 0
-    for index, count in enumerate(counts):
-        total += count
-        counts[index] = total
-    return counts
+        counts[bisect_left(_BUCKETS_MS, ms)] += count  # the first bound >= ms; past the last: +Inf
+    return list(accumulate(counts))
