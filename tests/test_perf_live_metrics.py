@@ -214,3 +214,14 @@ def test_histogram_buckets_and_the_cap_as_pure_functions():
     assert labels("GET", "/a") == ("GET", "/a")  # a pair keeps its series for good
     assert labels("GET", "/c") == (live.OTHER, live.OTHER) and labels.others == 1
 
+
+
+@pytest.mark.parametrize("command", ["locust", "all"])
+def test_the_live_metrics_options_reach_the_locust_part(command):
+    from loadtests.blog_perf_args import build_parser, live_metrics_of
+
+    args = build_parser().parse_args([command, "--target", "http://127.0.0.1:9", "--metrics-port", "9200",
+                                      "--run-name", "mine"])
+    assert live_metrics_of(args) == live.LiveMetrics(9200, "127.0.0.1", "mine")
+    assert live_metrics_of(args).env() == {live.PORT_ENV: "9200", live.HOST_ENV: "127.0.0.1", live.RUN_ENV: "mine"}
+    assert live_metrics_of(build_parser().parse_args([command, "--target", "http://127.0.0.1:9"])) is None
