@@ -115,17 +115,21 @@ def test_a_run_with_workers_serves_every_figure_while_it_goes_on(perf_blog, tmp_
             # A real Prometheus scraping the same endpoint: a query per family returns data.
             prometheus.wait_for_scrape_after(time.time())
             selector = f'{{run="{RUN_NAME}"}}'
+
+            def seen(family: str, **labels) -> str:  # over the last minute: the run may be ending by now
+                chosen = ",".join(f'{k}="{v}"' for k, v in {"run": RUN_NAME, **labels}.items())
+                return f"max_over_time({family}{{{chosen}}}[1m])"
             queries = {
-                live.USERS: f"{live.USERS}{selector} > 0",
-                live.TARGET_USERS: f"{live.TARGET_USERS}{selector} == 4",
-                live.WORKERS: f"{live.WORKERS}{selector} == 2",
-                live.STATE: f'max_over_time({live.STATE}{{run="{RUN_NAME}",state="running"}}[1m]) == 1',
-                live.START_TIME: f"time() - {live.START_TIME}{selector} < 120",
+                live.USERS: f"{seen(live.USERS)} == 4",
+                live.TARGET_USERS: f"{seen(live.TARGET_USERS)} == 4",
+                live.WORKERS: f"{seen(live.WORKERS)} == 2",
+                live.STATE: f"{seen(live.STATE, state='running')} == 1",
+                live.START_TIME: f"time() - {seen(live.START_TIME)} < 120",
                 live.REQUESTS: f"sum(increase({live.REQUESTS}{selector}[30s])) > 0",
-                live.FAILURES: f"sum({live.FAILURES}{selector}) >= 0",
+                live.FAILURES: f"sum({seen(live.FAILURES)}) >= 0",
                 live.RESPONSE_TIME: f"histogram_quantile(0.95, sum by (le) "
                                     f"(rate({live.RESPONSE_TIME}_bucket{selector}[30s]))) > 0",
-                live.OTHER_NAMES: f"{live.OTHER_NAMES}{selector} == 0",
+                live.OTHER_NAMES: f"{seen(live.OTHER_NAMES)} == 0",
             }
             assert set(queries) == set(live.NAMES)
             for family, query in queries.items():
