@@ -4,6 +4,7 @@
     blog-perf locust --target URL --users 200 --duration 60 --processes 2
     blog-perf locust --target URL --master --expect-workers 4 --log-summary   # in one pod
     blog-perf locust --target URL --worker --master-host HOST                  # in each of 4 others
+    blog-perf locust --target URL --metrics-port 9103 --run-name mine          # live figures on /metrics
     blog-perf cache --target URL --titles 5
     blog-perf concurrency --target URL --levels 1,5,10,20,50,100,200,500
     blog-perf report DIR
@@ -24,7 +25,7 @@ from pathlib import Path
 from perfcontract import judging, results_file, run_summary
 
 from . import blog_client, cache_test, compare, concurrency, locust_run, report
-from .blog_perf_args import build_parser, distributed_problem
+from .blog_perf_args import build_parser, distributed_problem, live_metrics_of, metrics_problem
 from .progress import Progress
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -65,7 +66,8 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
                 if getattr(args, "master", False) else None
             locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
                            args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
-                           accounts=args.accounts, master=master, scenario=getattr(args, "locustfile", None))
+                           accounts=args.accounts, master=master, scenario=getattr(args, "locustfile", None),
+                           metrics=live_metrics_of(args))
     except KeyboardInterrupt:
         document["interrupted"] = True
         code = EXIT_INTERRUPTED
@@ -151,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "locust" and (problem := distributed_problem(args)):
         print(f"blog-perf locust: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command in ("locust", "all") and (problem := metrics_problem(args)):
+        print(f"blog-perf {args.command}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     # A stop request (SIGTERM, e.g. from Kubernetes) ends the run like Ctrl-C: results are still written.
     signal.signal(signal.SIGTERM, _raise_interrupt)

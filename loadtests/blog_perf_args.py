@@ -3,12 +3,13 @@ value is checked (a bad value is a usage error, exit code 2, before anything run
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from perfcontract import runner, task_mix
 
-from . import concurrency
+from . import concurrency, live_metrics
 from .account_file import read_accounts
 
 
@@ -52,6 +53,23 @@ def _accounts(value: str) -> int | str:
         read_accounts(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (give a number of accounts to create, or a file)") from None
+    return value
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return port
+
+
+def _run_name(value: str) -> str:
+    if not live_metrics.RUN_NAME_RE.match(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: up to 63 letters, digits, '.', '_' or '-', "
+                                         "starting and ending with a letter or digit")
     return value
 
 
@@ -99,6 +117,14 @@ def _add_locust(parser, duration: float) -> None:
     group.add_argument("--accounts", type=_accounts, default=None, metavar="N|FILE",
                        help="users share N accounts created before the run, or those in FILE (username:password "
                             "lines; also BLOG_PERF_ACCOUNTS); default: each user registers its own when it starts")
+    group.add_argument("--metrics-port", type=_port, metavar="PORT",
+                       help="serve the run's live figures for Prometheus on PORT (/metrics) while it goes on, "
+                            f"from the master or the single local process (the operator's: {runner.METRICS_PORT})")
+    group.add_argument("--metrics-host", metavar="ADDRESS",
+                       help=f"address to serve them on (default {live_metrics.DEFAULT_HOST}; 0.0.0.0 in a pod)")
+    group.add_argument("--run-name", type=_run_name, metavar="NAME",
+                       help="label every live series run=NAME, to tell local runs apart (not in a cluster: "
+                            "there the pod's labels give loadtest and run)")
 
 
 def _add_distributed(parser) -> None:
@@ -134,6 +160,39 @@ def distributed_problem(args: argparse.Namespace) -> str | None:
     if args.worker and args.accounts is not None:
         return "--accounts goes to the master, which hands the accounts to its workers"
     return None
+
+
+def live_metrics_of(args: argparse.Namespace) -> live_metrics.LiveMetrics | None:
+    if args.metrics_port is None:
+        return None
+    return live_metrics.LiveMetrics(args.metrics_port, args.metrics_host or live_metrics.DEFAULT_HOST, args.run_name)
+
+
+def metrics_problem(args: argparse.Namespace) -> str | None:
+    """A --metrics-* option that cannot work, in one line (checked before anything runs)."""
+    settings = live_metrics_of(args)
+    if settings is None:
+        if args.metrics_host or args.run_name:
+            return "--metrics-host and --run-name go with --metrics-port PORT"
+        return None
+    if getattr(args, "worker", False):
+        return "--metrics-port goes to the master (or a local run): workers' figures reach it"
+    if getattr(args, "master", False) and settings.port == args.master_port:
+        return f"--metrics-port {settings.port} is the master's port for its workers; choose another"
+    try:
+        _try_bind(settings.host, settings.port)
+    except OSError as exc:
+        return f"--metrics-port {settings.port}: cannot listen on {settings.host}:{settings.port} " \
+               f"({exc.strerror or exc})"
+    return None
+
+
+def _try_bind(host: str, port: int) -> None:
+    """Bind and let go at once, as the metrics server will (SO_REUSEADDR: a port in TIME_WAIT is free)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
 
 def _add_cache(parser) -> None:

@@ -17,6 +17,9 @@ sign-up form, a few at a time, so the blog hashes their passwords before the
 measurement rather than all at once inside it) and the users share them; a
 file of ``username:password`` lines uses existing accounts; None lets each
 user register its own when it starts (the spawn rate bounds that rate).
+
+``metrics``: the master (or the single local process) serves the run's live
+figures for Prometheus there while it goes on (live_metrics.py, locust_live.py).
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from perfcontract.results_file import now_iso
 from perfcontract.runner import MASTER_PORT
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
 
-from . import blog_api, blog_client, stats
+from . import blog_api, blog_client, live_metrics, stats
 from .account_file import Account, read_accounts, write_accounts
 from .progress import Progress, bar
 
@@ -115,7 +118,7 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
         processes: int = 1, wait_min: float = 1.0, wait_max: float = 3.0, progress: Progress | None = None,
         record: dict | None = None, extra_env: dict | None = None, weights: dict | None = None,
         accounts: int | str | Path | None = None, master: Master | None = None,
-        scenario: str | Path | None = None) -> dict:
+        scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None) -> dict:
     progress = progress or Progress(quiet=True)
     record = {} if record is None else record
     work = Path(out_dir) / "locust"
@@ -126,11 +129,12 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
                             "processes": processes, "wait_min_s": wait_min, "wait_max_s": wait_max,
                             "task_weights": weights or dict(DEFAULT_TASK_WEIGHTS),
                             "workers": master.workers if master else 0,
-                            "scenario": str(scenario) if scenario else "built-in"}
+                            "scenario": str(scenario) if scenario else "built-in",
+                            "live_metrics": metrics.url if metrics else None}
     accounts_path, scratch = _accounts_file(target, accounts, record, progress)
     try:
         _run_locust(target, work, users, spawn_rate, duration, processes, wait_min, wait_max, progress, record,
-                    extra_env, accounts_path, master, scenario)
+                    extra_env, accounts_path, master, scenario, metrics)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)  # the accounts' passwords do not outlive the run
@@ -161,6 +165,8 @@ def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float
                "--master-port", str(master_port), "--loglevel", "WARNING"]
     env = _locust_env(wait_min, wait_max, weights or dict(DEFAULT_TASK_WEIGHTS), extra_env)
     env.pop("BLOG_PERF_LOCUST_OUT", None)  # only the master records
+    for name in (live_metrics.PORT_ENV, live_metrics.HOST_ENV, live_metrics.RUN_ENV):
+        env.pop(name, None)  # and serves the live figures
     child = subprocess.Popen(command, env=env, start_new_session=True)
     try:
         return child.wait()
@@ -176,7 +182,7 @@ def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float
 def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration: float, processes: int,
                 wait_min: float, wait_max: float, progress: Progress, record: dict, extra_env: dict | None,
                 accounts_path: Path | None, master: Master | None = None,
-                scenario: str | Path | None = None) -> None:
+                scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None) -> None:
     record["started_at"] = now_iso()
     command = [sys.executable, "-m", "locust", "-f", locustfiles(scenario), "--headless", "--host", target.rstrip("/"),
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s",
@@ -190,6 +196,10 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
            "BLOG_PERF_LOCUST_OUT": str(work)}
     if accounts_path is not None:
         env["BLOG_PERF_ACCOUNTS"] = str(accounts_path)
+    for name in (live_metrics.PORT_ENV, live_metrics.HOST_ENV, live_metrics.RUN_ENV):
+        env.pop(name, None)  # only this run's own settings
+    if metrics is not None:
+        env.update(metrics.env())
     log_path = work / "locust.log"
     began = time.time()
     with open(log_path, "wb") as log:
@@ -221,7 +231,13 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
             record["history"] = _read_history(work / "history.jsonl")
             summary_path = work / "summary.json"
             record["summary"] = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
-            record["log_tail"] = log_path.read_text(errors="replace")[-4000:]
+            log_text = log_path.read_text(errors="replace")
+            record["log_tail"] = log_text[-4000:]
+            for line in log_text.splitlines():
+                if live_metrics.CANNOT_SERVE in line:  # the run went on without its live figures
+                    note = line[line.index(live_metrics.CANNOT_SERVE):]
+                    record.setdefault("notes", []).append(note)
+                    progress.line(f"locust: {note}")
             if (record["summary"] or {}).get("refused"):
                 record["error"] = record["summary"]["refused"]  # the blog's rate limits stopped the run
             if record["summary"] is None:

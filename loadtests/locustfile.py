@@ -23,8 +23,9 @@ the password again for every user.
 
 Beside the users: locust_messages.py (the accounts a master shares with its
 workers; a 429 at sign-up or login, REGISTER_RATE_LIMIT, LOGIN_RATE_LIMIT /
-LOGIN_ADDRESS_RATE_LIMIT, stops the whole run with one line naming the limit)
-and locust_output.py (history.jsonl and summary.json under BLOG_PERF_LOCUST_OUT).
+LOGIN_ADDRESS_RATE_LIMIT, stops the whole run with one line naming the limit),
+locust_output.py (history.jsonl and summary.json under BLOG_PERF_LOCUST_OUT)
+and locust_live.py (live figures for Prometheus with ``--metrics-port``).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from locust import FastHttpUser, between
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `locust -f` from anywhere
 from loadtests import blog_api, limits  # noqa: E402
 from loadtests import locust_messages as messages  # noqa: E402  (accounts, refusals: master and workers)
+from loadtests import locust_live  # noqa: E402,F401  (live figures on --metrics-port: its listener)
 from loadtests import locust_output  # noqa: E402,F401  (history.jsonl, summary.json: its listener)
 from loadtests.account_file import Account  # noqa: E402
 from loadtests.locust_posts import KNOWN_POSTS  # noqa: E402
