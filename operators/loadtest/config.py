@@ -2,6 +2,7 @@
 sets, ``charts/monitoring/templates/operator-deployment.yaml``)."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -19,3 +20,22 @@ class OperatorConfig:
         default_factory=lambda: float(os.environ.get("LOADTEST_WORKERS_MAX_WAIT_SECONDS", "180")))
     clock: schedule.SystemClock = field(default_factory=schedule.SystemClock)
     policy: Policy = field(default_factory=Policy.from_environment)
+    # Who may scrape a run master's live metrics (a NetworkPolicyPeer; the chart names
+    # Prometheus's namespace). Unset: pods of any namespace.
+    scrapers: dict = field(default_factory=lambda: scrapers_from(os.environ.get(SCRAPERS_ENV)))
+
+
+SCRAPERS_ENV = "LOADTEST_METRICS_SCRAPERS"
+
+
+def scrapers_from(text: str | None) -> dict:
+    """The peer in ``LOADTEST_METRICS_SCRAPERS`` (JSON); a bad one stops the operator at start."""
+    if not text:
+        return {"namespaceSelector": {}}
+    try:
+        peer = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{SCRAPERS_ENV} is not JSON: {exc}") from None
+    if not isinstance(peer, dict) or not peer or set(peer) - {"namespaceSelector", "podSelector", "ipBlock"}:
+        raise ValueError(f"{SCRAPERS_ENV} must be a NetworkPolicyPeer (namespaceSelector, podSelector, ipBlock)")
+    return peer

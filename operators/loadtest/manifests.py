@@ -8,7 +8,7 @@ API credentials: the operator reads their figures from the master's log.
 """
 from __future__ import annotations
 
-from perfcontract.runner import MASTER_PORT, RUN_TOKEN_ENV
+from perfcontract.runner import MASTER_PORT, METRICS_PORT, RUN_TOKEN_ENV
 
 from .names import (
     API_VERSION, ROLE_LABEL, RUN_LABEL, RUN_NUMBER_LABEL, labels, master_job_name,
@@ -47,7 +47,10 @@ def report_path(run: str) -> str:
 def master_args(spec: LoadTestSpec, workers_max_wait: float, run: str) -> list[str]:
     out = f"{REPORTS_DIR}/{run}" if spec.report_claim else WORK_DIR
     args = ["locust", *_scenario_args(spec), "--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}",
-            "--duration", str(spec.duration), "--out", out, "--log-summary"]
+            "--duration", str(spec.duration), "--out", out, "--log-summary",
+            # Live figures for Prometheus (the monitoring chart's PodMonitor); loadtest and
+            # run come from the pod's labels, so no --run-name.
+            "--metrics-port", str(METRICS_PORT), "--metrics-host", "0.0.0.0"]
     for flag, value in (("--max-p95-ms", spec.thresholds.p95_ms), ("--max-p99-ms", spec.thresholds.p99_ms),
                         ("--max-error-rate", spec.thresholds.max_error_rate), ("--min-rps", spec.thresholds.min_rps)):
         if value is not None:
@@ -140,7 +143,9 @@ def _with_run_token(container: dict, run: str) -> dict:
 
 
 def master_job(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float) -> dict:
-    ports = [{"name": "locust-master", "containerPort": MASTER_PORT}] if spec.workers else None
+    ports = [{"name": "metrics", "containerPort": METRICS_PORT}]
+    if spec.workers:
+        ports.append({"name": "locust-master", "containerPort": MASTER_PORT})
     container = _container(MASTER_CONTAINER, image, master_args(spec, workers_max_wait, run), run, _resources(spec), ports)
     if spec.workers:
         _with_run_token(container, run)
@@ -171,18 +176,19 @@ def owned_by_job(child: dict, job: dict) -> dict:
 DNS_PEERS = [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
 
 
-def run_network_policy(test: str, run: str, spec: LoadTestSpec, target: dict) -> dict:
+def run_network_policy(test: str, run: str, spec: LoadTestSpec, target: dict, scrapers: dict) -> dict:
     """The run's pods reach DNS, the target and (workers) their master; only the run's workers
-    reach the master's port. ``target`` is the egress peer and port of the target: the
-    Service's pods (``{"pods": selector, "port": targetPort}``), or, for a URL, only its port
-    (a NetworkPolicy cannot name a host)."""
+    reach the master's port, and only ``scrapers`` (a peer: Prometheus's namespace) its
+    metrics port. ``target`` is the egress peer and port of the target: the Service's pods
+    (``{"pods": selector, "port": targetPort}``), or, for a URL, only its port (a
+    NetworkPolicy cannot name a host)."""
     own = {RUN_LABEL: run}
     target_rule = {"ports": [{"protocol": "TCP", "port": target["port"]}]}
     if target.get("pods") is not None:
         target_rule["to"] = [{"podSelector": {"matchLabels": target["pods"]}}]
     egress = [{"to": DNS_PEERS, "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
               target_rule]
-    ingress = []
+    ingress = [{"from": [scrapers], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]
     if spec.workers:
         master = {"podSelector": {"matchLabels": {RUN_LABEL: run, ROLE_LABEL: "master"}}}
         workers = {"podSelector": {"matchLabels": {RUN_LABEL: run, ROLE_LABEL: "worker"}}}
@@ -206,10 +212,10 @@ def master_service(test: str, run: str) -> dict:
 
 
 def run_children(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float, target: dict,
-                 token: str) -> list[dict]:
+                 token: str, scrapers: dict) -> list[dict]:
     """Everything one run needs, in creation order: the NetworkPolicy before any pod, the
     Service before the workers that look it up, the token after the master Job that owns it."""
-    children = [run_network_policy(test, run, spec, target)]
+    children = [run_network_policy(test, run, spec, target, scrapers)]
     if spec.workers:
         children.append(master_service(test, run))
     children.append(master_job(test, run, spec, image, workers_max_wait))

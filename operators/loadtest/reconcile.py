@@ -128,7 +128,8 @@ class Pass:
         master_job = None
         try:
             for child in manifests.run_children(self.name, run, spec, image, self.config.workers_max_wait_s,
-                                                self.target_peer(spec), secrets.token_urlsafe(32)):
+                                                self.target_peer(spec), secrets.token_urlsafe(32),
+                                                self.config.scrapers):
                 if child["kind"] == "Secret":
                     manifests.owned_by_job(child, master_job)
                 else:

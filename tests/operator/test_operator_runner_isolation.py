@@ -7,6 +7,7 @@ their selectors against the pods' labels (tests/support/charts.matches)."""
 from __future__ import annotations
 
 from operators.loadtest import manifests, names
+from perfcontract.runner import METRICS_PORT
 from tests.operator.cluster import NAMESPACE, PodScript
 from tests.operator.support import apply, load_test, objects, wait_status
 from tests.support.charts import BLOG_CHART, matches, render
@@ -49,6 +50,9 @@ def test_a_distributed_run_is_fenced_by_its_own_network_policy(cluster):
     assert _peers_allowed(spec["ingress"], worker, manifests.MASTER_PORT)            # its workers reach the master
     assert not _peers_allowed(spec["ingress"], other_run, manifests.MASTER_PORT)     # another run's pods do not
     assert not _peers_allowed(spec["ingress"], {"app": "anything"}, manifests.MASTER_PORT)
+    assert not _peers_allowed(spec["ingress"], worker, METRICS_PORT)                  # only the scrapers, below
+    scrape = [rule for rule in spec["ingress"] if rule["ports"] == [{"protocol": "TCP", "port": METRICS_PORT}]]
+    assert scrape == [{"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]
     assert _peers_allowed(spec["egress"], master, manifests.MASTER_PORT)             # workers reach their master
     assert _peers_allowed(spec["egress"], blog_pod_labels, http["targetPort"])       # the blog's pods, its port
     assert not _peers_allowed(spec["egress"], {"app.kubernetes.io/name": "postgresql"}, 5432)
@@ -87,7 +91,15 @@ def test_a_single_pod_run_has_no_token_and_no_master_port(cluster):
     wait_status(cluster, "alone", "the run is Running", phase="Running")
     assert not objects(cluster, "secrets")
     (policy,) = objects(cluster, "networkpolicies").values()
-    assert policy["spec"]["ingress"] == []   # nothing may connect to a lone master
+    # Only the scrapers (the operator's LOADTEST_METRICS_SCRAPERS) reach it, on its metrics port.
+    assert policy["spec"]["ingress"] == [{"from": [{"namespaceSelector": {}}],
+                                          "ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]
+    (job,) = objects(cluster, "jobs").values()
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": METRICS_PORT}]
+    args = container["args"]
+    assert args[args.index("--metrics-port") + 1] == str(METRICS_PORT) and "--run-name" not in args
+    assert args[args.index("--metrics-host") + 1] == "0.0.0.0"
 
 
 def test_the_runs_network_policy_and_token_go_with_its_jobs(cluster):

@@ -31,3 +31,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "operator.runnerImage" -}}
 {{- printf "%s:%s" .Values.operator.runnerImage.repository (.Values.operator.runnerImage.tag | default .Chart.AppVersion) -}}
 {{- end -}}
+
+{{/* Who may scrape a run master's live metrics (a NetworkPolicyPeer, as JSON):
+operator.runnerMetrics.scrapers, or the release's namespace, where Prometheus runs. */}}
+{{- define "operator.runnerMetricsScrapers" -}}
+{{- if .Values.operator.runnerMetrics.scrapers -}}
+{{- .Values.operator.runnerMetrics.scrapers | toJson -}}
+{{- else -}}
+{{- dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace)) | toJson -}}
+{{- end -}}
+{{- end -}}
