@@ -14,10 +14,10 @@ import kopf
 from kubernetes import client, config as kube_config
 from urllib3.exceptions import HTTPError
 
-from . import metrics
+from . import metrics, run_history
+from .config import OperatorConfig
 from .kube import ApiException, Cluster
 from .names import GROUP, VERSION
-from .config import OperatorConfig
 from .reconcile import Pass
 from .status import api_answer
 
@@ -74,6 +74,12 @@ def reconcile(body, **_):
     except Exception:
         metrics.RECONCILE_ERRORS.inc()
         raise
+
+
+@kopf.on.event(GROUP, VERSION, "loadtestresults")
+def result_seen(event, body, **_):
+    """Mirror the LoadTestResults for the run-history metrics (rebuilt by kopf's listing at start)."""
+    run_history.HISTORY.observe(event.get("type"), _plain(body))
 
 
 @kopf.on.probe(id="loadtests")
