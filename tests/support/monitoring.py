@@ -26,7 +26,7 @@ RUNBOOKS = REPO / "docs" / "runbooks.md"
 # Prometheus directly: every namespace and pod ("All"), one-minute windows.
 GRAFANA_SUBSTITUTIONS = {
     "$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
-    "$namespace": ".*", "$pod": ".*",
+    "$namespace": ".*", "$pod": ".*", "$loadtest": ".*",
 }
 
 
