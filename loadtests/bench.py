@@ -17,10 +17,12 @@ import signal
 import sys
 import time
 import traceback
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiblog.cli import GUNICORN_CONFIG
+from devstack.monitor_targets import BLOG_JOB, announced
 from perfcontract import results_file
 
 from . import bench_targets, report, report_html
@@ -128,6 +130,7 @@ class Bench(BenchMeasurements):
 
     def run(self) -> int:
         code = 0
+        announcements = ExitStack()
         try:
             self.stack = Stack(answer_seconds=self.settings.answer_seconds, posts=self.settings.seed_posts,
                                blog_settings=BLOG_SETTINGS,
@@ -145,6 +148,9 @@ class Bench(BenchMeasurements):
                 "settings": {k: v for k, v in self.stack.settings().items() if k not in ("SECRET_KEY",)},
             }
             self.bench["worker_rss_mb_at_start"] = self.stack.blog.worker_rss_mb()
+            # make monitor's Prometheus finds this blog (and the Locust phase's live figures) by itself.
+            announcements.enter_context(
+                announced(BLOG_JOB, f"127.0.0.1:{self.stack.blog.metrics_port}", {"stack": "bench"}))
             self.phase("bare Flask ceiling", 40, self.measure_ceiling)
             self.phase("concurrency", 100, self.measure_concurrency)
             self.phase("cache", 45, self.measure_cache)
@@ -160,6 +166,7 @@ class Bench(BenchMeasurements):
             code = 130
             self.progress.line("interrupted: writing what was measured")
         finally:
+            announcements.close()
             if self.stack is not None:
                 self.progress.line("-- stopping the stack")
                 self.stack.stop()

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import aiohttp
 
-from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, locust_run, stats
+from devstack import free_port
+
+from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, live_metrics, locust_run, stats
 
 TIMED_LOG_FORMAT = "%(a)s|%(s)s|%(D)s"  # user agent | status | microseconds in the worker
 
@@ -163,7 +165,9 @@ class BenchMeasurements:
                        spawn_rate=self.settings.locust_spawn_rate, duration=self.settings.locust_duration_s,
                        processes=self.settings.locust_processes, wait_min=self.settings.locust_wait_min_s,
                        wait_max=self.settings.locust_wait_max_s, accounts=self.settings.locust_accounts,
-                       progress=self.progress, record=record)
+                       progress=self.progress, record=record,
+                       # Live figures on a free port, announced to make monitor (locust_run._announced).
+                       metrics=live_metrics.LiveMetrics(free_port(), run_name="bench"))
         summary = record.get("summary") or {}
         summary["ceiling_ratio"] = stats.ratio(summary.get("rps"), self.bench.get("ceiling_peak_rps"))
 

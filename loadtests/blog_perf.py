@@ -40,6 +40,30 @@ def _default_out(kind: str) -> Path:
     return Path("perf-results") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _run_parts(args: argparse.Namespace, kind: str, out: Path, runs: dict, progress: Progress) -> None:
+    """The tests ``kind`` names, in order, each recording into ``runs``."""
+    if kind in ("cache", "all"):
+        progress.line("== cache test ==")
+        runs["cache"] = {}
+        cache_test.run(args.target, args.titles, args.repeats, args.generation_timeout, args.concurrent_clients,
+                       args.concurrent_duration, args.concurrent_rate or None, args.user, args.password,
+                       progress, record=runs["cache"])
+    if kind in ("concurrency", "all"):
+        progress.line("== concurrency test ==")
+        runs["concurrency"] = {}
+        concurrency.run(args.target, args.endpoints, args.levels, args.level_duration, args.timeout,
+                        args.client_processes, args.user, args.password, progress, record=runs["concurrency"])
+    if kind in ("locust", "all"):
+        progress.line("== Locust scenario ==")
+        runs["locust"] = {}
+        master = locust_run.Master(args.expect_workers, args.expect_workers_max_wait, args.master_port) \
+            if getattr(args, "master", False) else None
+        locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
+                       args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
+                       accounts=args.accounts, master=master, scenario=getattr(args, "locustfile", None),
+                       metrics=live_metrics_of(args))
+
+
 def run_suite(args: argparse.Namespace, progress: Progress) -> int:
     kind = args.command
     out = Path(args.out) if args.out else _default_out(kind)
@@ -48,26 +72,7 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
     code = EXIT_OK
     refused = None  # the line saying the blog's rate limits refused a sign-up or login
     try:
-        if kind in ("cache", "all"):
-            progress.line("== cache test ==")
-            runs["cache"] = {}
-            cache_test.run(args.target, args.titles, args.repeats, args.generation_timeout, args.concurrent_clients,
-                           args.concurrent_duration, args.concurrent_rate or None, args.user, args.password,
-                           progress, record=runs["cache"])
-        if kind in ("concurrency", "all"):
-            progress.line("== concurrency test ==")
-            runs["concurrency"] = {}
-            concurrency.run(args.target, args.endpoints, args.levels, args.level_duration, args.timeout,
-                            args.client_processes, args.user, args.password, progress, record=runs["concurrency"])
-        if kind in ("locust", "all"):
-            progress.line("== Locust scenario ==")
-            runs["locust"] = {}
-            master = locust_run.Master(args.expect_workers, args.expect_workers_max_wait, args.master_port) \
-                if getattr(args, "master", False) else None
-            locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
-                           args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
-                           accounts=args.accounts, master=master, scenario=getattr(args, "locustfile", None),
-                           metrics=live_metrics_of(args))
+        _run_parts(args, kind, out, runs, progress)
     except KeyboardInterrupt:
         document["interrupted"] = True
         code = EXIT_INTERRUPTED

@@ -24,6 +24,7 @@ figures for Prometheus there while it goes on (live_metrics.py, locust_live.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -35,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.monitor_targets import LOAD_TEST_JOB, announced
 from perfcontract.results_file import now_iso
 from perfcontract.runner import MASTER_PORT
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
@@ -179,11 +181,15 @@ def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float
             return child.wait(5)
 
 
-def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration: float, processes: int,
-                wait_min: float, wait_max: float, progress: Progress, record: dict, extra_env: dict | None,
-                accounts_path: Path | None, master: Master | None = None,
-                scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None) -> None:
-    record["started_at"] = now_iso()
+def _announced(metrics: live_metrics.LiveMetrics | None):
+    """A local run's live figures, announced to ``make monitor`` (devstack/monitor_targets.py)."""
+    if metrics is None or metrics.host not in ("127.0.0.1", "localhost", "::1"):
+        return contextlib.nullcontext()  # a cluster's PodMonitor finds the masters there
+    return announced(LOAD_TEST_JOB, f"{metrics.host}:{metrics.port}", {"loadtest": "local"})
+
+
+def _locust_command(target: str, users: int, spawn_rate: float, duration: float, processes: int,
+                    master: Master | None, scenario: str | Path | None) -> list[str]:
     command = [sys.executable, "-m", "locust", "-f", locustfiles(scenario), "--headless", "--host", target.rstrip("/"),
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s",
                "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
@@ -192,6 +198,40 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
     if master is not None:
         command += ["--master", "--expect-workers", str(master.workers), "--master-bind-port", str(master.port),
                     "--expect-workers-max-wait", str(max(1, int(round(master.max_wait))))]
+    return command
+
+
+def _record_outcome(record: dict, exit_code: int, interrupted: bool, work: Path, log_path: Path,
+                    master: Master | None, progress: Progress) -> None:
+    """What the ended Locust left: its summary, history and log tail, and why it failed if it did."""
+    record["finished_at"] = now_iso()
+    record["exit_code"] = exit_code
+    record["interrupted"] = interrupted
+    record["history"] = _read_history(work / "history.jsonl")
+    summary_path = work / "summary.json"
+    record["summary"] = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
+    log_text = log_path.read_text(errors="replace")
+    record["log_tail"] = log_text[-4000:]
+    for line in log_text.splitlines():
+        if live_metrics.CANNOT_SERVE in line:  # the run went on without its live figures
+            note = line[line.index(live_metrics.CANNOT_SERVE):]
+            record.setdefault("notes", []).append(note)
+            progress.line(f"locust: {note}")
+    if (record["summary"] or {}).get("refused"):
+        record["error"] = record["summary"]["refused"]  # the blog's rate limits stopped the run
+    if record["summary"] is None:
+        record["error"] = "Locust ended without writing its summary; see log_tail"
+        if master is not None and WORKERS_GAVE_UP in record["log_tail"]:
+            record["error"] = (f"workers never connected: fewer than {master.workers} within "
+                               f"{master.max_wait:g} s")
+
+
+def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration: float, processes: int,
+                wait_min: float, wait_max: float, progress: Progress, record: dict, extra_env: dict | None,
+                accounts_path: Path | None, master: Master | None = None,
+                scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None) -> None:
+    record["started_at"] = now_iso()
+    command = _locust_command(target, users, spawn_rate, duration, processes, master, scenario)
     env = {**_locust_env(wait_min, wait_max, record["parameters"]["task_weights"], extra_env),
            "BLOG_PERF_LOCUST_OUT": str(work)}
     if accounts_path is not None:
@@ -202,7 +242,7 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
         env.update(metrics.env())
     log_path = work / "locust.log"
     began = time.time()
-    with open(log_path, "wb") as log:
+    with _announced(metrics), open(log_path, "wb") as log:
         child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         interrupted = False
         try:
@@ -225,25 +265,6 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
                 except subprocess.TimeoutExpired:
                     os.killpg(child.pid, signal.SIGKILL)
                     child.wait(5)
-            record["finished_at"] = now_iso()
-            record["exit_code"] = child.returncode
-            record["interrupted"] = interrupted
-            record["history"] = _read_history(work / "history.jsonl")
-            summary_path = work / "summary.json"
-            record["summary"] = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
-            log_text = log_path.read_text(errors="replace")
-            record["log_tail"] = log_text[-4000:]
-            for line in log_text.splitlines():
-                if live_metrics.CANNOT_SERVE in line:  # the run went on without its live figures
-                    note = line[line.index(live_metrics.CANNOT_SERVE):]
-                    record.setdefault("notes", []).append(note)
-                    progress.line(f"locust: {note}")
-            if (record["summary"] or {}).get("refused"):
-                record["error"] = record["summary"]["refused"]  # the blog's rate limits stopped the run
-            if record["summary"] is None:
-                record["error"] = "Locust ended without writing its summary; see log_tail"
-                if master is not None and WORKERS_GAVE_UP in record["log_tail"]:
-                    record["error"] = (f"workers never connected: fewer than {master.workers} within "
-                                       f"{master.max_wait:g} s")
+            _record_outcome(record, child.returncode, interrupted, work, log_path, master, progress)
     if interrupted:
         raise KeyboardInterrupt

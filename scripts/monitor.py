@@ -23,27 +23,35 @@ from pathlib import Path
 from urllib.parse import quote
 
 from devstack import StackTimeout, http_ok, port_open, wait_until
+from devstack.monitor_targets import BLOG_JOB, LOAD_TEST_JOB, targets_dir
 
 REPO = Path(__file__).resolve().parents[1]
 RULES_FILE = REPO / "charts" / "blog" / "rules" / "aiblog.rules.yml"
 DASHBOARDS = REPO / "charts" / "blog" / "dashboards"
-JOB = "aiblog"  # the alert rules select up{job="aiblog"}
+JOB = BLOG_JOB  # the alert rules select up{job="aiblog"}
+LOAD_TEST_DASHBOARD = REPO / "charts" / "monitoring" / "dashboards" / "loadtests.json"
 
 
 def prometheus_config(targets: list[str], rules_file: Path = RULES_FILE, scrape_interval: str = "5s",
-                      worker_targets: list[str] | None = None) -> dict:
+                      worker_targets: list[str] | None = None, announced_in: Path | None = None) -> dict:
     """The Prometheus configuration for scraping the blog's metrics servers
-    (and, when given, the background worker's)."""
+    (and, when given, the background worker's). With ``announced_in``, also
+    every blog and load-test run announced there (devstack/monitor_targets.py:
+    ``make bench`` and ``blog-perf locust --metrics-port`` on their free ports)."""
     jobs = [(JOB, targets)] + ([(f"{JOB}-worker", worker_targets)] if worker_targets else [])
+    if announced_in is not None:
+        jobs.append((LOAD_TEST_JOB, []))
+    configs = []
+    for name, job_targets in jobs:
+        job = {"job_name": name, "metrics_path": "/metrics", "scrape_timeout": scrape_interval,
+               "static_configs": [{"targets": job_targets}] if job_targets else []}
+        if announced_in is not None and name in (JOB, LOAD_TEST_JOB):
+            job["file_sd_configs"] = [{"files": [str(announced_in / f"{name}-*.json")], "refresh_interval": "5s"}]
+        configs.append(job)
     return {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "rule_files": [str(rules_file)],
-        "scrape_configs": [{
-            "job_name": name,
-            "metrics_path": "/metrics",
-            "scrape_timeout": scrape_interval,
-            "static_configs": [{"targets": job_targets}],
-        } for name, job_targets in jobs],
+        "scrape_configs": configs,
     }
 
 
@@ -118,7 +126,10 @@ Prometheus is watching the blog's metrics at {metrics_url}
   alert rules and state      {web}/alerts
   requests per minute        {web}/graph?g0.expr={example}&g0.tab=0&g0.range_input=15m
   config                     {config_path}
-Grafana dashboards: import {DASHBOARDS.relative_to(REPO)}/*.json with this Prometheus as data source.
+Load tests on this machine join by themselves: `make bench` and `blog-perf locust --metrics-port N`
+  announce their targets in {targets_dir()} (job {LOAD_TEST_JOB}).
+Grafana dashboards: import {DASHBOARDS.relative_to(REPO)}/*.json and {LOAD_TEST_DASHBOARD.relative_to(REPO)}
+  with this Prometheus as data source.
 Ctrl-C stops Prometheus.""", flush=True)
         return process.wait()
     except KeyboardInterrupt:
@@ -138,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     config_path = args.dir / "prometheus.yml"
     worker = default_worker_target() if args.target is None else None
     write_config(config_path, prometheus_config([target], scrape_interval=args.scrape_interval,
-                                                worker_targets=[worker] if worker else None))
+                                                worker_targets=[worker] if worker else None,
+                                                announced_in=targets_dir()))
     metrics_url = f"http://{target}/metrics"
     if not http_ok(metrics_url):
         print(f"!! nothing answers at {metrics_url} yet: start the blog with `make run` (it serves metrics "

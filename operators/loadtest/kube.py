@@ -135,6 +135,18 @@ class Cluster:
         self.batch.patch_namespaced_job(name, namespace, {"metadata": {"annotations": annotations}},
                                         _preload_content=False)
 
+    def service_peer(self, namespace: str, name: str, port: int) -> dict:
+        """A Service's pods and target port, as a NetworkPolicy's peer; a Service not there
+        yet gives any pod of the namespace on ``port``."""
+        try:
+            service = self.read(namespace, "Service", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return {"pods": {}, "port": port}
+        found = next((p for p in (service.get("spec") or {}).get("ports") or [] if p.get("port") == port), {})
+        return {"pods": (service.get("spec") or {}).get("selector") or {}, "port": found.get("targetPort", port)}
+
     def delete(self, namespace: str, kind: str, name: str) -> None:
         """Delete, with the pods of a Job too; already gone is fine."""
         options = client.V1DeleteOptions(propagation_policy="Background")

@@ -163,15 +163,7 @@ class Pass:
         if spec.target_service is None:
             parsed = urlsplit(spec.target_url)
             return {"port": parsed.port or (443 if parsed.scheme == "https" else 80)}
-        port = urlsplit(spec.target_url).port
-        try:
-            service = self.cluster.read(self.namespace, "Service", spec.target_service)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            return {"pods": {}, "port": port}  # not there yet: any pod of the namespace on that port
-        found = next((p for p in (service.get("spec") or {}).get("ports") or [] if p.get("port") == port), {})
-        return {"pods": (service.get("spec") or {}).get("selector") or {}, "port": found.get("targetPort", port)}
+        return self.cluster.service_peer(self.namespace, spec.target_service, urlsplit(spec.target_url).port)
 
     # -- following --------------------------------------------------------------------
     def follow(self, spec: LoadTestSpec) -> None:

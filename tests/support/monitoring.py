@@ -43,10 +43,11 @@ class PrometheusServer(Service):
 
     name = "prometheus"
 
-    def __init__(self, targets: list[str], scrape_interval: str = "1s"):
+    def __init__(self, targets: list[str], scrape_interval: str = "1s", announced_in: Path | None = None):
         super().__init__()
         self.port = free_port()
-        self.config = load_monitor_script().prometheus_config(targets, RULES_FILE, scrape_interval)
+        self.config = load_monitor_script().prometheus_config(targets, RULES_FILE, scrape_interval,
+                                                              announced_in=announced_in)
 
     @property
     def url(self) -> str:
