@@ -3,7 +3,11 @@ pod's PodSpec becomes ``podman run`` containers (tests/support/podspec.py: the
 command, args, env, user, read-only root, dropped capabilities, emptyDir as
 tmpfs, as written by the operator), on the host's network, with the image
 under test. Their states and logs go back to the emulator as a kubelet reports
-them. Service names the pods look up (the master's) resolve to loopback."""
+them. Service names the pods look up (the master's) resolve to loopback.
+
+A container a mesh injected (``cluster.SIDECAR``, added at admission by the
+fake cluster) runs too, as a process that never exits, like a classic
+sidecar: the pod then stays Running after its runner container has ended."""
 from __future__ import annotations
 
 import threading
@@ -15,6 +19,8 @@ from typing import Callable
 from tests.support.podspec import Cluster, Pod, PodSpecError, podman
 
 STATE_EVERY_S = 0.5  # `podman inspect` per pod at most this often
+# What an injected sidecar runs in the image under test: nothing, forever.
+SIDECAR_COMMAND = ["python", "-c", "import time\nwhile True: time.sleep(3600)"]
 
 
 def _iso_now() -> str:
@@ -48,18 +54,23 @@ class PodmanKubelet:
             if not state:
                 return None, log
             status, code = state[0], int(state[1]) if len(state) > 1 else -1
+            sidecars = running.spec["containers"][1:]
             if status == "running":
                 phase, container_state = "Running", {"running": {"startedAt": _iso_now()}}
             elif status in ("exited", "stopped"):
-                phase = "Succeeded" if code == 0 else "Failed"
+                # A sidecar that never exits keeps the pod (and its Job) running.
+                phase = "Running" if sidecars else ("Succeeded" if code == 0 else "Failed")
                 container_state = {"terminated": {"exitCode": code, "finishedAt": _iso_now()}}
             else:
                 return None, log
-            if self.reported.get(name) == phase:
+            seen = f"{phase}/{next(iter(container_state))}"
+            if self.reported.get(name) == seen:
                 return None, log
-            self.reported[name] = phase
-            return {"phase": phase, "containerStatuses": [{"name": container["name"], "ready": phase == "Running",
-                                                           "state": container_state}]}, log
+            self.reported[name] = seen
+            statuses = [{"name": container["name"], "ready": "running" in container_state, "state": container_state}]
+            statuses += [{"name": c["name"], "ready": True, "state": {"running": {"startedAt": _iso_now()}}}
+                         for c in sidecars]
+            return {"phase": phase, "containerStatuses": statuses}, log
 
     def _start(self, name: str, pod: dict) -> dict:
         running = Pod(name, pod["spec"], Cluster(self.objects()), namespace=pod["metadata"]["namespace"],
@@ -70,6 +81,11 @@ class PodmanKubelet:
             plan = running.plan(container, detach=True)
             running.started.append(plan.name)
             podman(*plan.args)
+            for sidecar in running.spec["containers"][1:]:
+                plan = running.plan({"name": sidecar["name"], "image": self.image, "command": SIDECAR_COMMAND},
+                                    detach=True)
+                running.started.append(plan.name)
+                podman(*plan.args)
         except PodSpecError as exc:  # what the kubelet would report as a container that cannot start
             if str(exc).startswith("CreateContainerConfigError"):
                 # A Secret or ConfigMap not there yet (a run's token follows its master Job):

@@ -163,3 +163,27 @@ def test_a_runner_pod_that_writes_a_gzip_bomb_into_its_log_keeps_its_figures_and
         "requests"] > 0
     assert [e["name"] for e in result["endpoints"]] == ["/healthz"]
     assert "configMap" not in result["report"] and not [n for n in objects(cluster, "configmaps") if "report" in n]
+
+
+def test_a_runner_pod_with_a_sidecar_that_never_exits_is_judged_on_its_runner(cluster, podman_kubelet,
+                                                                               load_tested_blog):
+    """A mesh's classic sidecar, injected at admission and run by the kubelet beside the runner:
+    the pod stays Running and its Job never completes, yet the run ends on the runner's exit,
+    with the figures it reported, and its Job goes with the sidecar."""
+    from tests.operator.cluster import SIDECAR, PodScript
+
+    cluster.cluster.scripts["master"] = PodScript(sidecar_forever=True)   # what admission injects
+    apply(cluster, load_test(
+        "meshed", target={"url": load_tested_blog.url}, users=3, spawnRate=3, duration=5,
+        scenario={"weights": {"home": 10, "post": 5, "login": 0, "write": 0, "ai": 0},
+                  "thinkTime": {"min": 0.1, "max": 0.5}}, ttlSecondsAfterFinished=3600))
+    from devstack import wait_until
+    (pod,) = wait_until(lambda: list(podman_kubelet.pods.values()), 60, "the master pod to start")
+    assert [c["name"] for c in pod.spec["containers"]] == ["master", SIDECAR]
+    sidecar_container = f"{pod.name}-{SIDECAR}"
+    final = wait_status(cluster, "meshed", "the meshed run is collected", timeout=300, lastResult="meshed-1")
+    assert final["phase"] == "Succeeded" and final["latest"]["requests"] > 0, final
+    wait_until(lambda: not objects(cluster, "jobs"), 30, "the Job a sidecar held open to be removed")
+    wait_until(lambda: not podman_kubelet.pods, 30, "the pod's containers, sidecar too, to be removed")
+    from tests.support.podspec import podman
+    assert podman("container", "exists", sidecar_container, check=False).returncode != 0
