@@ -9,6 +9,7 @@ from . import schedule
 from .kube import Cluster
 from .names import (FINISHED_ANNOTATION, ROLE_LABEL, RUN_LABEL, RUN_NUMBER_LABEL, master_service_name,
                     network_policy_name)
+from .pods import held_by_sidecar, job_finished
 
 
 def results_oldest_first(cluster: Cluster, namespace: str, test: str) -> list[dict]:
@@ -35,14 +36,16 @@ def trim(cluster: Cluster, namespace: str, test: str, history_limit: int) -> Non
 def remove_expired_jobs(cluster: Cluster, namespace: str, test: str, current_run: str | None, now: datetime,
                         ttl_seconds: float) -> None:
     """Finished runs' Jobs (with their pods), Services and NetworkPolicies go
-    after ``ttlSecondsAfterFinished``; results stay."""
+    after ``ttlSecondsAfterFinished``; results stay. A finished run's Job that a
+    mesh's sidecar holds open (its runners are done, its pods run on) goes at once."""
     for job in cluster.jobs(namespace, test=test):
         meta = job["metadata"]
         finished = schedule.parse_iso((meta.get("annotations") or {}).get(FINISHED_ANNOTATION))
         run = (meta.get("labels") or {}).get(RUN_LABEL)
         if run == current_run or finished is None:
             continue
-        if (now - finished).total_seconds() >= ttl_seconds:
+        if (now - finished).total_seconds() >= ttl_seconds or (
+                job_finished(job) is None and held_by_sidecar(job, cluster.pods(namespace, run=run))):
             remove_job(cluster, namespace, job)
 
 

@@ -56,6 +56,23 @@ def runner_finished(run_pods: list[dict], role_label: str, container: str) -> st
     return None
 
 
+def held_by_sidecar(job: dict, run_pods: list[dict]) -> bool:
+    """The Job's pods all run on although their runner container (the first) has
+    terminated: a mesh's classic sidecar holds them, and the Job never completes."""
+    name = (job.get("metadata") or {}).get("name")
+    mine = [p for p in run_pods if ((p.get("metadata") or {}).get("labels") or {}).get("job-name") == name]
+    if not mine:
+        return False
+    for pod in mine:
+        status = pod.get("status") or {}
+        runner = (((pod.get("spec") or {}).get("containers") or [{}])[0]).get("name")
+        state = next((s.get("state") or {} for s in status.get("containerStatuses") or [] if s.get("name") == runner),
+                     {})
+        if status.get("phase") != "Running" or "terminated" not in state:
+            return False
+    return True
+
+
 def job_finished(job: dict | None) -> str | None:
     """'Complete' or 'Failed' (with the Job controller's reason) when the Job has ended, else None."""
     if not job:

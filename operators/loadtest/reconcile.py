@@ -284,11 +284,8 @@ class Pass:
         self.event("Warning", reason, text)
 
     def mark_finished(self, jobs: dict) -> None:
-        """Mark the run's Jobs for ``ttlSecondsAfterFinished``; a Job a sidecar still holds
-        open (its runner is done) goes now, or its pods would run on."""
+        """Mark the run's Jobs for ``ttlSecondsAfterFinished`` (history.remove_expired_jobs;
+        a Job a sidecar holds open goes at once there)."""
         for job in jobs.values():
-            if pods.job_finished(job) is None:
-                history.remove_job(self.cluster, self.namespace, job)
-                continue
             self.cluster.annotate_job(self.namespace, job["metadata"]["name"],
                                       {names.FINISHED_ANNOTATION: schedule.iso(self.now)})

@@ -186,4 +186,5 @@ def test_a_runner_pod_with_a_sidecar_that_never_exits_is_judged_on_its_runner(cl
     wait_until(lambda: not objects(cluster, "jobs"), 30, "the Job a sidecar held open to be removed")
     wait_until(lambda: not podman_kubelet.pods, 30, "the pod's containers, sidecar too, to be removed")
     from tests.support.podspec import podman
-    assert podman("container", "exists", sidecar_container, check=False).returncode != 0
+    wait_until(lambda: podman("container", "exists", sidecar_container, check=False).returncode != 0, 30,
+               "the sidecar's container to be removed")
