@@ -41,9 +41,9 @@ def announced(job: str, target: str, labels: dict[str, str] | None = None) -> It
         scratch.write_text(json.dumps([{"targets": [target], "labels": labels or {}}]))
         os.replace(scratch, path)
     except OSError:  # a read-only checkout (a container): nothing to announce to
-        yield None
-        return
+        path = None
     try:
         yield path
     finally:
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)

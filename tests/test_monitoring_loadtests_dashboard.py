@@ -42,6 +42,11 @@ def queries(dashboard: dict) -> list[tuple[str, str]]:
             for target in panel["targets"]]
 
 
+def live_queries(dashboard: dict) -> list[tuple[str, str]]:
+    """The panels fed by a run's master and the blog (not by the operator's kept results)."""
+    return [(title, expr) for title, expr in queries(dashboard) if "loadtest_result_" not in expr]
+
+
 def annotation_expr(dashboard: dict) -> str:
     (annotation,) = [a for a in dashboard["annotations"]["list"] if a["name"] == "Load tests"]
     return grafana_to_promql(annotation["expr"])
@@ -105,8 +110,8 @@ def test_every_panel_and_the_annotation_return_data_for_a_real_run(perf_blog, tm
          "static_configs": [{"targets": [f"127.0.0.1:{history_port}"]}]},
     ]
     dashboard = loadtests_dashboard()
-    live_panels = [(t, e) for t, e in queries(dashboard) if "loadtest_result_" not in e]
-    history_panels = [(t, e) for t, e in queries(dashboard) if "loadtest_result_" in e]
+    live_panels = live_queries(dashboard)
+    history_panels = [panel for panel in queries(dashboard) if panel not in live_panels]
     try:
         with prometheus:
             process = subprocess.Popen(

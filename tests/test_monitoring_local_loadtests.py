@@ -15,7 +15,7 @@ from devstack import REPO, free_port, wait_until
 from devstack.monitor_targets import BLOG_JOB, DIR_ENV, LOAD_TEST_JOB, announced
 from tests.support.monitoring import PrometheusServer, load_monitor_script
 from tests.support.perf import BLOG_PERF, explain
-from tests.test_monitoring_loadtests_dashboard import loadtests_dashboard, queries, with_data
+from tests.test_monitoring_loadtests_dashboard import live_queries, loadtests_dashboard, with_data
 
 
 def test_an_announcement_is_a_file_sd_target_for_as_long_as_the_block_runs(tmp_path, monkeypatch):
@@ -41,7 +41,7 @@ def test_make_monitor_reads_the_announcements_of_both_jobs(tmp_path):
 def test_a_local_run_joins_make_monitors_prometheus_and_the_live_panels_answer(perf_blog, tmp_path):
     announcements = tmp_path / "targets"
     metrics_port = free_port()
-    live_panels = [(t, e) for t, e in queries(loadtests_dashboard()) if "loadtest_result_" not in e]
+    live_panels = live_queries(loadtests_dashboard())
     with PrometheusServer([perf_blog.blog.metrics_url.split("/")[2]], announced_in=announcements) as prometheus:
         process = subprocess.Popen(
             [str(BLOG_PERF), "locust", "--target", perf_blog.blog.url, "--out", str(tmp_path / "out"),

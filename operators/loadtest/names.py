@@ -19,6 +19,8 @@ MANAGED_BY = "aiblog-loadtest-operator"
 # A Service's name (DNS-1035 label) and a label's value: what a child's name and labels must be.
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# The name of a ConfigMap, Secret, PersistentVolumeClaim or PriorityClass (a DNS subdomain).
+OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 RUN_NAME_MAX = 45  # plus the longest child suffix ("-runner-token"): within 63
 
 
@@ -41,10 +43,15 @@ def run_name(test: str, number: int) -> str:
     return f"{base}-{_digest(test, 6)}{suffix}"
 
 
+def is_label_value(text: str) -> bool:
+    """At most 63 characters of [-A-Za-z0-9_.], alphanumeric at both ends (or empty)."""
+    return len(text) <= 63 and LABEL_VALUE.match(text) is not None
+
+
 def label_value(text: str) -> str:
-    """``text`` as a label value (63 characters of [-A-Za-z0-9_.], alphanumeric at both ends),
-    with a hash of the whole when it had to be cut or cleaned."""
-    if len(text) <= 63 and LABEL_VALUE.match(text):
+    """``text`` as a label value (``is_label_value``), with a hash of the whole when it
+    had to be cut or cleaned."""
+    if is_label_value(text):
         return text
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:55].strip("-_.")
     return f"{cleaned}-{_digest(text, 7)}" if cleaned else _digest(text, 12)

@@ -40,6 +40,12 @@ def running(pods: list[dict]) -> bool:
     return any((p.get("status") or {}).get("phase") == "Running" for p in pods)
 
 
+def _container_state(pod: dict, container: str) -> dict:
+    """The ``state`` the pod's status gives its container ``container`` ({} when it gives none)."""
+    return next(((s.get("state") or {}) for s in (pod.get("status") or {}).get("containerStatuses") or []
+                 if s.get("name") == container), {})
+
+
 def runner_finished(run_pods: list[dict], role_label: str, container: str) -> str | None:
     """'Complete' or 'Failed (...)' once the newest master pod's runner
     ``container`` has terminated, whatever its other containers do: a mesh's
@@ -48,12 +54,11 @@ def runner_finished(run_pods: list[dict], role_label: str, container: str) -> st
     if not masters:
         return None
     newest = max(masters, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
-    for status in (newest.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated")
-        if status.get("name") == container and terminated:
-            code = terminated.get("exitCode")
-            return "Complete" if code == 0 else f"Failed (the runner exited with {code})"
-    return None
+    terminated = _container_state(newest, container).get("terminated")
+    if not terminated:
+        return None
+    code = terminated.get("exitCode")
+    return "Complete" if code == 0 else f"Failed (the runner exited with {code})"
 
 
 def held_by_sidecar(job: dict, run_pods: list[dict]) -> bool:
@@ -64,11 +69,8 @@ def held_by_sidecar(job: dict, run_pods: list[dict]) -> bool:
     if not mine:
         return False
     for pod in mine:
-        status = pod.get("status") or {}
         runner = (((pod.get("spec") or {}).get("containers") or [{}])[0]).get("name")
-        state = next((s.get("state") or {} for s in status.get("containerStatuses") or [] if s.get("name") == runner),
-                     {})
-        if status.get("phase") != "Running" or "terminated" not in state:
+        if (pod.get("status") or {}).get("phase") != "Running" or "terminated" not in _container_state(pod, runner):
             return False
     return True
 

@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass, fields
 from urllib.parse import urlparse
 
+from .names import GROUP
 from .spec import LoadTestSpec, quantity
 
-GROUP = "perf.aiblog.dev"
 # The opt-in labels (value "true") a namespace's owner puts on what LoadTests may use.
 ACCOUNTS_LABEL = f"{GROUP}/loadtest-accounts"
 SCENARIO_LABEL = f"{GROUP}/loadtest-scenario"

@@ -17,26 +17,29 @@ from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily
 
+from .results import headline
+
 MAX_PER_TEST = 1000  # the CRD's historyLimit ceiling
 MAX_RESULTS = 5000
 LABELS = ["loadtest_namespace", "loadtest", "run", "verdict"]
-# name -> (help, how to read it from a result's spec)
+# name -> (help, how to read it from a result's spec and its headline figures, the
+# ones a LoadTest's status shows: results.headline)
 SERIES = {
     "loadtest_result_requests_per_second": ("Mean requests per second of a finished run",
-                                            lambda s: s["totals"].get("rps")),
+                                            lambda s, h: h.get("rps")),
     "loadtest_result_p95_seconds": ("p95 response time of a finished run (all requests)",
-                                    lambda s: _ms((s["totals"].get("latencyMs") or {}).get("p95"))),
+                                    lambda s, h: _ms(h.get("p95Ms"))),
     "loadtest_result_non_ai_p95_seconds": ("p95 of a finished run's non-AI requests (what the verdict gates)",
-                                           lambda s: _ms((s["totals"].get("nonAiLatencyMs") or {}).get("p95"))),
+                                           lambda s, h: _ms((s["totals"].get("nonAiLatencyMs") or {}).get("p95"))),
     "loadtest_result_error_ratio": ("Share of a finished run's requests that failed (429 backpressure excluded)",
-                                    lambda s: s["totals"].get("failureRate")),
-    "loadtest_result_requests": ("Requests a finished run made", lambda s: s["totals"].get("requests")),
+                                    lambda s, h: h.get("errorRate")),
+    "loadtest_result_requests": ("Requests a finished run made", lambda s, h: h.get("requests")),
     "loadtest_result_start_time_seconds": ("When a finished run started (Unix time)",
-                                           lambda s: _unix(s.get("startTime"))),
+                                           lambda s, h: _unix(s.get("startTime"))),
     "loadtest_result_end_time_seconds": ("When a finished run ended (Unix time)",
-                                         lambda s: _unix(s.get("finishTime"))),
+                                         lambda s, h: _unix(s.get("finishTime"))),
     "loadtest_result_passed": ("1 when a finished run's verdict is Passed, else 0",
-                               lambda s: 1.0 if s.get("verdict") == "Passed" else 0.0),
+                               lambda s, h: 1.0 if s.get("verdict") == "Passed" else 0.0),
 }
 
 
@@ -49,6 +52,13 @@ def _unix(text):
         return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def _headline(spec: dict) -> dict:
+    try:
+        return headline(spec)
+    except (TypeError, AttributeError):  # a result some other writer made: its series are left out
+        return {}
 
 
 def _label(value) -> str:
@@ -94,12 +104,12 @@ class RunHistory:
 
     def collect(self):
         with self._lock:
-            results = list(self._results.values())
+            results = [(labels, spec, _headline(spec)) for labels, spec in self._results.values()]
         for name, (text, read) in SERIES.items():
             family = GaugeMetricFamily(name, text, labels=LABELS)
-            for labels, spec in results:
+            for labels, spec, figures in results:
                 try:
-                    value = read(spec)
+                    value = read(spec, figures)
                 except (TypeError, AttributeError):
                     value = None
                 if isinstance(value, (int, float)) and not isinstance(value, bool):

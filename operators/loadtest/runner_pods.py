@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 
 from perfcontract.runner import RUN_TOKEN_ENV
 
-from .names import GROUP
+from .names import GROUP, OBJECT_NAME, is_label_value
 
 # Label and annotation keys: an optional DNS-subdomain prefix, then a name of 63 characters.
 KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]{0,127}$")
-OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # Keys the operator owns on its pods, and variables it sets in its containers.
 RESERVED_PREFIXES = (f"{GROUP}/", "app.kubernetes.io/managed-by", "app.kubernetes.io/name", "job-name",
                      "batch.kubernetes.io/", "controller-uid")
@@ -57,7 +55,7 @@ class RunnerPods:
         return bool(self.node_selector or self.affinity or self.topology_spread_constraints)
 
 
-def _mapping(raw, where: str, value_pattern: re.Pattern | None) -> dict:
+def _mapping(raw, where: str, valid_value=lambda value: True) -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, dict) or len(raw) > MAX_ENTRIES:
@@ -67,7 +65,7 @@ def _mapping(raw, where: str, value_pattern: re.Pattern | None) -> dict:
             raise RunnerSpecError(f"spec.runner.{where}: {str(key)[:80]!r} is not a valid key")
         if key.startswith(RESERVED_PREFIXES):
             raise RunnerSpecError(f"spec.runner.{where}: {key!r} belongs to the operator")
-        if not isinstance(value, str) or (value_pattern is not None and not value_pattern.match(value)):
+        if not isinstance(value, str) or not valid_value(value):
             raise RunnerSpecError(f"spec.runner.{where}.{key}: {str(value)[:80]!r} is not a valid value")
     return dict(raw)
 
@@ -131,9 +129,9 @@ def parse_runner(raw) -> RunnerPods:
     if priority is not None and (not isinstance(priority, str) or not OBJECT_NAME.match(priority)):
         raise RunnerSpecError(f"spec.runner.priorityClassName: {str(priority)[:80]!r} is not a PriorityClass name")
     return RunnerPods(
-        labels=_mapping(metadata.get("labels"), "metadata.labels", LABEL_VALUE),
-        annotations=_mapping(metadata.get("annotations"), "metadata.annotations", None),
-        node_selector=_mapping(raw.get("nodeSelector"), "nodeSelector", LABEL_VALUE),
+        labels=_mapping(metadata.get("labels"), "metadata.labels", is_label_value),
+        annotations=_mapping(metadata.get("annotations"), "metadata.annotations"),
+        node_selector=_mapping(raw.get("nodeSelector"), "nodeSelector", is_label_value),
         affinity=affinity, topology_spread_constraints=_objects(raw.get("topologySpreadConstraints"),
                                                                 "topologySpreadConstraints"),
         tolerations=_tolerations(raw.get("tolerations")), priority_class_name=priority,

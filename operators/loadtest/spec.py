@@ -14,10 +14,10 @@ from urllib.parse import urlparse
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
 
 from . import schedule
+from .names import OBJECT_NAME
 from .runner_pods import RunnerPods, RunnerSpecError, parse_runner
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-CONFIGMAP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 LOCUSTFILE_KEY = re.compile(r"^[-._a-zA-Z0-9]+\.py$")
 SECRET_KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")
@@ -124,7 +124,7 @@ def _scenario_configmap(scenario: dict) -> tuple[str, str] | None:
     if ref is None:
         return None
     name, key = (ref or {}).get("name"), (ref or {}).get("key", "locustfile.py")
-    if not isinstance(name, str) or not CONFIGMAP_NAME.match(name):
+    if not isinstance(name, str) or not OBJECT_NAME.match(name):
         raise SpecError(f"spec.scenario.configMap.name must be a ConfigMap name, not {name!r}")
     if not isinstance(key, str) or not LOCUSTFILE_KEY.match(key):
         raise SpecError(f"spec.scenario.configMap.key must name a .py file, not {key!r}")
@@ -137,7 +137,7 @@ def _accounts_secret(ref, accounts: int) -> tuple[str, str] | None:
     if accounts:
         raise SpecError("give spec.accounts (accounts to create) or spec.accountsSecret (existing ones), not both")
     name, key = (ref if isinstance(ref, dict) else {}).get("name"), (ref if isinstance(ref, dict) else {}).get("key", "accounts")
-    if not isinstance(name, str) or not CONFIGMAP_NAME.match(name):
+    if not isinstance(name, str) or not OBJECT_NAME.match(name):
         raise SpecError(f"spec.accountsSecret.name must be a Secret name, not {name!r}")
     if not isinstance(key, str) or not SECRET_KEY_NAME.match(key):
         raise SpecError(f"spec.accountsSecret.key must be a Secret key, not {key!r}")
@@ -145,7 +145,7 @@ def _accounts_secret(ref, accounts: int) -> tuple[str, str] | None:
 
 
 def _report_claim(claim) -> str | None:
-    if claim is not None and (not isinstance(claim, str) or not CONFIGMAP_NAME.match(claim)):
+    if claim is not None and (not isinstance(claim, str) or not OBJECT_NAME.match(claim)):
         raise SpecError(f"spec.reportVolumeClaim must be a PersistentVolumeClaim name, not {claim!r}")
     return claim
 

@@ -17,17 +17,14 @@ from flask import current_app
 from flask.signals import Namespace
 
 from ..extensions import release_db_connection
+from ..services import services
 
 pages_invalidated = Namespace().signal("aiblog-pages-invalidated")
 
 
-def _cache():
-    return current_app.extensions["aiblog"].pages
-
-
 def invalidate(*scopes: str) -> None:
     """Drop the cached pages of ``scopes``: call after the write's commit."""
-    _cache().invalidate(*scopes)
+    services().pages.invalidate(*scopes)
     pages_invalidated.send(current_app._get_current_object(), scopes=scopes)
 
 
@@ -36,7 +33,7 @@ def cached(scope: str, name: str, make: Callable[[], bytes], fresh: bool = False
     many requests miss together, kept until a write to ``scope`` (or the TTL).
     ``fresh``: the reader wrote moments ago and must see that write on every
     replica (``serving.reader_wrote_recently``)."""
-    cache = _cache()
+    cache = services().pages
     _, value = cache.get(scope, name, fresh=fresh)
     if value is None:
         value = _fill_once(cache, scope, name, fresh, make)
