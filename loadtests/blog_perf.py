@@ -5,13 +5,14 @@
     blog-perf locust --target URL --master --expect-workers 4 --log-summary   # in one pod
     blog-perf locust --target URL --worker --master-host HOST                  # in each of 4 others
     blog-perf locust --target URL --metrics-port 9103 --run-name mine          # live figures on /metrics
+    blog-perf locust --target URL --baseline perf-results/last-release          # exit 1 when slower
     blog-perf cache --target URL --titles 5
     blog-perf concurrency --target URL --levels 1,5,10,20,50,100,200,500
     blog-perf report DIR
-    blog-perf compare OLD.json NEW.json --tolerance 10
+    blog-perf compare OLD.json NEW.json [--tolerance 40 --floor-ms 10]
     blog-perf accounts --target URL --count 50 --out accounts.txt   # for --accounts FILE
 
-Exit codes: 0 ok, 1 a threshold (or compare: a regression) missed,
+Exit codes: 0 ok, 1 a threshold missed or a regression against the baseline,
 2 bad usage, 3 the run could not be done, 130 interrupted (results still written).
 """
 from __future__ import annotations
@@ -22,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from perfcontract import judging, results_file, run_summary
+from perfcontract import baseline, judging, results_file, run_summary
 
-from . import blog_client, cache_test, compare, concurrency, locust_run, report
+from . import blog_client, cache_test, compare, concurrency, locust_baseline, locust_run, report
 from .blog_perf_args import build_parser, distributed_problem, live_metrics_of, metrics_problem
 from .progress import Progress
 
@@ -33,7 +34,10 @@ EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3,
 
 def _parameters(args: argparse.Namespace) -> dict:
     skip = {"command", "password", "quiet", "out"}
-    return {k: v for k, v in vars(args).items() if k not in skip}
+    parameters = {k: v for k, v in vars(args).items() if k not in skip}
+    if "baseline_tolerances" in parameters:
+        parameters["baseline_tolerances"] = baseline.format_tolerances(parameters["baseline_tolerances"])
+    return parameters
 
 
 def _default_out(kind: str) -> Path:
@@ -64,7 +68,8 @@ def _run_parts(args: argparse.Namespace, kind: str, out: Path, runs: dict, progr
                        metrics=live_metrics_of(args))
 
 
-def run_suite(args: argparse.Namespace, progress: Progress) -> int:
+def run_suite(args: argparse.Namespace, progress: Progress, found_baseline: tuple[dict, dict] | None = None) -> int:
+    """``found_baseline``: (figures, source) to compare the Locust run with (locust_baseline.given)."""
     kind = args.command
     out = Path(args.out) if args.out else _default_out(kind)
     document = results_file.new_document(kind, args.target, _parameters(args))
@@ -88,6 +93,8 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
         document["finished_at"] = results_file.now_iso()
         document["thresholds"] = judging.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
                                                      args.max_p99_ms)
+        if found_baseline is not None and runs.get("locust", {}).get("summary"):
+            document["comparison"] = locust_baseline.judge(args, found_baseline, document)
         path = results_file.write(out, document)
         html = report.write(out, document)
         print(f"results: {path}\nreport:  {html}")
@@ -103,7 +110,10 @@ def run_suite(args: argparse.Namespace, progress: Progress) -> int:
     for check in missed:
         print(f"threshold missed: {check['check']}: measured {check['measured']}, limit {check['limit']}",
               file=sys.stderr)
-    if code == EXIT_OK and missed:
+    regressed = locust_baseline.regression_lines(document["comparison"]) if document.get("comparison") else []
+    for line in regressed:
+        print(line, file=sys.stderr)
+    if code == EXIT_OK and (missed or regressed):
         code = EXIT_THRESHOLD
     return code
 
@@ -144,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "compare":
         try:
-            rows, text, html = compare.run(args.old, args.new, args.tolerance, args.out)
+            rows, text, html = compare.run(args.old, args.new, compare.tolerances(
+                args.tolerance, args.floor_ms, args.floor_rps, args.floor_points), args.out)
         except results_file.ResultsError as exc:
             print(f"blog-perf compare: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -168,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         return locust_run.run_worker(args.master_host, args.master_port, args.wait_min, args.wait_max, args.weights,
                                      scenario=args.locustfile)
     try:
-        return run_suite(args, Progress(quiet=args.quiet))
+        found_baseline = locust_baseline.given(args)  # a missing or wrong file is a usage error, before the run
+    except results_file.ResultsError as exc:
+        print(f"blog-perf {args.command}: --baseline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run_suite(args, Progress(quiet=args.quiet), found_baseline)
     except Exception as exc:  # a bug or an unusable target: say what happened, not a traceback wall
         print(f"blog-perf {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -7,10 +7,12 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from perfcontract import runner, task_mix
+from perfcontract import baseline, runner, task_mix
 
 from . import concurrency, live_metrics
 from .account_file import read_accounts
+
+_UNIT = baseline.DEFAULT_BY_UNIT
 
 
 def _target(value: str) -> str:
@@ -127,6 +129,38 @@ def _add_locust(parser, duration: float) -> None:
                             "there the pod's labels give loadtest and run)")
 
 
+def _baseline_figures(value: str) -> dict:
+    try:
+        figures = baseline.parse_figures(value)
+    except baseline.FormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not figures:
+        raise argparse.ArgumentTypeError("no figure given")
+    return figures
+
+
+def _baseline_tolerances(value: str) -> dict:
+    try:
+        return {**baseline.DEFAULT_TOLERANCES, **baseline.parse_tolerances(value)}
+    except baseline.FormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_baseline(parser) -> None:
+    group = parser.add_argument_group("baseline (did it get slower? the LoadTest's spec.compare, locally)")
+    source = group.add_mutually_exclusive_group()
+    source.add_argument("--baseline", metavar="RESULTS",
+                        help="an earlier run's results.json (or its folder): a figure worse than there beyond "
+                             "its tolerance is a regression (exit 1)")
+    source.add_argument("--baseline-figures", type=_baseline_figures, metavar="FIGURES",
+                        help="the baseline's figures instead, e.g. p95=124,p99=260,rps=33,errorRate=0")
+    defaults = ",".join(f"{k}={t.percent:g}:{t.absolute:g}" for k, t in baseline.DEFAULT_TOLERANCES.items())
+    group.add_argument("--baseline-tolerances", type=_baseline_tolerances, default=dict(baseline.DEFAULT_TOLERANCES),
+                       metavar="TOLERANCES",
+                       help="how much worse each figure may get: FIGURE=PERCENT:ABSOLUTE, the larger counts "
+                            f"(default {defaults}; ms, requests/s, share)")
+
+
 def _add_distributed(parser) -> None:
     group = parser.add_argument_group("distributed (Locust master and workers in separate processes or pods)")
     role = group.add_mutually_exclusive_group()
@@ -229,6 +263,7 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     p = sub.add_parser("locust", help="the Locust scenario, headless")
     _add_common(p)
     _add_locust(p, 30.0)
+    _add_baseline(p)
     _add_distributed(p)
     p = sub.add_parser("cache", help="uncached vs cached AI generation")
     _add_common(p)
@@ -251,7 +286,16 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="differences between two results.json files")
     p.add_argument("old")
     p.add_argument("new")
-    p.add_argument("--tolerance", type=_non_negative, default=10.0,
-                   help="percent a figure may get worse before it counts as a regression (default %(default)s)")
+    p.add_argument("--tolerance", type=_non_negative, metavar="PERCENT",
+                   help="percent a figure may get worse before it counts as a regression (default: "
+                        f"{_UNIT['ms'].percent:g} for latencies, {_UNIT['rps'].percent:g} for rates and "
+                        f"{baseline.OTHER_UNITS.percent:g} for the rest), unless the change is within its floor")
+    p.add_argument("--floor-ms", type=_non_negative, metavar="MS",
+                   help=f"a latency never regresses by less than this many ms (default {_UNIT['ms'].absolute:g})")
+    p.add_argument("--floor-rps", type=_non_negative, metavar="RPS",
+                   help=f"a rate never regresses by less than this many requests/s (default {_UNIT['rps'].absolute:g})")
+    p.add_argument("--floor-points", type=_non_negative, metavar="POINTS",
+                   help=f"an error rate may rise by this many percentage points (default "
+                        f"{_UNIT['ratio'].absolute * 100:g})")
     p.add_argument("--out", help="folder for compare.html (default: beside NEW)")
     return parser

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from perfcontract import judging, results_file
+from perfcontract import baseline, judging, results_file
 
 from . import figures as figures_mod
 from .report_html import fmt_value, html_page, html_section, html_table, kv_table, not_measured, verdict
@@ -35,6 +35,27 @@ def thresholds_section(checks: list[dict]) -> str:
     return html_section("thresholds", "Thresholds", html_table(["check", "limit", "measured", "verdict"], rows, numeric={2}))
 
 
+def baseline_section(comparison: dict | None) -> str:
+    """The run against its baseline (``--baseline``, or a LoadTest's spec.compare)."""
+    if not comparison:
+        return ""
+    rows = []
+    for f in comparison.get("figures") or []:
+        figure = baseline.BY_KEY[f["figure"]]
+        delta, pct = f.get("delta"), f.get("deltaPercent")
+        rows.append([escape(figure.label), fmt_value(f.get("baseline"), figure.unit), fmt_value(f.get("value"), figure.unit),
+                     "—" if delta is None else escape(f"{delta:+.4g}" + ("" if pct is None else f" ({pct:+.1f} %)")),
+                     escape(f"{f['tolerance']['percent']:g} % or {f['tolerance']['absolute']:g}"),
+                     '<span class="muted">no baseline</span>' if f.get("baseline") is None else
+                     '<span class="fail">REGRESSED</span>' if f["regressed"] else '<span class="pass">pass</span>'])
+    source = comparison.get("baseline") or {}
+    where = kv_table({k: (", ".join(v) if isinstance(v, list) else v) for k, v in source.items()})
+    headline = ('<p class="fail">Slower than the baseline beyond the tolerance: the verdict is Regressed.</p>'
+                if comparison.get("regressed") else '<p class="pass">Within the tolerance of the baseline.</p>')
+    return html_section("baseline", "Against the baseline", headline + where + html_table(
+        ["figure", "baseline", "this run", "change", "tolerance (larger of)", "verdict"], rows, numeric={1, 2, 3}))
+
+
 def parameters_section(document: dict) -> str:
     parts = ["<h3>Run</h3>", kv_table({"kind": document.get("kind"), "started": document.get("started_at"),
                                         "finished": document.get("finished_at"),
@@ -54,7 +75,8 @@ def render(document: dict) -> str:
     env = document.get("environment") or {}
     sections = [("summary", "Summary", summary_section(document)),
                 ("targets", "Targets", targets_section(document.get("bench"))),
-                ("thresholds", "Thresholds", thresholds_section(document.get("thresholds") or []))]
+                ("thresholds", "Thresholds", thresholds_section(document.get("thresholds") or [])),
+                ("baseline", "Baseline", baseline_section(document.get("comparison")))]
     if "concurrency" in runs or document.get("kind") in ("all", "bench", "concurrency"):
         sections.append(("concurrency", "Concurrency",
                          concurrency_section(runs.get("concurrency"), runs.get("ceiling"))))

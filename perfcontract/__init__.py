@@ -2,7 +2,7 @@
 
 What a run writes (``results_file``: results.json; ``run_summary``: the
 summary and report lines at the end of the runner's log), how its figures are
-judged (``judging``), the scenario's task mix a run may be given
+judged (``judging``; against a baseline: ``baseline``), the scenario's task mix a run may be given
 (``task_mix``), and the facts a runner and its orchestrator must agree on
 (``runner``: the master's port, its live metrics' port, the run token's variable).
 

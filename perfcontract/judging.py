@@ -11,8 +11,9 @@ Three things judge with it:
   ``locust_checks`` (the operator calls it on the summary the runner prints),
   so a threshold means the same thing in CI and in the cluster;
 - ``make bench``'s targets (loadtests/bench_targets.py);
-- ``blog-perf compare``: a figure that got worse than in the old run by more
-  than the tolerance is a failed check (``no_worse_than``).
+- a comparison with a baseline (``perfcontract.baseline``: ``blog-perf compare``,
+  ``blog-perf locust --baseline`` and a LoadTest's ``spec.compare``): a figure
+  worse than the baseline's by more than its tolerance is a failed check.
 
 The gates (--max-p95-ms, --max-p99-ms, --max-error-rate, --min-rps) look at:
 - p95 / p99: Locust's non-AI p95 / p99, and the p95 / p99 of every non-AI
@@ -24,7 +25,6 @@ The gates (--max-p95-ms, --max-p99-ms, --max-error-rate, --min-rps) look at:
 """
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass
 
@@ -57,21 +57,6 @@ class Check:
 
 def check(name: str, measured: float | None, limit: float, kind: str = MAX) -> dict:
     return Check(name, measured, limit, kind).as_dict()
-
-
-def no_worse_than(name: str, old: float, new: float, lower_is_better: bool, *,
-                  tolerance_pct: float = 0.0, tolerance_abs: float | None = None) -> Check:
-    """``new`` is at most ``tolerance_pct`` percent worse than ``old`` (or, with
-    ``tolerance_abs``, worse by at most that amount: error rates start at 0,
-    where percentages mean nothing). The check measures how much worse it
-    is, the tolerance is its limit. From an old value of 0 any worsening fails."""
-    if tolerance_abs is not None:
-        return Check(f"{name}: worse by", new - old if lower_is_better else old - new, tolerance_abs, MAX)
-    if old == 0:
-        worse = new > old if lower_is_better else new < old
-        return Check(f"{name}: worse by (%)", math.inf if worse else 0.0, tolerance_pct, MAX)
-    change = (new - old) / abs(old) * 100.0
-    return Check(f"{name}: worse by (%)", change if lower_is_better else -change, tolerance_pct, MAX)
 
 
 def locust_checks(summary: dict | None, max_p95_ms: float | None = None, max_p99_ms: float | None = None,

@@ -7,6 +7,7 @@ Layout::
      "environment": {...}, "parameters": {...}, "started_at", "finished_at",
      "interrupted": bool, "runs": {"locust": {...}, "cache": {...}, "concurrency": {...}},
      "bench": {...}            # make bench only
+     "comparison": {...}       # locust --baseline: perfcontract.baseline.record
      "thresholds": [...]}      # checks asked for on the command line
 """
 from __future__ import annotations

@@ -12,9 +12,14 @@ from .names import (FINISHED_ANNOTATION, ROLE_LABEL, RUN_LABEL, RUN_NUMBER_LABEL
 from .pods import held_by_sidecar, job_finished
 
 
+def _run_number(result: dict) -> int:
+    number = str((result["metadata"].get("labels") or {}).get(RUN_NUMBER_LABEL) or "0")
+    return int(number) if number.isdigit() and len(number) < 10 else 0  # a label anyone could have written
+
+
 def results_oldest_first(cluster: Cluster, namespace: str, test: str) -> list[dict]:
     kept = cluster.results(namespace, test)
-    kept.sort(key=lambda r: int((r["metadata"].get("labels") or {}).get(RUN_NUMBER_LABEL) or 0))
+    kept.sort(key=_run_number)
     return kept
 
 

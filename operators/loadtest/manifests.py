@@ -44,7 +44,7 @@ def report_path(run: str) -> str:
     return f"{run}/report.html"
 
 
-def master_args(spec: LoadTestSpec, workers_max_wait: float, run: str) -> list[str]:
+def master_args(spec: LoadTestSpec, workers_max_wait: float, run: str, baseline_args: tuple = ()) -> list[str]:
     out = f"{REPORTS_DIR}/{run}" if spec.report_claim else WORK_DIR
     args = ["locust", *_scenario_args(spec), "--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}",
             "--duration", str(spec.duration), "--out", out, "--log-summary",
@@ -62,7 +62,7 @@ def master_args(spec: LoadTestSpec, workers_max_wait: float, run: str) -> list[s
     if spec.workers:
         args += ["--master", "--expect-workers", str(spec.workers), "--expect-workers-max-wait",
                  f"{workers_max_wait:g}"]
-    return args
+    return args + list(baseline_args)  # spec.compare's baseline, for the report (baselines.runner_args)
 
 
 def worker_args(spec: LoadTestSpec, run: str) -> list[str]:
@@ -142,11 +142,12 @@ def _with_run_token(container: dict, run: str) -> dict:
     return container
 
 
-def master_job(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float) -> dict:
+def master_job(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float,
+               baseline_args: tuple = ()) -> dict:
     ports = [{"name": "metrics", "containerPort": METRICS_PORT}]
     if spec.workers:
         ports.append({"name": "locust-master", "containerPort": MASTER_PORT})
-    container = _container(MASTER_CONTAINER, image, master_args(spec, workers_max_wait, run), run, _resources(spec), ports)
+    container = _container(MASTER_CONTAINER, image, master_args(spec, workers_max_wait, run, baseline_args), run, _resources(spec), ports)
     if spec.workers:
         _with_run_token(container, run)
     return _job(master_job_name(run), test, run, "master", container, spec, 1)
@@ -212,13 +213,13 @@ def master_service(test: str, run: str) -> dict:
 
 
 def run_children(test: str, run: str, spec: LoadTestSpec, image: str, workers_max_wait: float, target: dict,
-                 token: str, scrapers: dict) -> list[dict]:
+                 token: str, scrapers: dict, baseline_args: tuple = ()) -> list[dict]:
     """Everything one run needs, in creation order: the NetworkPolicy before any pod, the
     Service before the workers that look it up, the token after the master Job that owns it."""
     children = [run_network_policy(test, run, spec, target, scrapers)]
     if spec.workers:
         children.append(master_service(test, run))
-    children.append(master_job(test, run, spec, image, workers_max_wait))
+    children.append(master_job(test, run, spec, image, workers_max_wait, baseline_args))
     if spec.workers:
         children.append(run_token_secret(test, run, token))
         children.append(worker_job(test, run, spec, image))

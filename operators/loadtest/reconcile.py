@@ -18,7 +18,7 @@ from urllib3.exceptions import HTTPError
 from perfcontract.run_summary import (TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report,
                                    parse_summary)
 
-from . import history, manifests, metrics, names, pods, results, schedule
+from . import baselines, history, manifests, metrics, names, pods, results, schedule
 from .config import OperatorConfig
 from .kube import Cluster
 from .status import api_answer, condition
@@ -109,9 +109,13 @@ class Pass:
         if problem:  # checked at every start: the labels may have changed since the apply
             self.reject("PolicyRejected", f"rejected by the cluster's policy: {problem}")
             return
+        found = self.baseline(spec, {})
+        if found is not None and found.problem:  # a named baseline that is not there: no run to waste
+            self.reject("BaselineMissing", f"spec.compare: {found.problem}")
+            return
         number = int(self.status.get("runs") or 0) + 1
         run = names.run_name(self.name, number)
-        if not self.create_children(spec, image, run, number):
+        if not self.create_children(spec, image, run, number, found):
             return
         message = f"run {run} started: {spec.users} users for {spec.duration} s" + (
             f" on {spec.workers} workers" if spec.workers else "")
@@ -123,13 +127,15 @@ class Pass:
         metrics.RUNS_STARTED.inc()
         self.event("Normal", "RunStarted", message)
 
-    def create_children(self, spec: LoadTestSpec, image: str, run: str, number: int) -> bool:
+    def create_children(self, spec: LoadTestSpec, image: str, run: str, number: int,
+                        found: baselines.Baseline | None) -> bool:
         """Create the run's children; False when the API refused them for good (the run is then Failed)."""
         master_job = None
         try:
             for child in manifests.run_children(self.name, run, spec, image, self.config.workers_max_wait_s,
                                                 self.target_peer(spec), secrets.token_urlsafe(32),
-                                                self.config.scrapers):
+                                                self.config.scrapers,
+                                                baselines.runner_args(found, spec.compare) if found else ()):
                 if child["kind"] == "Secret":
                     manifests.owned_by_job(child, master_job)
                 else:
@@ -158,6 +164,13 @@ class Pass:
         metrics.RUNS_FINISHED.labels(verdict=results.FAILED, phase="Failed").inc()
         self.event("Warning", "CreateFailed", text)
 
+    def baseline(self, spec: LoadTestSpec, record: dict) -> baselines.Baseline | None:
+        """spec.compare's baseline as the API has it now (``record``: the run's summary, once it has one)."""
+        if spec.compare is None:
+            return None
+        return baselines.find(self.cluster, self.namespace, self.name, spec.compare,
+                              results.parameters(record, spec), results.target(record, spec))
+
     def target_peer(self, spec: LoadTestSpec) -> dict:
         """The target for the run's NetworkPolicy: the Service's pods and port, or a URL's port."""
         if spec.target_service is None:
@@ -173,7 +186,8 @@ class Pass:
         jobs = {(j["metadata"].get("labels") or {}).get(names.ROLE_LABEL): j
                 for j in self.cluster.jobs(self.namespace, run=run)}
         if "master" not in jobs:  # stopped between the status and the Jobs: finish creating them
-            self.create_children(spec, spec.image or self.config.default_image, run, int(self.status["runs"]))
+            self.create_children(spec, spec.image or self.config.default_image, run, int(self.status["runs"]),
+                                 self.baseline(spec, {}))
             return
         run_pods = self.cluster.pods(self.namespace, run=run)
         stuck = pods.stuck(run_pods, self.now, self.config.stuck_grace_s)
@@ -248,7 +262,7 @@ class Pass:
             reason = "WorkersNotConnected" if "workers never connected" in record["error"] else "RunnerError"
             self.fail(run, reason, record["error"][:300], jobs)
             return
-        verdict = results.judge(record.get("summary"), spec)
+        verdict = results.judge(record.get("summary"), spec, self.baseline(spec, record))
         number = int(self.status.get("runs") or 0)
         html = parse_report(log)
         budget = self.config.policy.max_report_bytes

@@ -1,20 +1,24 @@
 """From the runner's summary line to a LoadTestResult and a verdict.
 
 The verdict comes from ``perfcontract.judging.locust_checks``: the code behind
-``blog-perf``'s exit code, so a LoadTest and a CI job judge alike.
+``blog-perf``'s exit code, so a LoadTest and a CI job judge alike; with
+``spec.compare``, from ``perfcontract.baseline`` too, the rule of ``blog-perf compare``.
+Failed (a threshold missed, the target unreachable, no baseline to judge by)
+outranks Regressed (worse than the baseline beyond a tolerance), which outranks Passed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perfcontract import judging
+from perfcontract import baseline, judging
 from perfcontract.run_summary import MAX_REPORT_BYTES
 
+from .baselines import Baseline
 from .manifests import REPORT_KEY, report_path
 from .names import report_configmap_name
 from .spec import LoadTestSpec
 
-PASSED, FAILED = "Passed", "Failed"
+PASSED, FAILED, REGRESSED = "Passed", "Failed", "Regressed"
 # A custom locustfile can name any number of endpoints and errors: the result keeps the
 # busiest ones, and no text longer than this, so it stays far below etcd's object limit.
 MAX_ENDPOINTS, MAX_ERRORS, MAX_TEXT = 100, 50, 300
@@ -27,6 +31,7 @@ class Verdict:
     checks: list[dict]
     # The run could not measure the blog (no answer at all): Failed whatever the thresholds say.
     target_unreachable: bool = False
+    comparison: dict | None = None  # spec.compare's figures (perfcontract.baseline.record)
 
 
 def _clean(value):
@@ -49,7 +54,8 @@ def _latency(source: dict) -> dict:
             "p99": source.get("p99_ms")}
 
 
-def judge(summary: dict | None, spec: LoadTestSpec) -> Verdict:
+def judge(summary: dict | None, spec: LoadTestSpec, found: Baseline | None = None) -> Verdict:
+    """The verdict on a run's summary: its thresholds, and with ``found`` its baseline."""
     t = spec.thresholds
     checks = judging.locust_checks(summary, t.p95_ms, t.p99_ms, t.max_error_rate, t.min_rps)
     reasons = [f"{c['check']}: measured {c['measured']}, limit {c['limit']} ({c['kind']})"
@@ -59,19 +65,37 @@ def judge(summary: dict | None, spec: LoadTestSpec) -> Verdict:
     unreachable = requests == 0 or failures >= requests
     if unreachable:
         reasons.insert(0, f"the target did not answer: {failures} of {requests} requests failed")
-    return Verdict(FAILED if reasons else PASSED, reasons, checks, unreachable)
+    comparison, regressed = None, []
+    if found is not None and found.problem:
+        reasons.append(f"cannot compare: {found.problem}")  # a gate without its reference must not pass
+    elif found is not None:
+        rows = baseline.compare(found.figures, baseline.figures_of(summary), spec.compare.tolerances)
+        comparison = baseline.record(found.source, rows)
+        regressed = [f"regressed: {baseline.describe(row)}" for row in baseline.regressions(rows)]
+    verdict = FAILED if reasons else REGRESSED if regressed else PASSED
+    return Verdict(verdict, reasons + regressed, checks, unreachable, comparison)
+
+
+def parameters(record: dict, spec: LoadTestSpec) -> dict:
+    """The load a run put on its target, as its LoadTestResult records it (and a baseline matches it)."""
+    weights = ((record.get("parameters") or {}).get("task_weights")) or spec.weights
+    return {"users": spec.users, "spawnRate": spec.spawn_rate, "duration": spec.duration,
+            "workers": spec.workers, "accounts": spec.accounts, "weights": dict(weights),
+            "thinkTime": {"min": spec.wait_min, "max": spec.wait_max},
+            **({"accountsSecret": spec.accounts_secret[0]} if spec.accounts_secret else {})}
+
+
+def target(record: dict, spec: LoadTestSpec) -> str:
+    return record.get("target") or spec.target_url
 
 
 def result_spec(test: str, run: str, record: dict, spec: LoadTestSpec, verdict: Verdict, report: dict) -> dict:
     """The LoadTestResult's spec: what was asked, what was measured, the verdict, where the report is."""
     summary = record.get("summary") or {}
-    weights = ((record.get("parameters") or {}).get("task_weights")) or spec.weights
     return _clean({
-        "testName": test, "runName": run, "target": record.get("target") or spec.target_url,
+        "testName": test, "runName": run, "target": target(record, spec),
         "startTime": record.get("started_at"), "finishTime": record.get("finished_at"),
-        "parameters": {"users": spec.users, "spawnRate": spec.spawn_rate, "duration": spec.duration,
-                       "workers": spec.workers, "accounts": spec.accounts, "weights": dict(weights),
-                       **({"accountsSecret": spec.accounts_secret[0]} if spec.accounts_secret else {})},
+        "parameters": parameters(record, spec),
         "totals": {"requests": summary.get("requests", 0), "failures": summary.get("failures", 0),
                    "backpressure429": summary.get("backpressure_429"), "failureRate": summary.get("failure_rate"),
                    "rps": summary.get("rps"), "latencyMs": _latency(summary),
@@ -84,6 +108,7 @@ def result_spec(test: str, run: str, record: dict, spec: LoadTestSpec, verdict: 
                    for e in _busiest(summary.get("errors", []), "occurrences", MAX_ERRORS)],
         "verdict": verdict.verdict, "reasons": verdict.reasons,
         "checks": [dict(c) for c in verdict.checks],
+        "comparison": verdict.comparison,
         "report": report,
     })
 

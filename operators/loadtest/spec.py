@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
 
 from . import schedule
+from .baselines import CompareSpec, CompareSpecError, parse_compare
 from .names import OBJECT_NAME
 from .runner_pods import RunnerPods, RunnerSpecError, parse_runner
 
@@ -74,6 +75,7 @@ class LoadTestSpec:
     accounts_secret: tuple[str, str] | None = None
     target_service: str | None = None  # the Service in the LoadTest's namespace, when the target names one
     runner: RunnerPods = RunnerPods()  # spec.runner: labels, placement, pull secrets, env of the runner pods
+    compare: CompareSpec | None = None  # spec.compare: judge against a baseline too (baselines.py)
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -195,9 +197,11 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
     if image is not None and (not isinstance(image, str) or not image.strip()):
         raise SpecError("spec.image must be an image reference")
     users = _number(spec, "users", None, int, 1, 100000)
+    history_limit = _number(spec, "historyLimit", 10, int, 1, 1000)
     try:
         runner = parse_runner(spec.get("runner"))
-    except RunnerSpecError as exc:
+        compare = parse_compare(spec.get("compare"), history_limit)
+    except (RunnerSpecError, CompareSpecError) as exc:
         raise SpecError(str(exc)) from None
     return LoadTestSpec(
         target_url=_target_url(spec.get("target"), namespace), users=users,
@@ -207,9 +211,10 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         wait_min=wait_min, wait_max=wait_max, resources=_resources(spec.get("resources")),
         thresholds=_thresholds(spec.get("thresholds")),
         ttl_seconds_after_finished=_number(spec, "ttlSecondsAfterFinished", 600, int, 0, 604800),
-        schedule=cron, history_limit=_number(spec, "historyLimit", 10, int, 1, 1000),
+        schedule=cron, history_limit=history_limit,
         suspend=bool(spec.get("suspend", False)), scenario_configmap=_scenario_configmap(scenario),
         report_claim=_report_claim(spec.get("reportVolumeClaim")),
         accounts_secret=_accounts_secret(spec.get("accountsSecret"), accounts),
         target_service=((spec.get("target") or {}).get("service") or {}).get("name"), runner=runner,
+        compare=compare,
     )
