@@ -8,10 +8,11 @@ larger of the two, so noise on a small figure (1 ms on a 3 ms p95 is 33 %)
 cannot fail a release, and a large figure is judged in percent.
 
 The defaults come from repeated identical runs on a 2-core machine (see
-docs/performance.md, "Baselines and noise"): single runs of the seed's mix
-spread by up to +36 % in non-AI p95 and +47 % in p99 around their median,
-and by 3 % in requests per second (think time fixes the rate of a closed
-user loop), and had no errors.
+docs/performance.md, "Baselines and noise"): on a quiet machine, single runs
+of the seed's mix lay up to 42 % above their series' median in non-AI p95 and
+47 % in p99, within 4 % in requests per second (think time fixes the rate of a
+closed user loop), and had no errors. The defaults sit above that spread, so
+the same build passes against the median of its last runs.
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ FIGURES = (
 BY_KEY = {f.key: f for f in FIGURES}
 
 DEFAULT_TOLERANCES = {
-    "p95": Tolerance(percent=40.0, absolute=10.0),
-    "p99": Tolerance(percent=50.0, absolute=20.0),
+    "p95": Tolerance(percent=50.0, absolute=10.0),
+    "p99": Tolerance(percent=75.0, absolute=25.0),
     "rps": Tolerance(percent=10.0, absolute=1.0),
     "errorRate": Tolerance(percent=0.0, absolute=0.005),  # 0.5 percentage points
 }
