@@ -23,7 +23,8 @@ the parts of a cluster that kmock 0.8 does not play, played here:
   follows one object so), each resource's ``singular`` name and short names
   in discovery, and the OpenAPI v3 document that tells ``kubectl create`` the
   server validates LoadTests itself (``fieldValidation``; kubectl 1.37 refuses
-  to create anything when it finds no OpenAPI document).
+  to create anything when it finds no OpenAPI document), and so the LoadTests
+  kubectl creates are checked against their CRD (schema, unknown fields, CEL).
 
 The operator itself runs for real: kopf's runtime, the official kubernetes
 client, over HTTP (over TLS with in-cluster login when run as its chart pod).
@@ -117,6 +118,11 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request):
         data = request.data
+        if request.resource is not None and request.action == kmock.action.CREATE and not request.subresource \
+                and request.resource.plural == "loadtests" and request.params.get("fieldValidation"):
+            problem = _loadtest_problem(data)  # kubectl was told the server validates (openapi_v3_loadtests)
+            if problem:
+                return await self._render_error(kmock.KubernetesError(status=422, reason="Invalid", message=problem))
         if request.resource is not None and request.action == kmock.action.CREATE and not request.subresource:
             plural = request.resource.plural
             refused = self.refusals.get(plural) or api_rules.refusal(plural, data, _result_schema())
@@ -199,6 +205,20 @@ def _selected(request, obj: dict) -> bool:
         if (actual == value.strip()) == negated:
             return False
     return True
+
+
+def _loadtest_problem(obj) -> str | None:
+    """What the API server answers a LoadTest outside its CRD (schema, unknown fields under strict
+    field validation, CEL rules), as kubectl creates it; None when it fits."""
+    import jsonschema
+
+    from tests.operator.support import cel_refusals, closed, crd_schema
+    schema = crd_schema("loadtests.perf.aiblog.dev.yaml")
+    name = ((obj or {}).get("metadata") or {}).get("name") or ((obj or {}).get("metadata") or {}).get("generateName")
+    errors = sorted(jsonschema.Draft4Validator(closed(schema)).iter_errors(obj), key=str)
+    problems = [f"{'.'.join(map(str, e.absolute_path))}: Invalid value: {e.message}" for e in errors]
+    problems += cel_refusals(obj, schema) if not errors else []
+    return f'LoadTest.perf.aiblog.dev "{name}" is invalid: {"; ".join(problems)}' if problems else None
 
 
 def openapi_v3_root() -> dict:

@@ -181,6 +181,22 @@ def test_the_ci_example_fails_a_release_whose_load_test_was_rejected(cluster, ga
     assert result.seconds < GATE_TIMEOUT_S
 
 
+def test_the_ci_example_fails_a_release_whose_load_test_the_api_refuses(cluster, gate, tmp_path):
+    """A spec outside the CRD never becomes a LoadTest: kubectl create fails, and so does the pipeline."""
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["spec"]["users"] = 0
+    document["spec"]["thresholds"]["p95"] = 250  # a typo of p95Ms: strict field validation refuses it
+    manifest = tmp_path / "invalid.yaml"
+    manifest.write_text(yaml.safe_dump(document))
+    result = gate(LOADTEST=str(manifest))
+    assert result.code == 1, result.output
+    assert 'LoadTest.perf.aiblog.dev "release-gate-" is invalid' in result.output, result.output
+    assert "spec.users: Invalid value: 0 is less than the minimum of 1" in result.output
+    assert "spec.thresholds: Invalid value: Additional properties are not allowed ('p95' was unexpected)" \
+        in result.output
+    assert not objects(cluster, "loadtests") and "condition met" not in result.output
+
+
 class RecordingCluster:
     """The one API call a rejection makes: its status patch."""
     def __init__(self):
