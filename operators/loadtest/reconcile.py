@@ -76,12 +76,14 @@ class Pass:
                                     self.now, spec.ttl_seconds_after_finished)
 
     def reject(self, reason: str, message: str) -> None:
-        """The spec cannot run here: Rejected (nothing is created), said once."""
+        """The spec cannot run here: Rejected (nothing is created), said once. Complete too, with the
+        verdict as its reason, so that `kubectl wait --for=condition=Complete` returns on it."""
         if self.status.get("phase") == "Rejected" and self.status.get("message") == message:
             return  # said once; a refused spec is not an error loop
+        ready = condition(self.status, "Ready", False, reason, message, self.now)
         self.patch(phase="Rejected", verdict="Rejected", message=message, observedGeneration=self.generation,
                    nextScheduleTime=None,
-                   conditions=condition(self.status, "Ready", False, reason, message, self.now))
+                   conditions=condition({"conditions": ready}, "Complete", True, "Rejected", message, self.now))
         self.event("Warning", reason, message)
 
     # -- starting ---------------------------------------------------------------------

@@ -16,7 +16,15 @@ the parts of a cluster that kmock 0.8 does not play, played here:
 - the Namespace collection itself: kmock 0.8 reads ``/api/v1/namespaces``
   as the prefix of a namespaced path and answers 500, so kopf in namespaced
   mode (the chart's) could not start; the path is parsed as the API server
-  does, and the test namespaces exist as Namespace objects.
+  does, and the test namespaces exist as Namespace objects;
+- what a real ``kubectl`` needs (tests/operator/test_operator_pipeline_gate.py):
+  list answers with ``kind``, ``apiVersion`` and a numeric ``resourceVersion``,
+  ``fieldSelector=metadata.name=NAME`` on lists and watches (``kubectl wait``
+  follows one object so), each resource's ``singular`` name and short names
+  in discovery, and the OpenAPI v3 document that tells ``kubectl create`` the
+  server validates LoadTests itself (``fieldValidation``; kubectl 1.37 refuses
+  to create anything when it finds no OpenAPI document), and so the LoadTests
+  kubectl creates are checked against their CRD (schema, unknown fields, CEL).
 
 The operator itself runs for real: kopf's runtime, the official kubernetes
 client, over HTTP (over TLS with in-cluster login when run as its chart pod).
@@ -41,7 +49,8 @@ from tests.operator import api_rules
 GROUP_VERSION = "perf.aiblog.dev/v1alpha1"
 NAMESPACE = "perf"
 RESOURCES = {
-    f"{GROUP_VERSION}/loadtests": {"kind": "LoadTest", "subresources": ["status"]},
+    f"{GROUP_VERSION}/loadtests": {"kind": "LoadTest", "subresources": ["status"], "shortnames": ["lt"],
+                                   "categories": ["perf"]},
     f"{GROUP_VERSION}/loadtestresults": {"kind": "LoadTestResult"},
     "batch/v1/jobs": {"kind": "Job", "subresources": ["status"]},
     "v1/pods": {"kind": "Pod", "subresources": ["log", "status"]},
@@ -105,9 +114,15 @@ class Emulator(kmock.KubernetesEmulator):
         # plural -> (status, reason, message): what the API answers every create of that kind
         # (a test's quota or outage), on top of api_rules' refusals.
         self.refusals: dict[str, tuple[int, str, str]] = {}
+        self.last_version = 0  # the newest resourceVersion given: a list's own, as etcd's revision
 
     async def _handle(self, request):
         data = request.data
+        if request.resource is not None and request.action == kmock.action.CREATE and not request.subresource \
+                and request.resource.plural == "loadtests" and request.params.get("fieldValidation"):
+            problem = _loadtest_problem(data)  # kubectl was told the server validates (openapi_v3_loadtests)
+            if problem:
+                return await self._render_error(kmock.KubernetesError(status=422, reason="Invalid", message=problem))
         if request.resource is not None and request.action == kmock.action.CREATE and not request.subresource:
             plural = request.resource.plural
             refused = self.refusals.get(plural) or api_rules.refusal(plural, data, _result_schema())
@@ -116,6 +131,7 @@ class Emulator(kmock.KubernetesEmulator):
                 return await self._render_error(kmock.KubernetesError(status=status, reason=reason, message=message))
         if request.resource is not None and request.action in (kmock.action.CREATE, kmock.action.UPDATE):
             version = str(next(self._versions))
+            self.last_version = int(version)
             if isinstance(data, list):  # a JSON patch: its own "test" op checks the old version first
                 data.append({"op": "add", "path": "/metadata/resourceVersion", "value": version})
             elif isinstance(data, dict):
@@ -136,12 +152,92 @@ class Emulator(kmock.KubernetesEmulator):
         except jsonpatch.JsonPatchTestFailed as exc:  # a stale resourceVersion: 422, as the API server answers
             return await self._render_error(kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)))
 
+    async def _serve_list(self, request):
+        """A list as the API server answers it: its kind and apiVersion, a numeric
+        resourceVersion, and only the object a ``metadata.name`` field selector names."""
+        answer = await super()._serve_list(request)
+        kind = next((self._resources[r].kind for r in self._resources if r == request.resource), None)
+        group_version = "/".join(p for p in (request.resource.group, request.resource.version) if p)
+        return {"kind": f"{kind}List", "apiVersion": group_version,
+                "metadata": {"resourceVersion": str(self.last_version)},
+                "items": [o for o in answer["items"] if _selected(request, o)]}
+
+    def _serve_watch(self, request):
+        """A watch as the API server streams it: typed application/json (client-go refuses
+        kmock's application/octet-stream), with the field selector applied. A streaming list
+        (``sendInitialEvents``, which needs a closing bookmark kmock does not send) is refused
+        as by an API server without the WatchList feature: client-go then lists and watches."""
+        if request.params.get("sendInitialEvents") == "true":
+            return kmock.KubernetesError(status=422, reason="Invalid", message=(
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"))
+        return kmock.Response(headers={"Content-Type": "application/json"}, payload=self._watch_events(request))
+
+    async def _watch_events(self, request):
+        async for event in super()._serve_watch(request):
+            if not isinstance(event, dict) or _selected(request, event.get("object") or {}):
+                yield event
+
+    async def _serve_version(self, request):
+        """Discovery as the API server gives it: short names and categories on the resource, not on
+        its subresources (kubectl warns of an ambiguous short name otherwise)."""
+        answer = await super()._serve_version(request)
+        for entry in answer["resources"]:
+            if "/" in entry["name"]:
+                entry.update(shortNames=[], categories=[])
+        return answer
+
     def _current(self, request) -> dict | None:
         for (resource, namespace, name), obj in self.objects.items():
             if resource == request.resource and namespace == request.namespace and name == request.name \
                     and not obj.deleted:
                 return dict(obj)
         return None
+
+
+def _selected(request, obj: dict) -> bool:
+    """Whether ``obj`` passes the request's field selector (``metadata.name`` and
+    ``metadata.namespace``, the two every resource supports; ``=``, ``==`` or ``!=``)."""
+    meta = obj.get("metadata") or {}
+    for term in filter(None, (request.params.get("fieldSelector") or "").split(",")):
+        negated = "!=" in term
+        field, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        actual = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}.get(field.strip())
+        if (actual == value.strip()) == negated:
+            return False
+    return True
+
+
+def _loadtest_problem(obj) -> str | None:
+    """What the API server answers a LoadTest outside its CRD (schema, unknown fields under strict
+    field validation, CEL rules), as kubectl creates it; None when it fits."""
+    import jsonschema
+
+    from tests.operator.support import cel_refusals, closed, crd_schema
+    schema = crd_schema("loadtests.perf.aiblog.dev.yaml")
+    name = ((obj or {}).get("metadata") or {}).get("name") or ((obj or {}).get("metadata") or {}).get("generateName")
+    errors = sorted(jsonschema.Draft4Validator(closed(schema)).iter_errors(obj), key=str)
+    problems = [f"{'.'.join(map(str, e.absolute_path))}: Invalid value: {e.message}" for e in errors]
+    problems += cel_refusals(obj, schema) if not errors else []
+    return f'LoadTest.perf.aiblog.dev "{name}" is invalid: {"; ".join(problems)}' if problems else None
+
+
+def openapi_v3_root() -> dict:
+    """``GET /openapi/v3``: where each group version's document is (here only the LoadTests')."""
+    return {"paths": {f"apis/{GROUP_VERSION}": {"serverRelativeURL": f"/openapi/v3/apis/{GROUP_VERSION}?hash=1"}}}
+
+
+def openapi_v3_loadtests() -> dict:
+    """The LoadTests' OpenAPI v3 document, as much of it as kubectl reads before a create: the PATCH
+    operation of the GVK takes ``fieldValidation``, so kubectl leaves the validation to the server."""
+    group, version = GROUP_VERSION.split("/")
+    gvk = {"group": group, "version": version, "kind": "LoadTest"}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "unversioned"},
+            "paths": {f"/apis/{GROUP_VERSION}/namespaces/{{namespace}}/loadtests/{{name}}": {"patch": {
+                "x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": "patch",
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}}}}},
+            "components": {"schemas": {"dev.aiblog.perf.v1alpha1.LoadTest": {
+                "type": "object", "x-kubernetes-group-version-kind": [gvk]}}}}
 
 
 @dataclass
@@ -360,7 +456,7 @@ class OperatorThread:
         self._stop = asyncio.Event()
         async with Emulator() as k, kmock.Server(k) as server:
             for name, info in RESOURCES.items():
-                k.resources[name] = {"namespaced": True, "verbs": VERBS, **info}
+                k.resources[name] = {"namespaced": True, "verbs": VERBS, "singular": info["kind"].lower(), **info}
             for namespace in NAMESPACES:
                 k.objects[kmock.resource("v1/namespaces"), None, namespace] = {
                     "apiVersion": "v1", "kind": "Namespace",
@@ -369,6 +465,8 @@ class OperatorThread:
             self.k, self.url = k, str(server.url).rstrip("/")
             self.cluster = FakeCluster(k)
             k[kmock.subresource("log")] << self.cluster.serve_log
+            k["get /openapi/v3"] << openapi_v3_root
+            k[f"get /openapi/v3/apis/{GROUP_VERSION}"] << openapi_v3_loadtests
             cluster_task = asyncio.create_task(self.cluster.run(self._stop))
             API_URL["url"] = self.url
             self._ready.set()
