@@ -4,9 +4,10 @@ Starts its own stack on free loopback ports (Postgres, Redis, the LLM
 simulator at 2.5 s per answer, the blog under gunicorn with the production
 config, the RQ worker, and a bare Flask "hello" app under the same gunicorn
 config as the ceiling), seeds 1,000 posts, runs the suite and the extra
-measurements behind the targets of issues 3 and 5, and writes results.json
+measurements behind the targets of issues 3 and 5, and steps the seed's
+mix up to find this machine's capacity and knee, and writes results.json
 and report.html to a folder it prints at the end (``BENCH_OUT=DIR`` or
-``--out DIR``). Bounded by ``BENCH_BUDGET`` seconds (default 600): a phase
+``--out DIR``). Bounded by ``BENCH_BUDGET`` seconds (default 900): a phase
 that no longer fits is skipped and says so. Traffic goes to 127.0.0.1 only.
 """
 from __future__ import annotations
@@ -24,8 +25,10 @@ from pathlib import Path
 from aiblog.cli import GUNICORN_CONFIG
 from devstack.monitor_targets import BLOG_JOB, announced
 from perfcontract import results_file
+from perfcontract.capacity import Profile
 
 from . import bench_targets, report, report_html
+from .report_capacity import capacity_line
 from .bench_measurements import BenchMeasurements
 from .bench_stack import Stack
 from .progress import Progress
@@ -39,8 +42,8 @@ BLOG_SETTINGS = {"AI_RATE_LIMIT": "100000 per minute", "LLM_MAX_INFLIGHT": "32"}
 @dataclass
 class BenchSettings:
     """What ``make bench`` measures and how long. The defaults are the real
-    benchmark (about 6-7 minutes); tests run a miniature with small values."""
-    budget_s: float = 600.0
+    benchmark (about 10 minutes); tests run a miniature with small values."""
+    budget_s: float = 900.0
     levels: tuple[int, ...] = (1, 5, 10, 20, 50, 100, 200, 500)
     level_duration_s: float = 3.0
     client_processes: int = 2
@@ -78,6 +81,12 @@ class BenchSettings:
     locust_wait_min_s: float = 1.0
     locust_wait_max_s: float = 3.0
     locust_accounts: int = 100
+    # Capacity: the seed's mix stepped up (START:END:STEP:SECONDS) with the same think time and
+    # accounts; a step is within the SLO at non-AI p95 <= 250 ms (the Locust target of the
+    # performance issue) and at most 1 % errors.
+    capacity_steps: str = "50:500:50:20"
+    capacity_slo_p95_ms: float = 250.0
+    capacity_slo_error_rate: float = 0.01
 
 
 class Budget:
@@ -159,6 +168,8 @@ class Bench(BenchMeasurements):
             self.phase("Locust", self.settings.locust_duration_s + 40 + self.settings.locust_accounts / 20,
                        self.measure_locust)
             self.bench["worker_rss_mb"] = self.stack.blog.worker_rss_mb()
+            self.phase("capacity", Profile.parse(self.settings.capacity_steps).total_seconds + 40
+                       + self.settings.locust_accounts / 20, self.measure_capacity)
             self.phase(f"home page with {self.settings.seed_posts:,} vs {self.settings.big_posts:,} posts", 150,
                        self.measure_scale)
         except KeyboardInterrupt:
@@ -188,6 +199,8 @@ class Bench(BenchMeasurements):
             verdict = {True: "pass", False: "FAIL", None: "not measured"}[t["passed"]]
             print(f"  [{verdict:^12}] issue {t['issue']}: {t['name']}: {report_html.fmt_value(t['measured'], t['unit'])} "
                   f"(goal {t['target']}){' — ' + t['detail'] if t.get('detail') else ''}")
+        if self.bench.get("capacity"):
+            print(f"\nCapacity of the seed's mix: {capacity_line(self.bench['capacity'])}")
 
 
 def _raise_interrupt(signum, frame):

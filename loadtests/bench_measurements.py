@@ -1,6 +1,6 @@
 """What ``make bench`` measures, phase by phase (``Bench`` runs them): the
 bare Flask ceiling, concurrency, the cache, single flight, reads while users
-generate, Locust, and the home page at two sizes. Each phase writes its
+generate, Locust, capacity (the seed's mix stepped up), and the home page at two sizes. Each phase writes its
 figures into the run's document (``runs``) or the bench's record (``bench``).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from devstack import free_port
+from perfcontract import capacity
 
 from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, live_metrics, locust_run, stats
 
@@ -170,6 +171,22 @@ class BenchMeasurements:
                        metrics=live_metrics.LiveMetrics(free_port(), run_name="bench"))
         summary = record.get("summary") or {}
         summary["ceiling_ratio"] = stats.ratio(summary.get("rps"), self.bench.get("ceiling_peak_rps"))
+
+    def measure_capacity(self) -> None:
+        """The seed's mix stepped up: the most users within the SLO, the knee, next to the ceiling."""
+        cfg = self.settings
+        record: dict = {}
+        locust_run.run(self.stack.blog.url, self.out / "capacity", spawn_rate=cfg.locust_spawn_rate,
+                       wait_min=cfg.locust_wait_min_s, wait_max=cfg.locust_wait_max_s, accounts=cfg.locust_accounts,
+                       progress=self.progress, record=record, steps=capacity.Profile.parse(cfg.capacity_steps))
+        if record.get("error"):
+            raise RuntimeError(record["error"])
+        analysis = capacity.analyse(capacity.steps_from((record.get("summary") or {}).get("steps")),
+                                    capacity.SLO(cfg.capacity_slo_p95_ms, cfg.capacity_slo_error_rate))
+        ceiling = self.bench.get("ceiling_peak_rps")
+        self.bench["capacity"] = {**analysis, "profile": cfg.capacity_steps, "ceiling_peak_rps": ceiling,
+                                  "capacity_ceiling_ratio": stats.ratio(analysis["capacity_rps"], ceiling),
+                                  "failures": (record.get("summary") or {}).get("failures")}
 
     def measure_scale(self) -> None:
         """Home page p95 on two copies of the blog that differ only in their

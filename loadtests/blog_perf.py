@@ -6,6 +6,7 @@
     blog-perf locust --target URL --worker --master-host HOST                  # in each of 4 others
     blog-perf locust --target URL --metrics-port 9103 --run-name mine          # live figures on /metrics
     blog-perf locust --target URL --baseline perf-results/last-release          # exit 1 when slower
+    blog-perf locust --target URL --steps 25:300:25:20 --slo-p95-ms 250         # capacity and knee
     blog-perf cache --target URL --titles 5
     blog-perf concurrency --target URL --levels 1,5,10,20,50,100,200,500
     blog-perf report DIR
@@ -23,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from perfcontract import baseline, judging, results_file, run_summary
+from perfcontract import baseline, capacity, judging, results_file, run_summary
 
 from . import blog_client, cache_test, compare, concurrency, locust_baseline, locust_run, report
-from .blog_perf_args import build_parser, distributed_problem, live_metrics_of, metrics_problem
+from .blog_perf_args import build_parser, distributed_problem, live_metrics_of, metrics_problem, slo_of
 from .progress import Progress
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -35,8 +36,10 @@ EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3,
 def _parameters(args: argparse.Namespace) -> dict:
     skip = {"command", "password", "quiet", "out"}
     parameters = {k: v for k, v in vars(args).items() if k not in skip}
-    if "baseline_tolerances" in parameters:
+    if "baseline_tolerances" in parameters:  # the forms the command line takes them in
         parameters["baseline_tolerances"] = baseline.format_tolerances(parameters["baseline_tolerances"])
+    if parameters.get("steps"):
+        parameters["steps"] = parameters["steps"].text()
     return parameters
 
 
@@ -65,7 +68,7 @@ def _run_parts(args: argparse.Namespace, kind: str, out: Path, runs: dict, progr
         locust_run.run(args.target, out, args.users, args.spawn_rate, args.locust_duration, args.processes,
                        args.wait_min, args.wait_max, progress, record=runs["locust"], weights=args.weights,
                        accounts=args.accounts, master=master, scenario=getattr(args, "locustfile", None),
-                       metrics=live_metrics_of(args))
+                       metrics=live_metrics_of(args), steps=getattr(args, "steps", None))
 
 
 def run_suite(args: argparse.Namespace, progress: Progress, found_baseline: tuple[dict, dict] | None = None) -> int:
@@ -91,8 +94,11 @@ def run_suite(args: argparse.Namespace, progress: Progress, found_baseline: tupl
         code = EXIT_FAILED
     finally:
         document["finished_at"] = results_file.now_iso()
+        if getattr(args, "steps", None) and (runs.get("locust") or {}).get("summary"):
+            runs["locust"]["capacity"] = capacity.analyse(
+                capacity.steps_from(runs["locust"]["summary"].get("steps")), slo_of(args))
         document["thresholds"] = judging.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
-                                                     args.max_p99_ms)
+                                                     args.max_p99_ms, getattr(args, "min_capacity_users", None))
         if found_baseline is not None and runs.get("locust", {}).get("summary"):
             document["comparison"] = locust_baseline.judge(args, found_baseline, document)
         path = results_file.write(out, document)

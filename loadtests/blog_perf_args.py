@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from perfcontract import baseline, runner, task_mix
+from perfcontract import baseline, capacity, runner, task_mix
 
 from . import concurrency, live_metrics
 from .account_file import read_accounts
@@ -146,6 +146,30 @@ def _baseline_tolerances(value: str) -> dict:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _profile(value: str) -> capacity.Profile:
+    try:
+        return capacity.Profile.parse(value)
+    except capacity.ProfileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_steps(parser) -> None:
+    group = parser.add_argument_group("capacity (how much can it take? the LoadTest's spec.profile, locally)")
+    group.add_argument("--steps", type=_profile, metavar="START:END:STEP:SECONDS",
+                       help="step the users from START to END by STEP, each step held SECONDS (instead of "
+                            "--users and --duration); records each step, the capacity and the knee")
+    group.add_argument("--slo-p95-ms", type=_positive(float), metavar="MS",
+                       help="a step is within the SLO when its non-AI p95 is at most this")
+    group.add_argument("--slo-error-rate", type=_non_negative, default=0.01, metavar="SHARE",
+                       help="and its error rate at most this (default %(default)s)")
+    group.add_argument("--min-capacity-users", type=_positive(int), metavar="USERS",
+                       help="fail (exit 1) if the capacity (the most users within the SLO) is below this")
+
+
+def slo_of(args: argparse.Namespace) -> capacity.SLO:
+    return capacity.SLO(args.slo_p95_ms, args.slo_error_rate)
+
+
 def _add_baseline(parser) -> None:
     group = parser.add_argument_group("baseline (did it get slower? the LoadTest's spec.compare, locally)")
     source = group.add_mutually_exclusive_group()
@@ -193,6 +217,10 @@ def distributed_problem(args: argparse.Namespace) -> str | None:
         return f"--locustfile {args.locustfile}: no such file"
     if args.worker and args.accounts is not None:
         return "--accounts goes to the master, which hands the accounts to its workers"
+    if getattr(args, "min_capacity_users", None) and not getattr(args, "steps", None):
+        return "--min-capacity-users needs --steps (a capacity comes from a stepped run)"
+    if args.worker and getattr(args, "steps", None):
+        return "--steps goes to the master, which steps its workers' users"
     return None
 
 
@@ -263,6 +291,7 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     p = sub.add_parser("locust", help="the Locust scenario, headless")
     _add_common(p)
     _add_locust(p, 30.0)
+    _add_steps(p)
     _add_baseline(p)
     _add_distributed(p)
     p = sub.add_parser("cache", help="uncached vs cached AI generation")

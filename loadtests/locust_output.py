@@ -33,7 +33,8 @@ def _out_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def _merged(entries, names=None, exclude=()) -> dict[int, int]:
+def merged_histogram(entries, names=None, exclude=()) -> dict[int, int]:
+    """The response-time histograms of the entries named (or all but ``exclude``), summed."""
     histogram: dict[int, int] = {}
     for entry in entries:
         if entry.name in exclude or (names is not None and entry.name not in names):
@@ -58,8 +59,8 @@ def _sample_history(environment, out: Path) -> None:
             gevent.sleep(HISTORY_INTERVAL)
             now = time.time()
             entries = list(stats.entries.values())
-            all_times = _merged(entries, exclude={BACKPRESSURE_NAME})
-            read_times = _merged(entries, exclude=AI_NAMES)
+            all_times = merged_histogram(entries, exclude={BACKPRESSURE_NAME})
+            read_times = merged_histogram(entries, exclude=AI_NAMES)
             backpressure = sum(e.num_requests for e in entries if e.name == BACKPRESSURE_NAME)
             requests = stats.total.num_requests
             failures = stats.total.num_failures
@@ -95,11 +96,16 @@ def _entry(entry) -> dict:
     }
 
 
+def _steps(out: Path) -> list | None:
+    path = out / "steps.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def write_summary(environment, out: Path) -> None:
     stats = environment.stats
     entries = list(stats.entries.values())
-    non_ai = _merged(entries, exclude=AI_NAMES)
-    ai = _merged(entries, names={AI_NAME})
+    non_ai = merged_histogram(entries, exclude=AI_NAMES)
+    ai = merged_histogram(entries, names={AI_NAME})
     backpressure = sum(e.num_requests for e in entries if e.name == BACKPRESSURE_NAME)
     counted = stats.total.num_requests - backpressure
     summary = {
@@ -109,10 +115,10 @@ def write_summary(environment, out: Path) -> None:
         "backpressure_429": backpressure,
         "failure_rate": (stats.total.num_failures / counted) if counted > 0 else None,
         "rps": stats.total.total_rps,
-        "p50_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 50),
-        "p90_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 90),
-        "p95_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 95),
-        "p99_ms": histogram_percentile(_merged(entries, exclude={BACKPRESSURE_NAME}), 99),
+        "p50_ms": histogram_percentile(merged_histogram(entries, exclude={BACKPRESSURE_NAME}), 50),
+        "p90_ms": histogram_percentile(merged_histogram(entries, exclude={BACKPRESSURE_NAME}), 90),
+        "p95_ms": histogram_percentile(merged_histogram(entries, exclude={BACKPRESSURE_NAME}), 95),
+        "p99_ms": histogram_percentile(merged_histogram(entries, exclude={BACKPRESSURE_NAME}), 99),
         "non_ai": {"requests": sum(non_ai.values()), "p50_ms": histogram_percentile(non_ai, 50),
                    "p95_ms": histogram_percentile(non_ai, 95), "p99_ms": histogram_percentile(non_ai, 99)},
         "ai": {"requests": sum(ai.values()), "p50_ms": histogram_percentile(ai, 50),
@@ -121,6 +127,7 @@ def write_summary(environment, out: Path) -> None:
         "errors": [{"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
                    for e in stats.errors.values()],
         "refused": REFUSAL.get("line"),  # the blog's rate limits stopped the run
+        "steps": _steps(out),  # a stepped run's figures per step (locust_steps.py), else None
     }
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -20,6 +20,10 @@ user register its own when it starts (the spawn rate bounds that rate).
 
 ``metrics``: the master (or the single local process) serves the run's live
 figures for Prometheus there while it goes on (live_metrics.py, locust_live.py).
+
+``steps``: a stepped run (perfcontract.capacity.Profile) instead of ``users``
+for ``duration``: the master runs locust_steps.py's shape and records each
+step's figures in the summary.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.monitor_targets import LOAD_TEST_JOB, announced
+from perfcontract.capacity import Profile
 from perfcontract.results_file import now_iso
 from perfcontract.runner import MASTER_PORT
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
@@ -47,6 +52,7 @@ from .progress import Progress, bar
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RECORDING = Path(__file__).with_name("locust_recording.py")  # the recording, for a scenario of your own
+STEPS = Path(__file__).with_name("locust_steps.py")  # the shape of a stepped run, on the master only
 ACCOUNT_SIGNUPS_AT_ONCE = 4  # each sign-up is a password hash on the blog: a few at a time, not a burst
 WORKERS_GAVE_UP = "Gave up waiting for workers to connect"  # Locust's own log line
 
@@ -120,23 +126,27 @@ def run(target: str, out_dir: str | Path, users: int = 50, spawn_rate: float = 1
         processes: int = 1, wait_min: float = 1.0, wait_max: float = 3.0, progress: Progress | None = None,
         record: dict | None = None, extra_env: dict | None = None, weights: dict | None = None,
         accounts: int | str | Path | None = None, master: Master | None = None,
-        scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None) -> dict:
+        scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None,
+        steps: Profile | None = None) -> dict:
     progress = progress or Progress(quiet=True)
     record = {} if record is None else record
     work = Path(out_dir) / "locust"
     work.mkdir(parents=True, exist_ok=True)
-    for stale in ("history.jsonl", "summary.json"):
+    for stale in ("history.jsonl", "summary.json", "steps.json"):
         (work / stale).unlink(missing_ok=True)
     record["parameters"] = {"users": users, "spawn_rate": spawn_rate, "duration_s": duration,
                             "processes": processes, "wait_min_s": wait_min, "wait_max_s": wait_max,
                             "task_weights": weights or dict(DEFAULT_TASK_WEIGHTS),
                             "workers": master.workers if master else 0,
                             "scenario": str(scenario) if scenario else "built-in",
-                            "live_metrics": metrics.url if metrics else None}
+                            "live_metrics": metrics.url if metrics else None,
+                            "steps": steps.text() if steps else None}
+    if steps is not None:  # the shape decides the users and the length
+        users, duration = steps.end, steps.total_seconds
     accounts_path, scratch = _accounts_file(target, accounts, record, progress)
     try:
         _run_locust(target, work, users, spawn_rate, duration, processes, wait_min, wait_max, progress, record,
-                    extra_env, accounts_path, master, scenario, metrics)
+                    extra_env, accounts_path, master, scenario, metrics, steps)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)  # the accounts' passwords do not outlive the run
@@ -154,9 +164,11 @@ def _locust_env(wait_min: float, wait_max: float, weights: dict, extra_env: dict
             **(extra_env or {})}
 
 
-def locustfiles(scenario: str | Path | None) -> str:
-    """Locust's ``-f``: the built-in scenario, or the recording plus a scenario of your own."""
-    return str(LOCUSTFILE) if scenario is None else f"{RECORDING},{scenario}"
+def locustfiles(scenario: str | Path | None, stepped: bool = False) -> str:
+    """Locust's ``-f``: the built-in scenario, or the recording plus a scenario of your own;
+    with a stepped run's shape when ``stepped`` (the master's or the single process's)."""
+    files = str(LOCUSTFILE) if scenario is None else f"{RECORDING},{scenario}"
+    return f"{files},{STEPS}" if stepped else files
 
 
 def run_worker(master_host: str, master_port: int = MASTER_PORT, wait_min: float = 1.0, wait_max: float = 3.0,
@@ -189,10 +201,13 @@ def _announced(metrics: live_metrics.LiveMetrics | None):
 
 
 def _locust_command(target: str, users: int, spawn_rate: float, duration: float, processes: int,
-                    master: Master | None, scenario: str | Path | None) -> list[str]:
-    command = [sys.executable, "-m", "locust", "-f", locustfiles(scenario), "--headless", "--host", target.rstrip("/"),
-               "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s",
-               "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
+                    master: Master | None, scenario: str | Path | None, steps: Profile | None) -> list[str]:
+    command = [sys.executable, "-m", "locust", "-f", locustfiles(scenario, steps is not None), "--headless",
+               "--host", target.rstrip("/"), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
+    if steps is None:
+        command += ["-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, int(round(duration)))}s"]
+    else:  # the shape sets the users and ends the run; the time limit is a safety net only
+        command += ["-t", f"{int(steps.total_seconds) + 30}s"]
     if processes > 1:
         command += ["--processes", str(processes)]
     if master is not None:
@@ -229,11 +244,14 @@ def _record_outcome(record: dict, exit_code: int, interrupted: bool, work: Path,
 def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration: float, processes: int,
                 wait_min: float, wait_max: float, progress: Progress, record: dict, extra_env: dict | None,
                 accounts_path: Path | None, master: Master | None = None,
-                scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None) -> None:
+                scenario: str | Path | None = None, metrics: live_metrics.LiveMetrics | None = None,
+                steps: Profile | None = None) -> None:
     record["started_at"] = now_iso()
-    command = _locust_command(target, users, spawn_rate, duration, processes, master, scenario)
+    command = _locust_command(target, users, spawn_rate, duration, processes, master, scenario, steps)
     env = {**_locust_env(wait_min, wait_max, record["parameters"]["task_weights"], extra_env),
            "BLOG_PERF_LOCUST_OUT": str(work)}
+    if steps is not None:
+        env.update(BLOG_PERF_STEPS=steps.text(), BLOG_PERF_SPAWN_RATE=f"{spawn_rate:g}")
     if accounts_path is not None:
         env["BLOG_PERF_ACCOUNTS"] = str(accounts_path)
     for name in (live_metrics.PORT_ENV, live_metrics.HOST_ENV, live_metrics.RUN_ENV):

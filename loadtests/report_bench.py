@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from . import svg
+from .report_capacity import capacity_line, capacity_part
 from .report_html import fmt_value, html_section, html_table, verdict
 
 
@@ -61,6 +62,11 @@ def _flight_part(flight: dict) -> list[str]:
     ], numeric={1})]
 
 
+def _capacity_part(bench_capacity: dict) -> list[str]:
+    return [capacity_part(bench_capacity).replace("<h3>Capacity</h3>", "<h3>Capacity of the seed's mix</h3>", 1),
+            f"<p>{escape(capacity_line(bench_capacity))}</p>"]
+
+
 def _reads_under_ai_part(under: dict) -> list[str]:
     phases = (("normal", "baseline"), ("during generation", "loaded"))
     parts = ["<h3>Read pages while users generate uncached posts</h3>", '<div class="charts">' + svg.bar_chart(
@@ -85,7 +91,7 @@ def bench_section(bench: dict | None) -> str:
         return ""
     parts = []
     for key, part in (("scale", _scale_part), ("worker_rss_mb", _rss_part), ("single_flight", _flight_part),
-                      ("reads_under_ai_load", _reads_under_ai_part)):
+                      ("reads_under_ai_load", _reads_under_ai_part), ("capacity", _capacity_part)):
         if bench.get(key):
             parts += part(bench[key])
     if not parts:

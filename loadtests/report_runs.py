@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from . import svg
+from .report_capacity import capacity_part
 from .report_html import fmt_value, html_section, html_table, not_measured
 
 
@@ -190,6 +191,7 @@ def locust_section(run: dict | None) -> str:
         ["non-AI p50 / p95 / p99", " / ".join(fmt_value((summary.get("non_ai") or {}).get(k), "ms") for k in ("p50_ms", "p95_ms", "p99_ms"))],
         ["AI generation p50 / p95 / p99", " / ".join(fmt_value((summary.get("ai") or {}).get(k), "ms") for k in ("p50_ms", "p95_ms", "p99_ms"))],
     ], numeric={1}))
+    parts.append(capacity_part(run.get("capacity")))
     rows = [[escape(e["method"]), escape(e["name"]), f"{e['requests']:,}", f"{e['failures']:,}", fmt_value(e.get("p50_ms"), "ms"),
              fmt_value(e.get("p95_ms"), "ms"), fmt_value(e.get("p99_ms"), "ms"), fmt_value(e.get("max_ms"), "ms"),
              fmt_value(e.get("rps"), "rps")] for e in summary.get("entries", [])]

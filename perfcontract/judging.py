@@ -60,8 +60,10 @@ def check(name: str, measured: float | None, limit: float, kind: str = MAX) -> d
 
 
 def locust_checks(summary: dict | None, max_p95_ms: float | None = None, max_p99_ms: float | None = None,
-                  max_error_rate: float | None = None, min_rps: float | None = None) -> list[dict]:
-    """The gates on one Locust run's summary (the keys of loadtests/locust_output.py's write_summary)."""
+                  max_error_rate: float | None = None, min_rps: float | None = None,
+                  min_capacity_users: float | None = None, capacity_users: float | None = None) -> list[dict]:
+    """The gates on one Locust run's summary (the keys of loadtests/locust_output.py's write_summary);
+    a stepped run's ``capacity_users`` comes from perfcontract.capacity.analyse of its steps."""
     summary = summary or {}
     non_ai = summary.get("non_ai") or {}
     checks: list[dict] = []
@@ -73,6 +75,8 @@ def locust_checks(summary: dict | None, max_p95_ms: float | None = None, max_p99
         checks.append(check("locust failure rate", summary.get("failure_rate"), max_error_rate, MAX))
     if min_rps is not None:
         checks.append(check("locust requests/s", summary.get("rps"), min_rps, MIN))
+    if min_capacity_users is not None:
+        checks.append(check("capacity (users within the SLO)", capacity_users, min_capacity_users, MIN))
     return checks
 
 
@@ -98,12 +102,15 @@ def _concurrency_checks(endpoint: dict, max_p95_ms, max_error_rate, min_rps, max
 
 
 def evaluate(document: dict, max_p95_ms: float | None = None, max_error_rate: float | None = None,
-             min_rps: float | None = None, max_p99_ms: float | None = None) -> list[dict]:
+             min_rps: float | None = None, max_p99_ms: float | None = None,
+             min_capacity_users: float | None = None) -> list[dict]:
     """The gates on a whole results.json document: Locust, every concurrency endpoint, the cache test."""
     runs = document.get("runs") or {}
     checks: list[dict] = []
     if runs.get("locust"):
-        checks += locust_checks(runs["locust"].get("summary"), max_p95_ms, max_p99_ms, max_error_rate, min_rps)
+        capacity_users = (runs["locust"].get("capacity") or {}).get("capacity_users")
+        checks += locust_checks(runs["locust"].get("summary"), max_p95_ms, max_p99_ms, max_error_rate, min_rps,
+                                min_capacity_users, capacity_users)
     for endpoint in (runs.get("concurrency") or {}).get("endpoints", []):
         checks += _concurrency_checks(endpoint, max_p95_ms, max_error_rate, min_rps, max_p99_ms)
     cache = runs.get("cache")

@@ -110,7 +110,8 @@ def _check_table(rows, where: str) -> None:
     for row in rows:
         _check_type(row, (dict,), f"{where} item")
         for key, value in row.items():
-            numeric = key in ("requests", "failures", "occurrences", "rps") or key.endswith("_ms")
+            numeric = key in ("requests", "failures", "occurrences", "rps", "users", "seconds", "failure_rate") \
+                or key.endswith("_ms")
             _check_type(value, (int, float, type(None)) if numeric else _SCALAR, f"{where}.{key}")
 
 
@@ -121,7 +122,7 @@ def check_record(record: dict) -> None:
         _check_type(record.get(key, {"thresholds": [], "interrupted": False}.get(key)), types, key)
     summary = record.get("summary") or {}
     for key, value in summary.items():
-        if key in ("entries", "errors"):
+        if key in ("entries", "errors") or (key == "steps" and value is not None):
             _check_table(value, f"summary.{key}")
         elif key in ("non_ai", "ai"):
             _check_type(value, (dict, type(None)), f"summary.{key}")

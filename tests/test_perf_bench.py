@@ -18,7 +18,7 @@ MINI = bench_mod.BenchSettings(
     levels=(1, 5), level_duration_s=0.4, client_processes=2, answer_seconds=0.5, seed_posts=100, big_posts=400,
     scale_seconds=0.5, scale_clients=4, scale_rate_rps=100, scale_repeats=2, cold_renders=3, cache_titles=3, cache_repeats=2, cached_clients=5, cached_rate_rps=50,
     cached_seconds=1.0, flight_requests=20, readers=4, read_rate_rps=40, generators=5, read_seconds=1.0,
-    locust_users=4, locust_spawn_rate=4, locust_duration_s=5, locust_accounts=2)
+    locust_users=4, locust_spawn_rate=4, locust_duration_s=5, locust_accounts=2, capacity_steps="2:4:2:3")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,12 @@ def test_bench_measures_every_target_and_cleans_up(mini_bench):
         assert len(run["warm_p95_each_ms"]) == len(run["cold_p95_each_ms"]) == MINI.scale_repeats
         assert run["warm"]["p95"] == min(run["warm_p95_each_ms"])
         assert run["cold"]["p95"] == min(run["cold_p95_each_ms"])
+    # The capacity phase stepped the seed's mix (2 then 4 users) and judged it beside the ceiling.
+    capacity = document["bench"]["capacity"]
+    assert [s["users"] for s in capacity["steps"]] == [2, 4] and capacity["failures"] == 0
+    assert all(s["requests"] > 0 and s["p95_ms"] is not None for s in capacity["steps"]), capacity["steps"]
+    assert capacity["ceiling_peak_rps"] == document["bench"]["ceiling_peak_rps"]
+    assert capacity["capacity_users"] in (None, 2, 4) and capacity["slo"] == {"p95_ms": 250.0, "max_error_rate": 0.01}
     # Traffic stayed on loopback, and every process of the stack is gone.
     parameters = document["bench"]["parameters"]
     for name in ("blog", "hello", "llm_simulator"):
@@ -113,7 +119,7 @@ def test_bench_report_and_comparison_draw_every_chart_offline(mini_bench, tmp_pa
             ids = chart_report(page, out / "report.html", outside, tmp_path)
             assert {"concurrency-p95", "concurrency-throughput", "concurrency-errors", "concurrency-ceiling",
                     "cache-titles", "cache-stats", "cache-concurrent", "locust-rps", "locust-latency", "locust-users",
-                    "bench-scale", "bench-rss", "bench-reads-under-ai"} <= set(ids)
+                    "bench-scale", "bench-rss", "bench-reads-under-ai", "capacity-latency", "capacity-rps"} <= set(ids)
             # CJK titles are HTML text, laid out with a real width.
             cjk = page.locator("td", has_text="缓存与一致性").first
             assert cjk.is_visible() and cjk.bounding_box()["width"] > 30

@@ -62,6 +62,12 @@ def master_args(spec: LoadTestSpec, workers_max_wait: float, run: str, baseline_
     if spec.workers:
         args += ["--master", "--expect-workers", str(spec.workers), "--expect-workers-max-wait",
                  f"{workers_max_wait:g}"]
+    if spec.profile:  # a stepped run: the master's shape sets the users (the workers just run them)
+        args += ["--steps", spec.profile.steps.text(), "--slo-error-rate", f"{spec.profile.slo.max_error_rate:g}"]
+        if spec.profile.slo.p95_ms is not None:
+            args += ["--slo-p95-ms", f"{spec.profile.slo.p95_ms:g}"]
+        if spec.thresholds.min_capacity_users is not None:
+            args += ["--min-capacity-users", str(spec.thresholds.min_capacity_users)]
     return args + list(baseline_args)  # spec.compare's baseline, for the report (baselines.runner_args)
 
 

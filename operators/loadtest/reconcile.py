@@ -119,7 +119,10 @@ class Pass:
         run = names.run_name(self.name, number)
         if not self.create_children(spec, image, run, number, found):
             return
-        message = f"run {run} started: {spec.users} users for {spec.duration} s" + (
+        load = (f"users {spec.profile.steps.start} to {spec.profile.steps.end} by {spec.profile.steps.step}, "
+                f"{spec.profile.steps.seconds:g} s a step") if spec.profile else \
+            f"{spec.users} users for {spec.duration} s"
+        message = f"run {run} started: {load}" + (
             f" on {spec.workers} workers" if spec.workers else "")
         self.patch(phase="Pending", verdict=None, currentRun=run, runs=number, startTime=schedule.iso(self.now),
                    finishTime=None, startAttempts=None, observedGeneration=self.generation, message=message,

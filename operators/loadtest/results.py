@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perfcontract import baseline, judging
+from perfcontract import baseline, capacity, judging
 from perfcontract.run_summary import MAX_REPORT_BYTES
 
 from .baselines import Baseline
@@ -32,6 +32,7 @@ class Verdict:
     # The run could not measure the blog (no answer at all): Failed whatever the thresholds say.
     target_unreachable: bool = False
     comparison: dict | None = None  # spec.compare's figures (perfcontract.baseline.record)
+    capacity: dict | None = None  # spec.profile's steps, capacity and knee (perfcontract.capacity.analyse)
 
 
 def _clean(value):
@@ -57,7 +58,10 @@ def _latency(source: dict) -> dict:
 def judge(summary: dict | None, spec: LoadTestSpec, found: Baseline | None = None) -> Verdict:
     """The verdict on a run's summary: its thresholds, and with ``found`` its baseline."""
     t = spec.thresholds
-    checks = judging.locust_checks(summary, t.p95_ms, t.p99_ms, t.max_error_rate, t.min_rps)
+    analysis = capacity.analyse(capacity.steps_from((summary or {}).get("steps")), spec.profile.slo) \
+        if spec.profile else None
+    checks = judging.locust_checks(summary, t.p95_ms, t.p99_ms, t.max_error_rate, t.min_rps, t.min_capacity_users,
+                                   analysis["capacity_users"] if analysis else None)
     reasons = [f"{c['check']}: measured {c['measured']}, limit {c['limit']} ({c['kind']})"
                for c in judging.failed(checks)]
     summary = summary or {}
@@ -73,7 +77,7 @@ def judge(summary: dict | None, spec: LoadTestSpec, found: Baseline | None = Non
         comparison = baseline.record(found.source, rows)
         regressed = [f"regressed: {baseline.describe(row)}" for row in baseline.regressions(rows)]
     verdict = FAILED if reasons else REGRESSED if regressed else PASSED
-    return Verdict(verdict, reasons + regressed, checks, unreachable, comparison)
+    return Verdict(verdict, reasons + regressed, checks, unreachable, comparison, analysis)
 
 
 def parameters(record: dict, spec: LoadTestSpec) -> dict:
@@ -109,8 +113,25 @@ def result_spec(test: str, run: str, record: dict, spec: LoadTestSpec, verdict: 
         "verdict": verdict.verdict, "reasons": verdict.reasons,
         "checks": [dict(c) for c in verdict.checks],
         "comparison": verdict.comparison,
+        "profile": _profile(verdict.capacity, spec),
         "report": report,
     })
+
+
+_STEP_KEYS = {"failure_rate": "failureRate", "p50_ms": "p50Ms", "p95_ms": "p95Ms", "p99_ms": "p99Ms"}
+
+
+def _profile(analysis: dict | None, spec: LoadTestSpec) -> dict | None:
+    """A stepped run's part of the result: its steps (at most capacity.MAX_STEPS), capacity and knee."""
+    if analysis is None:
+        return None
+    steps = spec.profile.steps
+    return {"startUsers": steps.start, "endUsers": steps.end, "stepUsers": steps.step, "stepSeconds": steps.seconds,
+            "slo": {"p95Ms": spec.profile.slo.p95_ms, "maxErrorRate": spec.profile.slo.max_error_rate},
+            "capacityUsers": analysis["capacity_users"], "capacityRps": analysis["capacity_rps"],
+            "capacityP95Ms": analysis["capacity_p95_ms"], "kneeUsers": analysis["knee_users"],
+            "kneeP95Ms": analysis["knee_p95_ms"],
+            "steps": [{_STEP_KEYS.get(k, k): v for k, v in step.items()} for step in analysis["steps"]]}
 
 
 def headline(result: dict) -> dict:
@@ -119,7 +140,8 @@ def headline(result: dict) -> dict:
     return _clean({"requests": totals.get("requests"), "failures": totals.get("failures"),
                    "errorRate": totals.get("failureRate"), "rps": totals.get("rps"),
                    "p95Ms": (totals.get("latencyMs") or {}).get("p95"),
-                   "p99Ms": (totals.get("latencyMs") or {}).get("p99")})
+                   "p99Ms": (totals.get("latencyMs") or {}).get("p99"),
+                   "capacityUsers": (result.get("profile") or {}).get("capacityUsers")})
 
 
 def report_entry(run: str, html: bytes | None, budget: int, room: int, claim: str | None) -> tuple[dict, bool]:

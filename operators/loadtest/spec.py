@@ -7,10 +7,12 @@ becomes a clear status message, never an exception loop.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from perfcontract.capacity import SLO, Profile, ProfileError
 from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
 
 from . import schedule
@@ -47,6 +49,19 @@ class Thresholds:
     p99_ms: float | None = None
     max_error_rate: float | None = None
     min_rps: float | None = None
+    min_capacity_users: int | None = None  # with spec.profile: the capacity (users within its SLO) at least
+
+
+@dataclass(frozen=True)
+class StepProfile:
+    """spec.profile: users stepped from startUsers to endUsers, each step held stepSeconds, with an SLO."""
+    steps: Profile
+    slo: SLO
+
+
+# A stepped run's master holds its last step a few seconds longer (loadtests/locust_steps.py:
+# its workers' last figures arrive), so its duration has this added.
+PROFILE_TAIL_S = 5
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,7 @@ class LoadTestSpec:
     target_service: str | None = None  # the Service in the LoadTest's namespace, when the target names one
     runner: RunnerPods = RunnerPods()  # spec.runner: labels, placement, pull secrets, env of the runner pods
     compare: CompareSpec | None = None  # spec.compare: judge against a baseline too (baselines.py)
+    profile: StepProfile | None = None  # spec.profile: a stepped run (users and duration follow from it)
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -161,7 +177,29 @@ def _thresholds(raw) -> Thresholds:
                             ("minRps", "min_rps", 1e9)):
         if key in raw:
             values[name] = _number(raw, key, None, float, 0, high)
+    if "minCapacityUsers" in raw:
+        values["min_capacity_users"] = _number(raw, "minCapacityUsers", None, int, 1, 100000)
     return Thresholds(**values)
+
+
+def _profile(raw) -> StepProfile | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError("spec.profile must be an object")
+    start = _number(raw, "startUsers", None, int, 1, 100000)
+    end = _number(raw, "endUsers", None, int, 1, 100000)
+    step = _number(raw, "stepUsers", None, int, 1, 100000)
+    seconds = _number(raw, "stepSeconds", None, int, 1, 3600)
+    slo = raw.get("slo") or {}
+    if not isinstance(slo, dict):
+        raise SpecError("spec.profile.slo must be an object")
+    p95 = _number(slo, "p95Ms", None, float, 0, 1e9) if "p95Ms" in slo else None
+    error_rate = _number(slo, "maxErrorRate", 0.01, float, 0, 1)
+    try:
+        return StepProfile(Profile(start, end, step, seconds), SLO(p95, error_rate))
+    except ProfileError as exc:
+        raise SpecError(f"spec.profile: {exc}") from None
 
 
 def _resources(raw) -> dict:
@@ -178,8 +216,14 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
     """The spec with its defaults; SpecError names the first problem."""
     if not isinstance(spec, dict):
         raise SpecError("the LoadTest has no spec")
-    if "users" not in spec or "duration" not in spec:
-        raise SpecError("spec.users and spec.duration are required")
+    profile = _profile(spec.get("profile"))
+    if profile is not None and ("users" in spec or "duration" in spec):
+        raise SpecError("give spec.users and spec.duration, or spec.profile (which sets both), not both")
+    if profile is None and ("users" not in spec or "duration" not in spec):
+        raise SpecError("spec.users and spec.duration are required (or spec.profile)")
+    if profile is not None:
+        spec = {**spec, "users": profile.steps.end,
+                "duration": math.ceil(profile.steps.total_seconds) + PROFILE_TAIL_S}
     scenario = spec.get("scenario") or {}
     think = scenario.get("thinkTime") or {}
     wait_min = _number(think, "min", 1.0, float, 0, 3600)
@@ -198,6 +242,9 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         raise SpecError("spec.image must be an image reference")
     users = _number(spec, "users", None, int, 1, 100000)
     history_limit = _number(spec, "historyLimit", 10, int, 1, 1000)
+    thresholds = _thresholds(spec.get("thresholds"))
+    if thresholds.min_capacity_users is not None and profile is None:
+        raise SpecError("spec.thresholds.minCapacityUsers needs spec.profile (a capacity comes from a stepped run)")
     try:
         runner = parse_runner(spec.get("runner"))
         compare = parse_compare(spec.get("compare"), history_limit)
@@ -209,12 +256,12 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         spawn_rate=_number(spec, "spawnRate", 10.0, float, 0.001, 10000),
         workers=workers, accounts=accounts, image=image, weights=_weights(scenario),
         wait_min=wait_min, wait_max=wait_max, resources=_resources(spec.get("resources")),
-        thresholds=_thresholds(spec.get("thresholds")),
+        thresholds=thresholds,
         ttl_seconds_after_finished=_number(spec, "ttlSecondsAfterFinished", 600, int, 0, 604800),
         schedule=cron, history_limit=history_limit,
         suspend=bool(spec.get("suspend", False)), scenario_configmap=_scenario_configmap(scenario),
         report_claim=_report_claim(spec.get("reportVolumeClaim")),
         accounts_secret=_accounts_secret(spec.get("accountsSecret"), accounts),
         target_service=((spec.get("target") or {}).get("service") or {}).get("name"), runner=runner,
-        compare=compare,
+        compare=compare, profile=profile,
     )

@@ -77,7 +77,8 @@ def test_a_finished_run_becomes_a_result_with_its_figures_and_a_passed_verdict(c
     assert_fits_crd(objects(cluster, "loadtests")["blog"], "loadtests.perf.aiblog.dev.yaml")
     # `kubectl get lt` / `kubectl get ltr` show these columns: each path finds what the operator wrote.
     assert printer_columns(objects(cluster, "loadtests")["blog"], "loadtests.perf.aiblog.dev.yaml") == {
-        "Phase": "Succeeded", "Verdict": "Passed", "Users": 20, "P95 ms": 120.0, "RPS": 40.5}
+        "Phase": "Succeeded", "Verdict": "Passed", "Users": 20, "P95 ms": 120.0, "RPS": 40.5,
+        "Capacity": None}  # a stepped run's (spec.profile)
     assert printer_columns(result, "loadtestresults.perf.aiblog.dev.yaml") == {
         "Test": "blog", "Verdict": "Passed", "RPS": 40.5, "P95 ms": 120.0, "Errors": 6}
     # The report outlives the pods, in a ConfigMap owned by the result.

@@ -111,11 +111,17 @@ def test_the_crds_rules_let_every_example_and_a_valid_spec_through():
     assert [cel_refusals(d, LOADTEST_SCHEMA) for d in documents] == [[]] * len(documents)
 
 
-def test_the_crd_schema_requires_a_target_users_and_a_duration():
-    for field in ("target", "users", "duration"):
+def test_the_crd_schema_requires_a_target_and_users_and_a_duration_or_a_profile():
+    document = load_test("bad")
+    del document["spec"]["target"]
+    assert "'target' is a required property" in _errors(document)
+    from tests.operator.support import cel_refusals, crd_schema
+    spec_schema = crd_schema("loadtests.perf.aiblog.dev.yaml")["properties"]["spec"]
+    for field in ("users", "duration"):
         document = load_test("bad")
         del document["spec"][field]
-        assert f"'{field}' is a required property" in _errors(document)
+        assert "give users and duration, or profile (which sets both), not both" in cel_refusals(
+            document["spec"], spec_schema)
 
 
 HANDLER_BAD = [
