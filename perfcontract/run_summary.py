@@ -22,6 +22,8 @@ import json
 import math
 import zlib
 
+from . import faults
+
 SUMMARY_PREFIX = "BLOG_PERF_SUMMARY "
 REPORT_PREFIX = "BLOG_PERF_REPORT "
 REPORT_CHUNK = 8000  # base64 characters per line
@@ -58,6 +60,8 @@ def summary_of(document: dict) -> dict:
         "parameters": locust.get("parameters"),
         "summary": _without_histograms(locust.get("summary")),
         "thresholds": document.get("thresholds") or [],
+        # Every few seconds' figures, for judging faults (perfcontract.faults; at most MAX_POINTS).
+        "timeline": faults.timeline(locust.get("history") or []),
     }
 
 
@@ -94,7 +98,7 @@ def parse_summary(log: str) -> dict:
 
 
 _SCALAR = (str, int, float, bool, type(None))
-_RECORD_TYPES = {"target": (str, type(None)), "started_at": (str, type(None)), "finished_at": (str, type(None)),
+_RECORD_TYPES = {"timeline": (list, type(None)), "target": (str, type(None)), "started_at": (str, type(None)), "finished_at": (str, type(None)),
                  "exit_code": (int, type(None)), "error": (str, type(None)), "interrupted": (bool,),
                  "parameters": (dict, type(None)), "summary": (dict, type(None)), "thresholds": (list,)}
 
@@ -110,8 +114,8 @@ def _check_table(rows, where: str) -> None:
     for row in rows:
         _check_type(row, (dict,), f"{where} item")
         for key, value in row.items():
-            numeric = key in ("requests", "failures", "occurrences", "rps", "users", "seconds", "failure_rate") \
-                or key.endswith("_ms")
+            numeric = key in ("requests", "failures", "occurrences", "rps", "users", "seconds", "failure_rate",
+                              "time") or key.endswith("_ms")
             _check_type(value, (int, float, type(None)) if numeric else _SCALAR, f"{where}.{key}")
 
 
@@ -130,6 +134,8 @@ def check_record(record: dict) -> None:
                 _check_type(figure, (int, float, type(None)), f"summary.{key}.{inner}")
         else:
             _check_type(value, _SCALAR, f"summary.{key}")
+    if record.get("timeline"):
+        _check_table(record["timeline"], "timeline")
     for key in ("requests", "failures", "rps", "failure_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms"):
         _check_type(summary.get(key), (int, float, type(None)), f"summary.{key}")
     parameters = record.get("parameters") or {}

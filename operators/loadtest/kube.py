@@ -107,6 +107,17 @@ class Cluster:
                                                     _preload_content=False)).get("items", [])
         return [pod for pod in items if _matches(pod, selector)]
 
+    def pods_matching(self, namespace: str, selector: dict) -> list[dict]:
+        """Pods with all of ``selector``'s labels (a fault's target), listed as they are."""
+        items = _dict(self.core.list_namespaced_pod(namespace, label_selector=_selector(selector),
+                                                    _preload_content=False)).get("items", [])
+        return [pod for pod in items if _matches(pod, selector)]
+
+    def evict(self, namespace: str, name: str) -> None:
+        """The Eviction API (not a DELETE): it honours PodDisruptionBudgets, answering 429 when one forbids it."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        self.core.create_namespaced_pod_eviction(name, namespace, body, _preload_content=False)
+
     def results(self, namespace: str, test: str) -> list[dict]:
         selector = {TEST_LABEL: label_value(test)}
         items = _dict(self.custom.list_namespaced_custom_object(

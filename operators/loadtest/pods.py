@@ -46,14 +46,25 @@ def _container_state(pod: dict, container: str) -> dict:
                  if s.get("name") == container), {})
 
 
+def _newest_master(run_pods: list[dict], role_label: str) -> dict | None:
+    masters = [p for p in run_pods if ((p.get("metadata") or {}).get("labels") or {}).get(role_label) == "master"]
+    return max(masters, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "") if masters else None
+
+
+def runner_started(run_pods: list[dict], role_label: str, container: str) -> datetime | None:
+    """When the newest master pod's runner ``container`` started running (the run's
+    load begins then; a fault's afterSeconds count from it), or None before."""
+    newest = _newest_master(run_pods, role_label)
+    return parse_iso(_container_state(newest, container).get("running", {}).get("startedAt")) if newest else None
+
+
 def runner_finished(run_pods: list[dict], role_label: str, container: str) -> str | None:
     """'Complete' or 'Failed (...)' once the newest master pod's runner
     ``container`` has terminated, whatever its other containers do: a mesh's
     classic sidecar runs on, so the pod and its Job never finish by themselves."""
-    masters = [p for p in run_pods if ((p.get("metadata") or {}).get("labels") or {}).get(role_label) == "master"]
-    if not masters:
+    newest = _newest_master(run_pods, role_label)
+    if newest is None:
         return None
-    newest = max(masters, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
     terminated = _container_state(newest, container).get("terminated")
     if not terminated:
         return None

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, fields
 from urllib.parse import urlparse
 
+from . import disruptions
 from .names import GROUP
 from .spec import LoadTestSpec, quantity
 
@@ -59,6 +60,9 @@ class Policy:
     allowed_priority_classes: tuple[str, ...] = ()  # a high class preempts other pods
     allowed_image_pull_secrets: tuple[str, ...] = ()  # "*" ends a prefix
     runner_env_value_from: bool = False  # env valueFrom reads Secrets the author may not read
+    # spec.faults: label selectors whose pods a LoadTest may evict (a fault's selector must have
+    # all of one's labels). Empty: no faults, and the operator's Role has no pods/eviction.
+    fault_selectors: tuple = ()
 
     @classmethod
     def from_json(cls, text: str | None) -> "Policy":
@@ -78,6 +82,10 @@ class Policy:
         policy = cls(**values)
         for limit in (policy.max_cpu, policy.max_memory):
             quantity(limit)
+        for selector in policy.fault_selectors:
+            if not isinstance(selector, dict) or not selector or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
+                raise PolicyError(f"{POLICY_ENV}: faultSelectors holds label maps (key: value), not {selector!r}")
         return policy
 
     @classmethod
@@ -104,6 +112,10 @@ class Policy:
         runner = self.runner_problem(spec)
         if runner:
             return runner
+        for index, fault in enumerate(spec.faults):
+            if not disruptions.allowed(fault, self.fault_selectors):
+                return (f"spec.faults[{index}] evicts pods labelled {fault.labels}, which no selector in "
+                        f"operator.policy.faultSelectors covers ({list(self.fault_selectors) or 'none: no faults'})")
         for value, ceiling, setting, what in (
                 (spec.workers, self.max_workers, "maxWorkers", "spec.workers"),
                 (spec.users, self.max_users, "maxUsers", "spec.users"),

@@ -18,7 +18,7 @@ from urllib3.exceptions import HTTPError
 from perfcontract.run_summary import (TAIL_BYTES, TAIL_LINES, LogSummaryError, parse_report,
                                    parse_summary)
 
-from . import baselines, history, manifests, metrics, names, pods, results, schedule
+from . import baselines, disruptions, history, manifests, metrics, names, pods, results, schedule
 from .config import OperatorConfig
 from .kube import Cluster
 from .status import api_answer, condition
@@ -124,7 +124,7 @@ class Pass:
             f"{spec.users} users for {spec.duration} s"
         message = f"run {run} started: {load}" + (
             f" on {spec.workers} workers" if spec.workers else "")
-        self.patch(phase="Pending", verdict=None, currentRun=run, runs=number, startTime=schedule.iso(self.now),
+        self.patch(phase="Pending", verdict=None, currentRun=run, runs=number, startTime=schedule.iso(self.now), faults=None,
                    finishTime=None, startAttempts=None, observedGeneration=self.generation, message=message,
                    conditions=condition({"conditions": [c for c in self.status.get("conditions") or []
                                                          if c.get("type") != "SpecChanged"]},
@@ -201,6 +201,8 @@ class Pass:
                 self.cluster.delete(self.namespace, "Job", job["metadata"]["name"])
             self.fail(run, "PodStuck", f"{stuck} for more than {self.config.stuck_grace_s:g} s")
             return
+        if spec.faults:
+            self.apply_faults(spec, run_pods)
         # The Job, or its runner container when a mesh's sidecar keeps the pod (and Job) running.
         ended = pods.job_finished(jobs["master"]) or pods.runner_finished(run_pods, names.ROLE_LABEL,
                                                                           manifests.MASTER_CONTAINER)
@@ -213,6 +215,20 @@ class Pass:
             self.collect(spec, run, ended, run_pods, jobs)
         except Exception as exc:  # noqa: BLE001 - whatever a hostile log or the API does, the run ends
             self.collect_failed(run, exc, jobs)
+
+    def apply_faults(self, spec: LoadTestSpec, run_pods: list[dict]) -> None:
+        """Apply the faults that are due (disruptions.py), each recorded before its evictions."""
+        applied = [dict(entry) for entry in self.status.get("faults") or []]
+        started = pods.runner_started(run_pods, names.ROLE_LABEL, manifests.MASTER_CONTAINER)
+        for index in disruptions.due(spec.faults, applied, started, self.now):
+            fault = spec.faults[index]
+            chosen = disruptions.targets(self.cluster.pods_matching(self.namespace, fault.labels), fault.count)
+            applied.append({"index": index, "afterSeconds": fault.after_seconds, "appliedAt": schedule.iso(self.now),
+                            "pods": chosen, "outcome": "being applied"})
+            self.patch(faults=applied)  # first: a restarted operator never applies it twice
+            applied[-1] = {**applied[-1], "outcome": disruptions.evict(self.cluster, self.namespace, chosen)}
+            self.patch(faults=applied)
+            self.event("Normal", "FaultApplied", f"fault {index} at {fault.after_seconds} s: {applied[-1]['outcome']}")
 
     def collect_failed(self, run: str, exc: Exception, jobs: dict) -> None:
         """A transient API error gets a few more passes; anything else (a
@@ -267,7 +283,8 @@ class Pass:
             reason = "WorkersNotConnected" if "workers never connected" in record["error"] else "RunnerError"
             self.fail(run, reason, record["error"][:300], jobs)
             return
-        verdict = results.judge(record.get("summary"), spec, self.baseline(spec, record))
+        verdict = results.judge(record.get("summary"), spec, self.baseline(spec, record),
+                                timeline=record.get("timeline"), applied=self.status.get("faults"))
         number = int(self.status.get("runs") or 0)
         html = parse_report(log)
         budget = self.config.policy.max_report_bytes

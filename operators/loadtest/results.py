@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perfcontract import baseline, capacity, judging
+from perfcontract import baseline, capacity, faults, judging
 from perfcontract.run_summary import MAX_REPORT_BYTES
 
 from .baselines import Baseline
 from .manifests import REPORT_KEY, report_path
 from .names import report_configmap_name
+from .schedule import parse_iso
 from .spec import LoadTestSpec
 
 PASSED, FAILED, REGRESSED = "Passed", "Failed", "Regressed"
@@ -33,6 +34,7 @@ class Verdict:
     target_unreachable: bool = False
     comparison: dict | None = None  # spec.compare's figures (perfcontract.baseline.record)
     capacity: dict | None = None  # spec.profile's steps, capacity and knee (perfcontract.capacity.analyse)
+    faults: list | None = None  # spec.faults: each fault as applied, and what users felt (perfcontract.faults)
 
 
 def _clean(value):
@@ -55,13 +57,42 @@ def _latency(source: dict) -> dict:
             "p99": source.get("p99_ms")}
 
 
-def judge(summary: dict | None, spec: LoadTestSpec, found: Baseline | None = None) -> Verdict:
-    """The verdict on a run's summary: its thresholds, and with ``found`` its baseline."""
+def _faults(spec: LoadTestSpec, timeline, applied: list | None) -> tuple[list[dict], list[dict]]:
+    """Each fault of the spec: as the status recorded it and as users felt it; and their checks."""
+    points = faults.timeline_from(timeline)
+    recorded = {e.get("index"): e for e in applied or [] if isinstance(e, dict)}
+    t = spec.thresholds
+    out, checks = [], []
+    for index, fault in enumerate(spec.faults):
+        entry = recorded.get(index)
+        at = parse_iso(entry.get("appliedAt")) if entry else None
+        felt = faults.analyse(points, at.timestamp()) if at else {"note": "not applied: the run ended first"}
+        out.append({"index": index, "afterSeconds": fault.after_seconds, "selector": fault.labels,
+                    **({k: entry.get(k) for k in ("appliedAt", "pods", "outcome")} if entry else {}),
+                    "errors": felt.get("errors"), "worstP95Ms": felt.get("worst_p95_ms"),
+                    "normalP95Ms": felt.get("normal_p95_ms"), "normalErrorRate": felt.get("normal_error_rate"),
+                    "recoverySeconds": felt.get("recovery_seconds"), "recovered": felt.get("recovered"),
+                    "note": felt.get("note")})
+        if t.max_recovery_seconds is not None:
+            checks.append(judging.check(f"fault {index} recovery (s)", felt.get("recovery_seconds"),
+                                        t.max_recovery_seconds))
+        if t.max_errors_during_fault is not None:
+            checks.append(judging.check(f"fault {index} failed requests", felt.get("errors"),
+                                        t.max_errors_during_fault))
+    return out, checks
+
+
+def judge(summary: dict | None, spec: LoadTestSpec, found: Baseline | None = None, *, timeline=None,
+          applied: list | None = None) -> Verdict:
+    """The verdict on a run's summary: its thresholds; with ``found`` its baseline; with
+    spec.faults the faults ``applied`` (the status's record) against the runner's ``timeline``."""
     t = spec.thresholds
     analysis = capacity.analyse(capacity.steps_from((summary or {}).get("steps")), spec.profile.slo) \
         if spec.profile else None
     checks = judging.locust_checks(summary, t.p95_ms, t.p99_ms, t.max_error_rate, t.min_rps, t.min_capacity_users,
                                    analysis["capacity_users"] if analysis else None)
+    fault_records, fault_checks = _faults(spec, timeline, applied) if spec.faults else (None, [])
+    checks += fault_checks
     reasons = [f"{c['check']}: measured {c['measured']}, limit {c['limit']} ({c['kind']})"
                for c in judging.failed(checks)]
     summary = summary or {}
@@ -77,7 +108,7 @@ def judge(summary: dict | None, spec: LoadTestSpec, found: Baseline | None = Non
         comparison = baseline.record(found.source, rows)
         regressed = [f"regressed: {baseline.describe(row)}" for row in baseline.regressions(rows)]
     verdict = FAILED if reasons else REGRESSED if regressed else PASSED
-    return Verdict(verdict, reasons + regressed, checks, unreachable, comparison, analysis)
+    return Verdict(verdict, reasons + regressed, checks, unreachable, comparison, analysis, fault_records)
 
 
 def parameters(record: dict, spec: LoadTestSpec) -> dict:
@@ -114,6 +145,7 @@ def result_spec(test: str, run: str, record: dict, spec: LoadTestSpec, verdict: 
         "checks": [dict(c) for c in verdict.checks],
         "comparison": verdict.comparison,
         "profile": _profile(verdict.capacity, spec),
+        "faults": verdict.faults,
         "report": report,
     })
 

@@ -17,6 +17,7 @@ from perfcontract.task_mix import DEFAULT_TASK_WEIGHTS
 
 from . import schedule
 from .baselines import CompareSpec, CompareSpecError, parse_compare
+from .disruptions import Fault, FaultSpecError, parse_faults
 from .names import OBJECT_NAME
 from .runner_pods import RunnerPods, RunnerSpecError, parse_runner
 
@@ -50,6 +51,8 @@ class Thresholds:
     max_error_rate: float | None = None
     min_rps: float | None = None
     min_capacity_users: int | None = None  # with spec.profile: the capacity (users within its SLO) at least
+    max_recovery_seconds: float | None = None  # with spec.faults: each fault's recovery at most
+    max_errors_during_fault: int | None = None  # and its failed requests at most
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class LoadTestSpec:
     runner: RunnerPods = RunnerPods()  # spec.runner: labels, placement, pull secrets, env of the runner pods
     compare: CompareSpec | None = None  # spec.compare: judge against a baseline too (baselines.py)
     profile: StepProfile | None = None  # spec.profile: a stepped run (users and duration follow from it)
+    faults: tuple[Fault, ...] = ()  # spec.faults: pods evicted during the run (disruptions.py)
 
 
 def _number(spec: dict, key: str, default, kind, low, high):
@@ -179,6 +183,10 @@ def _thresholds(raw) -> Thresholds:
             values[name] = _number(raw, key, None, float, 0, high)
     if "minCapacityUsers" in raw:
         values["min_capacity_users"] = _number(raw, "minCapacityUsers", None, int, 1, 100000)
+    if "maxRecoverySeconds" in raw:
+        values["max_recovery_seconds"] = _number(raw, "maxRecoverySeconds", None, float, 0, 86400)
+    if "maxErrorsDuringFault" in raw:
+        values["max_errors_during_fault"] = _number(raw, "maxErrorsDuringFault", None, int, 0, 10**9)
     return Thresholds(**values)
 
 
@@ -245,10 +253,14 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
     thresholds = _thresholds(spec.get("thresholds"))
     if thresholds.min_capacity_users is not None and profile is None:
         raise SpecError("spec.thresholds.minCapacityUsers needs spec.profile (a capacity comes from a stepped run)")
+    if (thresholds.max_recovery_seconds is not None or thresholds.max_errors_during_fault is not None) \
+            and not spec.get("faults"):
+        raise SpecError("spec.thresholds.maxRecoverySeconds and maxErrorsDuringFault need spec.faults")
     try:
         runner = parse_runner(spec.get("runner"))
         compare = parse_compare(spec.get("compare"), history_limit)
-    except (RunnerSpecError, CompareSpecError) as exc:
+        faults = parse_faults(spec.get("faults"), _number(spec, "duration", None, int, 1, MAX_DURATION_S))
+    except (RunnerSpecError, CompareSpecError, FaultSpecError) as exc:
         raise SpecError(str(exc)) from None
     return LoadTestSpec(
         target_url=_target_url(spec.get("target"), namespace), users=users,
@@ -263,5 +275,5 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
         report_claim=_report_claim(spec.get("reportVolumeClaim")),
         accounts_secret=_accounts_secret(spec.get("accountsSecret"), accounts),
         target_service=((spec.get("target") or {}).get("service") or {}).get("name"), runner=runner,
-        compare=compare, profile=profile,
+        compare=compare, profile=profile, faults=faults,
     )

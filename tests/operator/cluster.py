@@ -35,6 +35,7 @@ import asyncio
 import copy
 import threading
 import itertools
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,7 +54,7 @@ RESOURCES = {
                                    "categories": ["perf"]},
     f"{GROUP_VERSION}/loadtestresults": {"kind": "LoadTestResult"},
     "batch/v1/jobs": {"kind": "Job", "subresources": ["status"]},
-    "v1/pods": {"kind": "Pod", "subresources": ["log", "status"]},
+    "v1/pods": {"kind": "Pod", "subresources": ["log", "status", "eviction"]},
     "v1/services": {"kind": "Service"},
     "v1/configmaps": {"kind": "ConfigMap"},
     "v1/secrets": {"kind": "Secret"},
@@ -266,6 +267,9 @@ class FakeCluster:
     log_requests: list = field(default_factory=list)  # the query of every pods/log request, in order
     started: dict = field(default_factory=dict)  # pod name -> monotonic start
     jobs_seen: set = field(default_factory=set)
+    evictions: list = field(default_factory=list)  # (pod name, wall-clock time) of every eviction granted
+    protected: set = field(default_factory=set)  # pods a PodDisruptionBudget protects now: eviction is 429
+    on_eviction: object | None = None  # called with an evicted pod's name (the end-to-end test restarts the blog)
 
     def live(self, plural: str) -> list[tuple[tuple, kmock.Object]]:
         return [(key, obj) for key, obj in list(self.k.objects.items())
@@ -393,6 +397,26 @@ class FakeCluster:
             pod.patch({"status": {"phase": "Succeeded" if script.exit_code == 0 else "Failed",
                                   "containerStatuses": [runner]}})
 
+    def serve_eviction(self, request):
+        """``POST pods/NAME/eviction`` as the API server answers it: 429 while a
+        PodDisruptionBudget forbids it, else the pod is deleted (and its kubelet stops it)."""
+        if str(request.method).upper().rsplit(".", 1)[-1] != "POST":
+            return kmock.KubernetesError(status=405, reason="MethodNotAllowed", message="evictions are created")
+        found = next(((key, obj) for key, obj in self.live("pods")
+                      if key[1] == request.namespace and key[2] == request.name), None)
+        if found is None:
+            return kmock.KubernetesError(status=404, reason="NotFound", message=f'pods "{request.name}" not found')
+        if request.name in self.protected:
+            return kmock.KubernetesError(status=429, reason="TooManyRequests", message=(
+                "Cannot evict pod as it would violate the pod's disruption budget."))
+        key, pod = found
+        self.forget_pod(key)
+        pod.delete()
+        self.evictions.append((request.name, time.time()))
+        if self.on_eviction is not None:
+            self.on_eviction(request.name)
+        return {"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201}
+
     def serve_log(self, request):
         """``GET pods/NAME/log`` as the API server answers it."""
         self.log_requests.append(dict(request.params))
@@ -465,6 +489,7 @@ class OperatorThread:
             self.k, self.url = k, str(server.url).rstrip("/")
             self.cluster = FakeCluster(k)
             k[kmock.subresource("log")] << self.cluster.serve_log
+            k[kmock.subresource("eviction")] << self.cluster.serve_eviction
             k["get /openapi/v3"] << openapi_v3_root
             k[f"get /openapi/v3/apis/{GROUP_VERSION}"] << openapi_v3_loadtests
             cluster_task = asyncio.create_task(self.cluster.run(self._stop))
