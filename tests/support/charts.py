@@ -2,7 +2,8 @@
 reading what comes out: objects, pod templates, containers, selectors.
 
 No cluster is involved: ``lookup`` returns nothing, so generated secrets are
-random on every render (what a first install gets).
+random on every render (what a first install gets). tests/support/lookup_cluster.py
+renders against an emulated API server instead.
 """
 from __future__ import annotations
 
@@ -149,11 +150,15 @@ def merged(base: dict, override: dict) -> dict:
     return result
 
 
-def render(chart: Path = BLOG_CHART, values: dict | None = None, name: str = RELEASE,
-           namespace: str = NAMESPACE) -> Render:
-    """Render ``chart`` as ``helm install`` would (offline) and parse every document."""
+def render_manifests(chart: Path = BLOG_CHART, values: dict | None = None, name: str = RELEASE,
+                     namespace: str = NAMESPACE) -> dict[str, str]:
+    """Helm's output of an offline ``helm install``: template path -> rendered text."""
     with helm_python.Chart.load(chart) as loaded:
-        manifests = loaded.render(values or {}, name=name, namespace=namespace, is_install=True)
+        return loaded.render(values or {}, name=name, namespace=namespace, is_install=True)
+
+
+def parse(manifests: dict[str, str]) -> Render:
+    """Every document of a render (NOTES.txt kept apart)."""
     objects, notes = [], ""
     for template, text in sorted(manifests.items()):
         if template.endswith("NOTES.txt"):
@@ -164,6 +169,12 @@ def render(chart: Path = BLOG_CHART, values: dict | None = None, name: str = REL
                 document.setdefault("metadata", {}).setdefault("annotations", {})
                 objects.append(document)
     return Render(objects, notes)
+
+
+def render(chart: Path = BLOG_CHART, values: dict | None = None, name: str = RELEASE,
+           namespace: str = NAMESPACE) -> Render:
+    """Render ``chart`` as ``helm install`` would (offline) and parse every document."""
+    return parse(render_manifests(chart, values, name, namespace))
 
 
 def render_error(chart: Path, values: dict) -> str:

@@ -153,7 +153,8 @@ this label (their jobLabel), so it does not depend on the release name.
 {{/*
 A secret value generated once: the value already in the cluster's Secret when
 there is one (upgrades keep it), otherwise a random one. Offline renders
-(helm template, the tests) see no cluster, so they always get a random value.
+(helm template, Argo CD) see no cluster, so they always get a random value:
+generateSecrets false is the mode for them (README: GitOps).
 Usage: blog.generatedSecret (dict "ctx" $ "name" secretName "key" key "length" 32)
 */}}
 {{- define "blog.generatedSecret" -}}
@@ -163,6 +164,51 @@ Usage: blog.generatedSecret (dict "ctx" $ "name" secretName "key" key "length" 3
 {{- else }}
 {{- randAlphaNum (int .length) | b64enc }}
 {{- end }}
+{{- end }}
+
+{{/* A generated Secret, kept by `helm uninstall` so a reinstall adopts it (same release name and namespace). */}}
+{{- define "blog.generatedSecretObject" -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- if .component }}
+    {{- include "blog.componentLabels" (dict "ctx" .ctx "component" .component) | nindent 4 }}
+    {{- else }}
+    {{- include "blog.labels" .ctx | nindent 4 }}
+    {{- end }}
+  annotations:
+    helm.sh/resource-policy: keep
+type: Opaque
+data:
+  {{ .key }}: {{ include "blog.generatedSecret" . }}
+{{- end }}
+
+{{/*
+What checksum/secret hashes: the Secrets and keys the pods read and, for those the
+chart does not generate, their data when `lookup` sees them (a rotated existingSecret
+rolls the pods at the next upgrade). Generated values stay out: random offline and
+never changed once made, they must not roll pods on every render.
+*/}}
+{{- define "blog.secretChecksum" -}}
+{{- $refs := list (list (default (include "blog.fullname" .) .Values.secretKey.existingSecret) .Values.secretKey.existingSecretKey (and .Values.generateSecrets (not .Values.secretKey.existingSecret))) }}
+{{- if include "blog.database.secretName" . }}
+{{- $refs = append $refs (list (include "blog.database.secretName" .) (include "blog.database.secretKey" .) (and .Values.generateSecrets .Values.postgresql.enabled (not .Values.postgresql.auth.existingSecret))) }}
+{{- end }}
+{{- if and (include "blog.redis.enabled" .) (include "blog.redis.secretName" .) }}
+{{- $refs = append $refs (list (include "blog.redis.secretName" .) (include "blog.redis.secretKey" .) (and .Values.generateSecrets .Values.redis.enabled (not .Values.redis.auth.existingSecret))) }}
+{{- end }}
+{{- $parts := list }}
+{{- range $refs }}
+{{- $value := "" }}
+{{- if not (index . 2) }}
+{{- $found := lookup "v1" "Secret" $.Release.Namespace (index . 0) }}
+{{- $value = dig "data" (index . 1) "" $found }}
+{{- end }}
+{{- $parts = append $parts (printf "%s/%s=%s" (index . 0) (index . 1) $value) }}
+{{- end }}
+{{- join "\n" $parts | sha256sum }}
 {{- end }}
 
 {{/* Pod-level security for the blog's own pods (image UID 10001). */}}
