@@ -101,16 +101,35 @@ def test_every_rendered_probe_passes(running_blog):
 
 def test_the_home_page_answers_and_readyz_saw_database_and_redis(running_blog):
     port = running_blog["values"]["web"]["port"]
-    home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    service = {"Host": f"aiblog.blog.svc.cluster.local:{port}"}  # one of the chart's TRUSTED_HOSTS
+    home = httpx.get(f"http://127.0.0.1:{port}/", headers=service, timeout=10)
     assert home.status_code == 200 and "<html" in home.text.lower()
-    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json()
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", headers=service, timeout=10).json()
     assert "database" in str(ready) and "redis" in str(ready), ready
+
+
+@pytest.mark.parametrize("path", ["/post//6", "/", "/api//v1/posts"])
+def test_a_made_up_host_gets_400_from_the_rendered_pod_and_no_redirect(running_blog, path):
+    port = running_blog["values"]["web"]["port"]
+    answer = httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Host": "evil.example"}, timeout=10)
+    assert answer.status_code == 400 and "location" not in answer.headers
+    assert ("application/json" if "/api" in path else "text/html") in answer.headers["content-type"]
+
+
+def test_a_probe_without_its_host_header_is_what_trusted_hosts_refuses(running_blog):
+    """Why the chart's probes name the Service: the kubelet's default Host is the pod's address."""
+    web = running_blog["web"]
+    container = web.container("blog")
+    probe = {**container["readinessProbe"], "httpGet": {**container["readinessProbe"]["httpGet"],
+                                                         "host": "127.0.0.2", "httpHeaders": []}}
+    result = web.probe(container, probe)
+    assert not result.ok and result.detail.endswith(": 400"), result
 
 
 def test_metrics_are_served_on_the_metrics_port_only(running_blog):
     values = running_blog["values"]["web"]
     assert httpx.get(f"http://127.0.0.1:{values['metricsPort']}/metrics", timeout=10).status_code == 200
-    assert httpx.get(f"http://127.0.0.1:{values['port']}/metrics", timeout=10).status_code == 404
+    assert httpx.get(f"http://127.0.0.1:{values['port']}/metrics", headers={"Host": "aiblog"}, timeout=10).status_code == 404
 
 
 def test_the_migrations_ran_in_the_init_container(running_blog, backing_services):

@@ -76,6 +76,28 @@ this label (their jobLabel), so it does not depend on the release name.
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/*
+TRUSTED_HOSTS: the Service's names (probes, `helm test`, LoadTests), the Ingress and
+HTTPRoute hostnames (a wildcard becomes Werkzeug's ".suffix") and web.trustedHosts.
+*/}}
+{{- define "blog.trustedHosts" -}}
+{{- $service := include "blog.fullname" . }}
+{{- $hosts := list $service (printf "%s.%s" $service .Release.Namespace) (printf "%s.%s.svc" $service .Release.Namespace) (printf "%s.%s.svc.%s" $service .Release.Namespace .Values.clusterDomain) }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts (.host | replace "*." ".") }}
+{{- end }}
+{{- end }}
+{{- join "," (concat $hosts .Values.web.trustedHosts | uniq) }}
+{{- end }}
+
+{{/* The Host the kubelet's probes send: the Service's name (trusted), not the pod's address. */}}
+{{- define "blog.probeHeaders" -}}
+httpHeaders:
+  - name: Host
+    value: {{ include "blog.fullname" . }}
+{{- end }}
+
 {{/* gunicorn workers: one per whole CPU of the limit (gevent: one core each), at least 1. */}}
 {{- define "blog.webConcurrency" -}}
 {{- if .Values.web.webConcurrency }}
