@@ -8,8 +8,8 @@ import re
 import pytest
 
 from aiblog import config
-from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, Render, chart_values, containers, matches, pod_labels,
-                                  pod_spec, render)
+from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, EXTENSION_VALUES, Render, chart_values, containers,
+                                  matches, pod_labels, pod_spec, render)
 
 pytestmark = pytest.mark.charts
 
@@ -211,13 +211,18 @@ def test_every_probe_and_service_port_names_a_declared_port(any_chart: Render):
 def blog_environment(render_: Render, container: dict) -> set[str]:
     names = {e["name"] for e in container.get("env") or []}
     for source in container.get("envFrom") or []:
-        names |= set(render_.named("ConfigMap", source["configMapRef"]["name"])["data"])
+        if "configMapRef" in source:  # a user's extraEnvFrom Secret is theirs to fill
+            names |= set(render_.named("ConfigMap", source["configMapRef"]["name"])["data"])
     return names
+
+
+# What the extension-points value set puts in extraEnv: the user's own variables, not the blog's.
+USER_VARIABLES = {e["name"] for part in ("web", "worker") for e in EXTENSION_VALUES[part]["extraEnv"]}
 
 
 def test_every_variable_the_blog_gets_is_in_the_settings_table(blog: Render):
     """The README's table is generated from config.SETTINGS: a variable outside it is a typo or a stray."""
-    known = {setting.env for setting in config.SETTINGS}
+    known = {setting.env for setting in config.SETTINGS} | USER_VARIABLES
     for workload in blog.workloads():
         for container in containers(workload):
             if container["name"] in BLOG_ROLES:
@@ -339,7 +344,7 @@ def test_statefulsets_keep_a_documented_pvc_retention_policy(blog: Render):
 
 
 def test_dashboard_configmaps_hold_exactly_the_repos_dashboard_files(blog: Render):
-    dashboards = [c for c in blog.of_kind("ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    dashboards = [c for c in blog.of_kind("ConfigMap") if c["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
     files = {p.name: p.read_text() for p in sorted((BLOG_CHART / "dashboards").glob("*.json"))}
     assert files, "the repo keeps its dashboards in charts/blog/dashboards"
     shipped: dict[str, str] = {}

@@ -79,6 +79,52 @@ BLOG_VALUE_SETS: dict[str, dict] = {
     "ten-replicas": {"replicaCount": 10, "web": {"resources": {"limits": {"cpu": "4", "memory": "1Gi"}}}},
 }
 
+PARTS = ("web", "worker", "postgresql", "redis", "ollama")  # the parts with their own extension points
+DIGEST = "sha256:" + "ab" * 32
+
+
+def part_extensions(part: str) -> dict:
+    """Every extension point of one part, each value naming the part (tests find them by it)."""
+    return {
+        "podLabels": {"example.com/part": part}, "podAnnotations": {"example.com/note": part},
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": f"http://proxy-{part}:3128"}],
+        "extraEnvFrom": [{"secretRef": {"name": f"{part}-env"}}],
+        "extraVolumes": [{"name": "extra-ca", "configMap": {"name": "aiblog-extra-ca"}}],
+        "extraVolumeMounts": [{"name": "extra-ca", "mountPath": "/etc/ssl/extra", "readOnly": True}],
+        "nodeSelector": {"example.com/pool": part},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": part, "effect": "NoSchedule"}],
+        "priorityClassName": f"{part}-priority",
+        "podSecurityContext": {"fsGroupChangePolicy": "OnRootMismatch"},
+        "containerSecurityContext": {"seLinuxOptions": {"level": "s0:c123,c456"}},
+    }
+
+
+# Every extension point set, release-wide and per part (tests/charts/test_chart_extensions.py).
+EXTENSION_VALUES: dict = {
+    "image": {"digest": DIGEST},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "podLabels": {"example.com/team": "blog"}, "podAnnotations": {"example.com/owner": "blog-team"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "preference": {"matchExpressions": [
+            {"key": "example.com/ssd", "operator": "In", "values": ["true"]}]}}]}},
+    "priorityClassName": "release-priority",
+    "serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "blog@project.iam.gserviceaccount.com"}},
+    "extraObjects": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aiblog-extra-ca"},
+         "data": {"ca.pem": "not a real certificate"}},
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: '{{ .Release.Name }}-templated'\n"
+        "data:\n  namespace: '{{ .Release.Namespace }}'\n",
+    ],
+    **{part: part_extensions(part) for part in PARTS},
+}
+EXTENSION_VALUES["worker"]["topologySpreadConstraints"] = [
+    {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+     "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "worker"}}}]
+EXTENSION_VALUES["ollama"]["gpu"] = {"enabled": True, "nodeSelector": {"nvidia.com/gpu.present": "true"}}
+BLOG_VALUE_SETS["extension-points"] = EXTENSION_VALUES
+
 MONITORING_VALUE_SETS: dict[str, dict] = {
     "defaults": {},  # the stack on: with its chart not downloaded, only this chart's own objects render
     "stack-off": {"kube-prometheus-stack": {"enabled": False}},

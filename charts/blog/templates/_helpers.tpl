@@ -72,8 +72,13 @@ this label (their jobLabel), so it does not depend on the release name.
 {{- end }}
 {{- end }}
 
+{{/* repository@digest when image.digest is set (the digest names the bytes; the tag is then only a label). */}}
 {{- define "blog.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -233,16 +238,6 @@ never changed once made, they must not roll pods on every render.
 {{- join "\n" $parts | sha256sum }}
 {{- end }}
 
-{{/* Pod-level security for the blog's own pods (image UID 10001). */}}
-{{- define "blog.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-fsGroup: {{ .Values.securityContext.runAsGroup }}
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
 {{/* Container-level security for every container of this chart. */}}
 {{- define "blog.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
@@ -254,31 +249,44 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* The blog's environment: plain settings from the ConfigMap, secrets by reference. */}}
+{{/* The blog's environment: plain settings from the ConfigMap, secrets by reference, then the part's extras.
+Usage: blog.env (dict "ctx" $ "part" .Values.web) */}}
 {{- define "blog.env" -}}
+{{- $ctx := .ctx }}
 envFrom:
   - configMapRef:
-      name: {{ include "blog.fullname" . }}
+      name: {{ include "blog.fullname" $ctx }}
+  {{- with .part.extraEnvFrom }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 env:
   - name: SECRET_KEY
     valueFrom:
       secretKeyRef:
-        name: {{ default (include "blog.fullname" .) .Values.secretKey.existingSecret }}
-        key: {{ .Values.secretKey.existingSecretKey }}
-  {{- if include "blog.database.secretName" . }}
+        name: {{ default (include "blog.fullname" $ctx) $ctx.Values.secretKey.existingSecret }}
+        key: {{ $ctx.Values.secretKey.existingSecretKey }}
+  {{- if include "blog.database.secretName" $ctx }}
   - name: DATABASE_PASSWORD
     valueFrom:
       secretKeyRef:
-        name: {{ include "blog.database.secretName" . }}
-        key: {{ include "blog.database.secretKey" . }}
+        name: {{ include "blog.database.secretName" $ctx }}
+        key: {{ include "blog.database.secretKey" $ctx }}
   {{- end }}
-  {{- if and (include "blog.redis.enabled" .) (include "blog.redis.secretName" .) }}
+  {{- if and (include "blog.redis.enabled" $ctx) (include "blog.redis.secretName" $ctx) }}
   - name: REDIS_PASSWORD
     valueFrom:
       secretKeyRef:
-        name: {{ include "blog.redis.secretName" . }}
-        key: {{ include "blog.redis.secretKey" . }}
+        name: {{ include "blog.redis.secretName" $ctx }}
+        key: {{ include "blog.redis.secretKey" $ctx }}
   {{- end }}
+  {{- with .part.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* The blog's own pods: its image's user (securityContext), the part's podSecurityContext over it. */}}
+{{- define "blog.podSecurityContext" -}}
+{{- include "blog.podSecurityContextFor" (dict "user" .ctx.Values.securityContext.runAsUser "group" .ctx.Values.securityContext.runAsGroup "part" .part) }}
 {{- end }}
 
 {{/* Where the blog and worker may connect: DNS, Postgres, Redis, the LLM. */}}
