@@ -184,6 +184,28 @@ def test_network_policy_admits_exactly_the_intended_peers():
     assert egress_ports == ["53", "53", "ollama", "postgresql", "redis"]
 
 
+def test_by_default_every_pod_has_a_policy_the_databases_are_closed_and_http_is_open():
+    """The defaults (values.yaml says why): no pod without a NetworkPolicy (checkov CKV2_K8S_6),
+    no path to Postgres, Redis or Ollama but from the blog and worker, `http` for any source."""
+    objects = render()
+    policies = objects.of_kind("NetworkPolicy")
+    for workload in objects.workloads():
+        assert any(matches(p["spec"]["podSelector"], pod_labels(workload)) for p in policies), \
+            workload["metadata"]["name"]
+    (http_rule, _metrics) = objects.named("NetworkPolicy", "aiblog")["spec"]["ingress"]
+    assert http_rule == {"ports": [{"port": "http", "protocol": "TCP"}]}, "no `from`: any source"
+    for database in ("aiblog-postgresql", "aiblog-redis", "aiblog-ollama"):
+        (rule,) = objects.named("NetworkPolicy", database)["spec"]["ingress"]
+        admitted = sorted(n for peer in rule["from"] for n in workloads_selected(objects, peer["podSelector"]))
+        assert admitted == ["aiblog", "aiblog-worker"], database
+    test_pod = objects.named("NetworkPolicy", "aiblog-test-readyz")["spec"]
+    assert test_pod["ingress"] == []
+    (_dns, blog) = test_pod["egress"]
+    assert workloads_selected(objects, blog["to"][0]["podSelector"]) == ["aiblog"]
+    assert blog["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert render(BLOG_CHART, {"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy") == []
+
+
 def test_every_probe_and_service_port_names_a_declared_port(any_chart: Render):
     for workload in any_chart.workloads():
         for container in containers(workload):

@@ -1,7 +1,7 @@
 """The chart fills TRUSTED_HOSTS so that every legitimate caller of the blog is
 trusted by Werkzeug's own matcher and a made-up host is not: the probes (which send
 the Service's name), the `helm test` pod, LoadTests that target the Service, and
-the Ingress hosts (a wildcard becoming a suffix)."""
+the Ingress and HTTPRoute hosts (a wildcard becoming a suffix)."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -36,6 +36,8 @@ def test_every_legitimate_caller_is_trusted_and_a_made_up_host_is_not(blog: Rend
     callers += [f"{service}:80", f"{service}.blog.svc:80", f"{service}.blog.svc.cluster.local", "localhost:8080"]
     for ingress in blog.of_kind("Ingress"):
         callers += [rule["host"] for rule in ingress["spec"]["rules"]]
+    for route in blog.of_kind("HTTPRoute"):
+        callers += [host.replace("*.", "en.") for host in route["spec"]["hostnames"]]
     for caller in callers:
         assert host_is_trusted(caller, hosts), (caller, hosts)
     for foreign in ("evil.example", "10.244.0.7:8000", "aiblog.evil.example"):

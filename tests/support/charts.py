@@ -38,11 +38,15 @@ BLOG_VALUE_SETS: dict[str, dict] = {
         "ingress": {"enabled": True, "className": "nginx",
                     "hosts": [{"host": "blog.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
                     "tls": [{"secretName": "blog-tls", "hosts": ["blog.example.com"]}]},
+        "httpRoute": {"enabled": True, "parentRefs": [{"name": "eg", "namespace": "gateways", "sectionName": "http"}],
+                      "hostnames": ["blog.example.org", "*.blog.example.org"]},
         "autoscaling": {"enabled": True, "requestsPerSecond": {"enabled": True}},
         "serviceMonitor": {"enabled": True, "labels": {"release": "monitoring"}},
         "podMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},
-        "networkPolicy": {"enabled": True},
+        "networkPolicy": {"ingressController": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy"}}}},
         "ollama": {"gpu": {"enabled": True}},
     },
     "everything-optional-off": {
@@ -56,6 +60,7 @@ BLOG_VALUE_SETS: dict[str, dict] = {
         "tests": {"enabled": False},
         "topologySpread": {"enabled": False},
         "serviceAccount": {"create": False},
+        "networkPolicy": {"enabled": False},
     },
     "external-database-redis-llm": {
         "postgresql": {"enabled": False},

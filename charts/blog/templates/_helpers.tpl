@@ -93,6 +93,11 @@ HTTPRoute hostnames (a wildcard becomes Werkzeug's ".suffix") and web.trustedHos
 {{- $hosts = append $hosts (.host | replace "*." ".") }}
 {{- end }}
 {{- end }}
+{{- if .Values.httpRoute.enabled }}
+{{- range .Values.httpRoute.hostnames }}
+{{- $hosts = append $hosts (. | replace "*." ".") }}
+{{- end }}
+{{- end }}
 {{- join "," (concat $hosts .Values.web.trustedHosts | uniq) }}
 {{- end }}
 
