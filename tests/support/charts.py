@@ -117,10 +117,11 @@ EXTENSION_VALUES: dict = {
     "priorityClassName": "release-priority",
     "serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "blog@project.iam.gserviceaccount.com"}},
     "extraObjects": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aiblog-extra-ca"},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "aiblog-extra-ca", "namespace": "{{ .Release.Namespace }}"},
          "data": {"ca.pem": "not a real certificate"}},
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: '{{ .Release.Name }}-templated'\n"
-        "data:\n  namespace: '{{ .Release.Namespace }}'\n",
+        "  namespace: '{{ .Release.Namespace }}'\ndata:\n  namespace: '{{ .Release.Namespace }}'\n",
     ],
     **{part: part_extensions(part) for part in PARTS},
 }

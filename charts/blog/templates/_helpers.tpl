@@ -204,6 +204,7 @@ apiVersion: v1
 kind: Secret
 metadata:
   name: {{ .name }}
+  namespace: {{ .ctx.Release.Namespace }}
   labels:
     {{- if .component }}
     {{- include "blog.componentLabels" (dict "ctx" .ctx "component" .component) | nindent 4 }}
