@@ -34,6 +34,11 @@ def test_every_legitimate_caller_is_trusted_and_a_made_up_host_is_not(blog: Rend
         callers.append(urlsplit(test_pod["spec"]["containers"][0]["args"][0]).netloc)
     service = blog.named("Service", "aiblog")["metadata"]["name"]
     callers += [f"{service}:80", f"{service}.blog.svc:80", f"{service}.blog.svc.cluster.local", "localhost:8080"]
+    from operators.loadtest import spec as loadtest_spec  # the URL a LoadTest's runners ask
+
+    target = loadtest_spec.parse({"target": {"service": {"name": service, "port": 80}}, "users": 1, "duration": 1},
+                                 "blog").target_url
+    callers.append(urlsplit(target).netloc)
     for ingress in blog.of_kind("Ingress"):
         callers += [rule["host"] for rule in ingress["spec"]["rules"]]
     for route in blog.of_kind("HTTPRoute"):

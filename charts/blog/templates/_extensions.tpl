@@ -75,10 +75,3 @@ topologySpreadConstraints:
 {{- define "blog.containerSecurityContextFor" -}}
 {{- toYaml (mergeOverwrite (fromYaml (include "blog.containerSecurityContext" .ctx)) (deepCopy (.part.containerSecurityContext | default dict))) }}
 {{- end }}
-
-{{/* A part's extraVolumeMounts / extraVolumes / extraEnv / extraEnvFrom, as list items (or nothing). */}}
-{{- define "blog.extraList" -}}
-{{- with index .part .key }}
-{{- toYaml . }}
-{{- end }}
-{{- end }}
