@@ -195,6 +195,22 @@ def test_the_helm_test_pod_passes_against_the_running_blog(running_blog):
     assert f"http://aiblog:{port}/readyz 200" in output, output
 
 
+def test_image_digest_runs_exactly_the_built_image(running_blog, aiblog_image):
+    """image.digest as values.yaml says to find it (`podman inspect --format '{{.Digest}}'`):
+    the rendered repository@digest runs, here as the helm test pod against the running blog."""
+    from tests.support.container import podman
+
+    digest = podman("inspect", "--format", "{{.Digest}}", aiblog_image.tag).stdout.strip()
+    values = {**running_blog["values"], "image": {**running_blog["values"]["image"], "digest": digest}}
+    objects = render(BLOG_CHART, values)
+    (test_pod,) = objects.of_kind("Pod")
+    container = test_pod["spec"]["containers"][0]
+    assert container["image"] == f"{aiblog_image.tag.rsplit(':', 1)[0]}@{digest}"
+    with Pod("aiblog-test-digest", test_pod["spec"], cluster_for(objects), hosts={"aiblog": "127.0.0.1"}) as pod:
+        output = pod.run_to_completion(container, timeout=60)
+    assert f"http://aiblog:{values['web']['port']}/readyz 200" in output, output
+
+
 def test_extra_env_volumes_and_objects_reach_the_running_blog(aiblog_image, backing_services):
     """web.extraEnv/extraEnvFrom/extraVolumes/extraVolumeMounts with a ConfigMap from extraObjects,
     run as the kubelet would: the variables and the mounted file are there, the pod is ready."""
