@@ -47,6 +47,16 @@ $(VENV)/.installed-test: pyproject.toml requirements/test.txt scripts/llama_buil
 
 venv: $(VENV)/.installed-run
 
+# checkov (tests/charts/test_chart_checkov.py) pins packaging<24, which the lock is past:
+# a venv of its own, from its own hashed lock (requirements/checkov.txt; `make lock`).
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	@rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q --require-hashes -r requirements/checkov.txt
+	@touch $@
+
 $(VENV)/.installed-local-llm: pyproject.toml requirements/test.txt scripts/llama_build.py | $(VENV)/bin/python
 	@$(SYSPKG) objdump:binutils
 	$(LOCK_INSTALL)
@@ -65,7 +75,7 @@ test:
 	@$(SYSPKG) $(TEST_PACKAGES)
 	@set -e; log=$$(mktemp); \
 	  $(PYTHON) scripts/image.py --base-only >"$$log" 2>&1 & base=$$!; \
-	  $(MAKE) --no-print-directory $(VENV)/.installed-test; \
+	  $(MAKE) --no-print-directory $(VENV)/.installed-test $(CHECKOV_VENV)/.installed; \
 	  if ! wait $$base; then cat "$$log" >&2; rm -f "$$log"; echo "!! making the container base image failed (above)" >&2; exit 1; fi; \
 	  rm -f "$$log"
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -103,6 +113,7 @@ lock: | $(VENV)/bin/python
 	$(UV_COMPILE) --extra test pyproject.toml -c requirements/all.txt -o requirements/test.txt
 	$(UV_COMPILE) --extra load pyproject.toml -c requirements/all.txt -o requirements/image.txt
 	$(UV_COMPILE) --extra operator pyproject.toml -c requirements/all.txt -o requirements/operator-image.txt
+	$(UV_COMPILE) requirements/checkov.in -o requirements/checkov.txt
 
 clean:
-	rm -rf $(VENV) instance .run build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) instance .run build *.egg-info

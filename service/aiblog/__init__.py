@@ -16,6 +16,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ``config`` overrides values read from the environment (tests use it).
     """
     from . import config as settings
+    from . import trusted_hosts
     from .client_address import TrustedProxies
     from .extensions import csrf, db, login_manager, migrate
     from .services import Services
@@ -42,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, values["TRUSTED_PROXY_HOPS"], values["FORWARDED_ALLOW_IPS"])
+    trusted_hosts.init_app(app)
     Services.init_app(app)
 
     _add_features(app)

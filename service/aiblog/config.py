@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from .client_address import trusted_networks
 from .rate_texts import rate_limit_setting
+from .trusted_hosts import setting as _trusted_hosts
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 
@@ -136,6 +137,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FORWARDED_ALLOW_IPS", "127.0.0.1", _peer_list,
             "Proxies whose `X-Forwarded-*` headers are trusted (comma-separated addresses or "
             "networks, `*` for any)."),
+    Setting("TRUSTED_HOSTS", "", _trusted_hosts,
+            "Host names the blog answers under (comma-separated; `.example.com` accepts its "
+            "subdomains); any other `Host` gets 400. Unset: any host (development). The chart "
+            "sets it from its Ingress, HTTPRoute and Service names."),
     Setting("LOG_LEVEL", "info", _log_level,
             "Log level of gunicorn and `blog-worker`: debug, info, warning, error, critical."),
     Setting("GUNICORN_WORKER_CLASS", "gevent", _choice("gevent", "gthread", "sync"),

@@ -13,6 +13,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import TimeoutError as DatabasePoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .trusted_hosts import is_untrusted_host
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -51,6 +53,8 @@ def error_response(code: int, name: str, message: str, headers=None, *, retry_af
     ``as_json``), else the site's error page; ``Retry-After`` when waiting helps."""
     if wants_json() if as_json is None else as_json:
         response = jsonify(error=name, message=message, status=code)
+    elif is_untrusted_host():  # the site's layout builds URLs, and this request can build none
+        response = make_response(render_template("errors/bare.html", code=code, name=name, message=message))
     else:
         response = make_response(render_template("errors/error.html", code=code, name=name, message=message))
     response.status_code = code

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from aiblog import config
+from tests.charts.test_chart_render import validate
 from tests.support.charts import BLOG_CHART, MONITORING_CHART, Render, merged, render
 from devstack import REPO
 
@@ -20,6 +21,7 @@ SKAFFOLD = yaml.safe_load((REPO / "skaffold.yaml").read_text())
 KIND = yaml.safe_load((REPO / "kind-config.yaml").read_text())
 # The README and the page its Kubernetes sections moved to: the commands a user runs.
 README = (REPO / "README.md").read_text() + "\n" + (REPO / "docs" / "kubernetes.md").read_text()
+KIND_SECTION = README.split("## Run on kind\n", 1)[1].split("\n## ", 1)[0]
 GRAFANA_SERVICE = "{release}-grafana"  # kube-prometheus-stack's Grafana subchart names its Service and Secret so
 
 
@@ -115,23 +117,30 @@ def test_skaffold_releases_render_with_their_dev_values():
             assert forward["port"] in [p["port"] for p in service["spec"]["ports"]]
 
 
-def test_kind_maps_the_ingress_ports_the_readme_opens():
-    (node,) = KIND["nodes"]
-    assert "ingress-ready=true" in node["kubeadmConfigPatches"][0]
-    mapped = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
-    assert mapped[80] == 8080
-    assert "http://localhost:8080/" in README
+def test_kind_reaches_the_blog_through_the_dev_values_gateway():
+    """cloud-provider-kind serves Gateways of its class on localhost ports: the dev values bring
+    the Gateway, and the blog's HTTPRoute attaches to it for a host the blog trusts."""
     assert KIND["name"] == "aiblog" and "--name aiblog" in README
+    assert "cloud-provider-kind --enable-lb-port-mapping" in README
+    assert "ingress-nginx" not in KIND_SECTION.replace("ingress-nginx, which the old recipe installed", "")
+    objects = render(BLOG_CHART, yaml.safe_load((BLOG_CHART / "values-dev.yaml").read_text()))
+    gateway = objects.named("Gateway", "aiblog")
+    assert gateway["spec"]["gatewayClassName"] == "cloud-provider-kind"
+    (listener,) = gateway["spec"]["listeners"]
+    assert (listener["protocol"], listener["port"], listener["allowedRoutes"]["namespaces"]["from"]) == ("HTTP", 80, "Same")
+    route = objects.named("HTTPRoute", "aiblog")["spec"]
+    assert route["parentRefs"] == [{"name": "aiblog"}] and route["hostnames"] == ["localhost"]
+    assert "localhost" in objects.named("ConfigMap", "aiblog")["data"]["TRUSTED_HOSTS"].split(",")
+    for obj in (gateway, objects.named("HTTPRoute", "aiblog")):
+        validate(obj)
 
 
-def test_dev_values_turn_the_secure_cookie_off_and_route_localhost():
+def test_dev_values_turn_the_secure_cookie_off():
     dev = yaml.safe_load((BLOG_CHART / "values-dev.yaml").read_text())
     settings = dev["web"]["settings"]
     assert config.load({"SESSION_COOKIE_SECURE": settings["SESSION_COOKIE_SECURE"]})["SESSION_COOKIE_SECURE"] is False
-    assert dev["ingress"]["hosts"][0]["host"] == "localhost"
     objects = render(BLOG_CHART, dev)
     assert objects.named("ConfigMap", "aiblog")["data"]["SESSION_COOKIE_SECURE"] == "0"
-    assert objects.named("Ingress", "aiblog")["spec"]["ingressClassName"] == "nginx"
 
 
 @pytest.mark.parametrize("section", ["Deploy with Helm", "Run on kind"])
@@ -144,13 +153,13 @@ def test_every_readme_command_names_files_values_and_objects_that_exist(section)
             assert (REPO / path).exists(), path
         if args[0] == "kubectl":
             namespace = (option(args, "-n", "--namespace") or [None])[0]
-            for ref in [a for a in args if re.fullmatch(r"(deployment|deploy|service|statefulset)/[\w-]+", a)]:
+            for ref in [a for a in args if re.fullmatch(r"(deployment|deploy|service|statefulset|gateway)/[\w-]+", a)]:
                 kind, name = ref.split("/")
                 if namespace == "monitoring":
                     assert name == GRAFANA_SERVICE.format(release="monitoring"), ref
                     continue
                 kind = {"deploy": "Deployment", "deployment": "Deployment", "service": "Service",
-                        "statefulset": "StatefulSet"}[kind]
+                        "statefulset": "StatefulSet", "gateway": "Gateway"}[kind]
                 obj = blog.named(kind, name)
                 for container in option(args, "-c"):
                     assert container in [c["name"] for c in obj["spec"]["template"]["spec"]["containers"]]

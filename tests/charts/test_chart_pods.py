@@ -101,16 +101,36 @@ def test_every_rendered_probe_passes(running_blog):
 
 def test_the_home_page_answers_and_readyz_saw_database_and_redis(running_blog):
     port = running_blog["values"]["web"]["port"]
-    home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    service = {"Host": f"aiblog.blog.svc.cluster.local:{port}"}  # one of the chart's TRUSTED_HOSTS
+    home = httpx.get(f"http://127.0.0.1:{port}/", headers=service, timeout=10)
     assert home.status_code == 200 and "<html" in home.text.lower()
-    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json()
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", headers=service, timeout=10).json()
     assert "database" in str(ready) and "redis" in str(ready), ready
+
+
+@pytest.mark.parametrize("path", ["/post//6", "/", "/api//v1/posts"])
+def test_a_made_up_host_gets_400_from_the_rendered_pod_and_no_redirect(running_blog, path):
+    port = running_blog["values"]["web"]["port"]
+    answer = httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Host": "evil.example"}, timeout=10)
+    assert answer.status_code == 400 and "location" not in answer.headers
+    assert ("application/json" if "/api" in path else "text/html") in answer.headers["content-type"]
+
+
+def test_a_probe_without_its_host_header_is_what_trusted_hosts_refuses(running_blog):
+    """Why the chart's probes name the Service: the kubelet's default Host is the pod's address."""
+    web = running_blog["web"]
+    container = web.container("blog")
+    probe = {**container["readinessProbe"], "httpGet": {**container["readinessProbe"]["httpGet"],
+                                                         "host": "127.0.0.2", "httpHeaders": []}}
+    result = web.probe(container, probe)
+    assert not result.ok and result.detail.endswith(": 400"), result
 
 
 def test_metrics_are_served_on_the_metrics_port_only(running_blog):
     values = running_blog["values"]["web"]
     assert httpx.get(f"http://127.0.0.1:{values['metricsPort']}/metrics", timeout=10).status_code == 200
-    assert httpx.get(f"http://127.0.0.1:{values['port']}/metrics", timeout=10).status_code == 404
+    public = httpx.get(f"http://127.0.0.1:{values['port']}/metrics", headers={"Host": "aiblog"}, timeout=10)
+    assert public.status_code == 404
 
 
 def test_the_migrations_ran_in_the_init_container(running_blog, backing_services):
@@ -173,6 +193,45 @@ def test_the_helm_test_pod_passes_against_the_running_blog(running_blog):
         output = pod.run_to_completion(test_pod["spec"]["containers"][0], timeout=60)
     port = running_blog["values"]["web"]["port"]
     assert f"http://aiblog:{port}/readyz 200" in output, output
+
+
+def test_image_digest_runs_exactly_the_built_image(running_blog, aiblog_image):
+    """image.digest as values.yaml says to find it (`podman inspect --format '{{.Digest}}'`):
+    the rendered repository@digest runs, here as the helm test pod against the running blog."""
+    from tests.support.container import podman
+
+    digest = podman("inspect", "--format", "{{.Digest}}", aiblog_image.tag).stdout.strip()
+    values = {**running_blog["values"], "image": {**running_blog["values"]["image"], "digest": digest}}
+    objects = render(BLOG_CHART, values)
+    (test_pod,) = objects.of_kind("Pod")
+    container = test_pod["spec"]["containers"][0]
+    assert container["image"] == f"{aiblog_image.tag.rsplit(':', 1)[0]}@{digest}"
+    with Pod("aiblog-test-digest", test_pod["spec"], cluster_for(objects), hosts={"aiblog": "127.0.0.1"}) as pod:
+        output = pod.run_to_completion(container, timeout=60)
+    assert f"http://aiblog:{values['web']['port']}/readyz 200" in output, output
+
+
+def test_extra_env_volumes_and_objects_reach_the_running_blog(aiblog_image, backing_services):
+    """web.extraEnv/extraEnvFrom/extraVolumes/extraVolumeMounts with a ConfigMap from extraObjects,
+    run as the kubelet would: the variables and the mounted file are there, the pod is ready."""
+    postgres, redis = backing_services
+    values = pod_values(aiblog_image.tag, postgres, redis, web={
+        "extraEnv": [{"name": "EXTRA_NOTE", "value": "from extraEnv"}],
+        "extraEnvFrom": [{"secretRef": {"name": "blog-extra"}}],
+        "extraVolumes": [{"name": "extra-ca", "configMap": {"name": "aiblog-extra-ca"}}],
+        "extraVolumeMounts": [{"name": "extra-ca", "mountPath": "/etc/ssl/extra", "readOnly": True}]})
+    values["extraObjects"] = [{"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "{{ .Release.Name }}-extra-ca"}, "data": {"ca.pem": "a bundle"}}]
+    objects = render(BLOG_CHART, values)
+    cluster = Cluster(cluster_for(objects).objects + [secret("blog-extra", EXTRA_SECRET="from extraEnvFrom")])
+    with Pod("aiblog-extra-0", pod_spec(objects.named("Deployment", "aiblog")), cluster, namespace="blog") as pod:
+        pod.start()
+        pod.wait_ready(timeout=120)
+        from tests.support.container import podman
+
+        shown = podman("exec", "aiblog-extra-0-blog", "sh", "-c",
+                       'echo "$EXTRA_NOTE|$EXTRA_SECRET|$(cat /etc/ssl/extra/ca.pem)"').stdout.strip()
+    assert shown == "from extraEnv|from extraEnvFrom|a bundle"
 
 
 def test_the_expand_contract_check_waits_for_a_second_migration():

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from aiblog import config
-from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, Render, chart_values, containers, matches, pod_labels,
-                                  pod_spec, render)
+from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, EXTENSION_VALUES, Render, chart_values, containers,
+                                  matches, pod_labels, pod_spec, render)
 
 pytestmark = pytest.mark.charts
 
@@ -184,6 +184,28 @@ def test_network_policy_admits_exactly_the_intended_peers():
     assert egress_ports == ["53", "53", "ollama", "postgresql", "redis"]
 
 
+def test_by_default_every_pod_has_a_policy_the_databases_are_closed_and_http_is_open():
+    """The defaults (values.yaml says why): no pod without a NetworkPolicy (checkov CKV2_K8S_6),
+    no path to Postgres, Redis or Ollama but from the blog and worker, `http` for any source."""
+    objects = render()
+    policies = objects.of_kind("NetworkPolicy")
+    for workload in objects.workloads():
+        assert any(matches(p["spec"]["podSelector"], pod_labels(workload)) for p in policies), \
+            workload["metadata"]["name"]
+    (http_rule, _metrics) = objects.named("NetworkPolicy", "aiblog")["spec"]["ingress"]
+    assert http_rule == {"ports": [{"port": "http", "protocol": "TCP"}]}, "no `from`: any source"
+    for database in ("aiblog-postgresql", "aiblog-redis", "aiblog-ollama"):
+        (rule,) = objects.named("NetworkPolicy", database)["spec"]["ingress"]
+        admitted = sorted(n for peer in rule["from"] for n in workloads_selected(objects, peer["podSelector"]))
+        assert admitted == ["aiblog", "aiblog-worker"], database
+    test_pod = objects.named("NetworkPolicy", "aiblog-test-readyz")["spec"]
+    assert test_pod["ingress"] == []
+    (_dns, blog) = test_pod["egress"]
+    assert workloads_selected(objects, blog["to"][0]["podSelector"]) == ["aiblog"]
+    assert blog["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert render(BLOG_CHART, {"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy") == []
+
+
 def test_every_probe_and_service_port_names_a_declared_port(any_chart: Render):
     for workload in any_chart.workloads():
         for container in containers(workload):
@@ -211,13 +233,18 @@ def test_every_probe_and_service_port_names_a_declared_port(any_chart: Render):
 def blog_environment(render_: Render, container: dict) -> set[str]:
     names = {e["name"] for e in container.get("env") or []}
     for source in container.get("envFrom") or []:
-        names |= set(render_.named("ConfigMap", source["configMapRef"]["name"])["data"])
+        if "configMapRef" in source:  # a user's extraEnvFrom Secret is theirs to fill
+            names |= set(render_.named("ConfigMap", source["configMapRef"]["name"])["data"])
     return names
+
+
+# What the extension-points value set puts in extraEnv: the user's own variables, not the blog's.
+USER_VARIABLES = {e["name"] for part in ("web", "worker") for e in EXTENSION_VALUES[part]["extraEnv"]}
 
 
 def test_every_variable_the_blog_gets_is_in_the_settings_table(blog: Render):
     """The README's table is generated from config.SETTINGS: a variable outside it is a typo or a stray."""
-    known = {setting.env for setting in config.SETTINGS}
+    known = {setting.env for setting in config.SETTINGS} | USER_VARIABLES
     for workload in blog.workloads():
         for container in containers(workload):
             if container["name"] in BLOG_ROLES:
@@ -339,7 +366,7 @@ def test_statefulsets_keep_a_documented_pvc_retention_policy(blog: Render):
 
 
 def test_dashboard_configmaps_hold_exactly_the_repos_dashboard_files(blog: Render):
-    dashboards = [c for c in blog.of_kind("ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    dashboards = [c for c in blog.of_kind("ConfigMap") if c["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
     files = {p.name: p.read_text() for p in sorted((BLOG_CHART / "dashboards").glob("*.json"))}
     assert files, "the repo keeps its dashboards in charts/blog/dashboards"
     shipped: dict[str, str] = {}

@@ -17,13 +17,17 @@ from tests.support.charts import (BLOG_CHART, BLOG_VALUE_SETS, KUBERNETES_VERSIO
 
 pytestmark = pytest.mark.charts
 
-PROMETHEUS_OPERATOR_SCHEMA = json.loads((Path(__file__).parent / "schemas" / "prometheus-operator.json").read_text())
+SCHEMAS = Path(__file__).parent / "schemas"
+# Kinds from CRDs, which kubernetes-validate does not know: the fields the charts use, by API group.
+CRD_SCHEMAS = {"monitoring.coreos.com": json.loads((SCHEMAS / "prometheus-operator.json").read_text()),
+               "gateway.networking.k8s.io": json.loads((SCHEMAS / "gateway-api.json").read_text())}
 MISSING_DEPENDENCY = "chart directory is missing these dependencies: kube-prometheus-stack"
 
 
 def validate(obj: dict) -> None:
-    if obj["apiVersion"].startswith("monitoring.coreos.com/"):
-        schema = {**PROMETHEUS_OPERATOR_SCHEMA[obj["kind"]], "definitions": PROMETHEUS_OPERATOR_SCHEMA["definitions"]}
+    group = obj["apiVersion"].split("/")[0]
+    if group in CRD_SCHEMAS:
+        schema = {**CRD_SCHEMAS[group][obj["kind"]], "definitions": CRD_SCHEMAS[group]["definitions"]}
         jsonschema.validate(obj, schema)
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -46,6 +50,19 @@ def test_the_validator_refuses_a_misspelt_field(blog: Render):
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
+@pytest.mark.parametrize("spec, field", [
+    ({"hostnames": ["blog.example.com:443"]}, "hostnames"),
+    ({"rules": [{"backendRefs": [{"name": "aiblog"}]}]}, "port"),
+    ({"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "blog"}}]}]}, "value"),
+    ({"parentRef": [{"name": "eg"}]}, "parentRef"),
+], ids=["hostname-with-port", "service-without-port", "relative-path", "misspelt-field"])
+def test_the_gateway_api_schema_refuses_what_the_api_server_would(spec, field):
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "x"},
+             "spec": spec}
+    with pytest.raises(jsonschema.ValidationError, match=field):
+        validate(route)
+
+
 def test_the_monitoring_schema_refuses_a_misspelt_endpoint_field():
     monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "x"},
                "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"port": "metrics", "intervall": "5s"}]}}
@@ -58,7 +75,7 @@ def test_the_matrix_renders_what_each_value_set_asks_for():
 
     kinds = {name: sorted({o["kind"] for o in rendered("blog", name).objects}) for name in BLOG_VALUE_SETS}
     everything = kinds["everything-enabled"]
-    for kind in ("Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "PodMonitor",
+    for kind in ("Ingress", "HTTPRoute", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "PodMonitor",
                  "PrometheusRule", "NetworkPolicy", "StatefulSet"):
         assert kind in everything, kind
     assert "StatefulSet" not in kinds["everything-optional-off"]
@@ -151,10 +168,11 @@ def test_the_values_schema_covers_every_value_and_is_closed(chart):
     values = yaml.safe_load((chart / "values.yaml").read_text())
     values.pop("kube-prometheus-stack", None)  # the subchart's own values: its schema, not ours
     schema["properties"].pop("kube-prometheus-stack", None)
-    problems = _open_or_missing(values, schema, {**schema.get("definitions", {}), **schema.get("$defs", {})})
+    definitions = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    problems = _open_or_missing(values, schema, definitions)
     assert problems == []
     stray = {**values, "misspelt": 1}  # the check itself sees a key the schema lacks
-    assert _open_or_missing(stray, schema, {}) == ["/misspelt: not in values.schema.json"]
+    assert _open_or_missing(stray, schema, definitions) == ["/misspelt: not in values.schema.json"]
 
 
 @pytest.mark.parametrize("value_set, hops", [("defaults", "0"), ("everything-enabled", "1")])

@@ -2,7 +2,8 @@
 reading what comes out: objects, pod templates, containers, selectors.
 
 No cluster is involved: ``lookup`` returns nothing, so generated secrets are
-random on every render (what a first install gets).
+random on every render (what a first install gets). tests/support/lookup_cluster.py
+renders against an emulated API server instead.
 """
 from __future__ import annotations
 
@@ -37,11 +38,15 @@ BLOG_VALUE_SETS: dict[str, dict] = {
         "ingress": {"enabled": True, "className": "nginx",
                     "hosts": [{"host": "blog.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
                     "tls": [{"secretName": "blog-tls", "hosts": ["blog.example.com"]}]},
+        "httpRoute": {"enabled": True, "parentRefs": [{"name": "eg", "namespace": "gateways", "sectionName": "http"}],
+                      "hostnames": ["blog.example.org", "*.blog.example.org"]},
         "autoscaling": {"enabled": True, "requestsPerSecond": {"enabled": True}},
         "serviceMonitor": {"enabled": True, "labels": {"release": "monitoring"}},
         "podMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},
-        "networkPolicy": {"enabled": True},
+        "networkPolicy": {"ingressController": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy"}}}},
         "ollama": {"gpu": {"enabled": True}},
     },
     "everything-optional-off": {
@@ -55,6 +60,7 @@ BLOG_VALUE_SETS: dict[str, dict] = {
         "tests": {"enabled": False},
         "topologySpread": {"enabled": False},
         "serviceAccount": {"create": False},
+        "networkPolicy": {"enabled": False},
     },
     "external-database-redis-llm": {
         "postgresql": {"enabled": False},
@@ -77,6 +83,53 @@ BLOG_VALUE_SETS: dict[str, dict] = {
     "two-replicas": {"replicaCount": 2, "networkPolicy": {"enabled": True}},
     "ten-replicas": {"replicaCount": 10, "web": {"resources": {"limits": {"cpu": "4", "memory": "1Gi"}}}},
 }
+
+PARTS = ("web", "worker", "postgresql", "redis", "ollama")  # the parts with their own extension points
+DIGEST = "sha256:" + "ab" * 32
+
+
+def part_extensions(part: str) -> dict:
+    """Every extension point of one part, each value naming the part (tests find them by it)."""
+    return {
+        "podLabels": {"example.com/part": part}, "podAnnotations": {"example.com/note": part},
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": f"http://proxy-{part}:3128"}],
+        "extraEnvFrom": [{"secretRef": {"name": f"{part}-env"}}],
+        "extraVolumes": [{"name": "extra-ca", "configMap": {"name": "aiblog-extra-ca"}}],
+        "extraVolumeMounts": [{"name": "extra-ca", "mountPath": "/etc/ssl/extra", "readOnly": True}],
+        "nodeSelector": {"example.com/pool": part},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": part, "effect": "NoSchedule"}],
+        "priorityClassName": f"{part}-priority",
+        "podSecurityContext": {"fsGroupChangePolicy": "OnRootMismatch"},
+        "containerSecurityContext": {"seLinuxOptions": {"level": "s0:c123,c456"}},
+    }
+
+
+# Every extension point set, release-wide and per part (tests/charts/test_chart_extensions.py).
+EXTENSION_VALUES: dict = {
+    "image": {"digest": DIGEST},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "podLabels": {"example.com/team": "blog"}, "podAnnotations": {"example.com/owner": "blog-team"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "preference": {"matchExpressions": [
+            {"key": "example.com/ssd", "operator": "In", "values": ["true"]}]}}]}},
+    "priorityClassName": "release-priority",
+    "serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "blog@project.iam.gserviceaccount.com"}},
+    "extraObjects": [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "aiblog-extra-ca", "namespace": "{{ .Release.Namespace }}"},
+         "data": {"ca.pem": "not a real certificate"}},
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: '{{ .Release.Name }}-templated'\n"
+        "  namespace: '{{ .Release.Namespace }}'\ndata:\n  namespace: '{{ .Release.Namespace }}'\n",
+    ],
+    **{part: part_extensions(part) for part in PARTS},
+}
+EXTENSION_VALUES["worker"]["topologySpreadConstraints"] = [
+    {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+     "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "worker"}}}]
+EXTENSION_VALUES["ollama"]["gpu"] = {"enabled": True, "nodeSelector": {"nvidia.com/gpu.present": "true"}}
+BLOG_VALUE_SETS["extension-points"] = EXTENSION_VALUES
 
 MONITORING_VALUE_SETS: dict[str, dict] = {
     "defaults": {},  # the stack on: with its chart not downloaded, only this chart's own objects render
@@ -149,11 +202,15 @@ def merged(base: dict, override: dict) -> dict:
     return result
 
 
-def render(chart: Path = BLOG_CHART, values: dict | None = None, name: str = RELEASE,
-           namespace: str = NAMESPACE) -> Render:
-    """Render ``chart`` as ``helm install`` would (offline) and parse every document."""
+def render_manifests(chart: Path = BLOG_CHART, values: dict | None = None, name: str = RELEASE,
+                     namespace: str = NAMESPACE) -> dict[str, str]:
+    """Helm's output of an offline ``helm install``: template path -> rendered text."""
     with helm_python.Chart.load(chart) as loaded:
-        manifests = loaded.render(values or {}, name=name, namespace=namespace, is_install=True)
+        return loaded.render(values or {}, name=name, namespace=namespace, is_install=True)
+
+
+def parse(manifests: dict[str, str]) -> Render:
+    """Every document of a render (NOTES.txt kept apart)."""
     objects, notes = [], ""
     for template, text in sorted(manifests.items()):
         if template.endswith("NOTES.txt"):
@@ -164,6 +221,12 @@ def render(chart: Path = BLOG_CHART, values: dict | None = None, name: str = REL
                 document.setdefault("metadata", {}).setdefault("annotations", {})
                 objects.append(document)
     return Render(objects, notes)
+
+
+def render(chart: Path = BLOG_CHART, values: dict | None = None, name: str = RELEASE,
+           namespace: str = NAMESPACE) -> Render:
+    """Render ``chart`` as ``helm install`` would (offline) and parse every document."""
+    return parse(render_manifests(chart, values, name, namespace))
 
 
 def render_error(chart: Path, values: dict) -> str:

@@ -72,8 +72,40 @@ this label (their jobLabel), so it does not depend on the release name.
 {{- end }}
 {{- end }}
 
+{{/* repository@digest when image.digest is set (the digest names the bytes; the tag is then only a label). */}}
 {{- define "blog.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+TRUSTED_HOSTS: the Service's names (probes, `helm test`, LoadTests), the Ingress and
+HTTPRoute hostnames (a wildcard becomes Werkzeug's ".suffix") and web.trustedHosts.
+*/}}
+{{- define "blog.trustedHosts" -}}
+{{- $service := include "blog.fullname" . }}
+{{- $hosts := list $service (printf "%s.%s" $service .Release.Namespace) (printf "%s.%s.svc" $service .Release.Namespace) (printf "%s.%s.svc.%s" $service .Release.Namespace .Values.clusterDomain) }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts (.host | replace "*." ".") }}
+{{- end }}
+{{- end }}
+{{- if .Values.httpRoute.enabled }}
+{{- range .Values.httpRoute.hostnames }}
+{{- $hosts = append $hosts (. | replace "*." ".") }}
+{{- end }}
+{{- end }}
+{{- join "," (concat $hosts .Values.web.trustedHosts | uniq) }}
+{{- end }}
+
+{{/* The Host the kubelet's probes send: the Service's name (trusted), not the pod's address. */}}
+{{- define "blog.probeHeaders" -}}
+httpHeaders:
+  - name: Host
+    value: {{ include "blog.fullname" . }}
 {{- end }}
 
 {{/* gunicorn workers: one per whole CPU of the limit (gevent: one core each), at least 1. */}}
@@ -153,7 +185,8 @@ this label (their jobLabel), so it does not depend on the release name.
 {{/*
 A secret value generated once: the value already in the cluster's Secret when
 there is one (upgrades keep it), otherwise a random one. Offline renders
-(helm template, the tests) see no cluster, so they always get a random value.
+(helm template, Argo CD) see no cluster, so they always get a random value:
+generateSecrets false is the mode for them (README: GitOps).
 Usage: blog.generatedSecret (dict "ctx" $ "name" secretName "key" key "length" 32)
 */}}
 {{- define "blog.generatedSecret" -}}
@@ -165,14 +198,50 @@ Usage: blog.generatedSecret (dict "ctx" $ "name" secretName "key" key "length" 3
 {{- end }}
 {{- end }}
 
-{{/* Pod-level security for the blog's own pods (image UID 10001). */}}
-{{- define "blog.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-fsGroup: {{ .Values.securityContext.runAsGroup }}
-seccompProfile:
-  type: RuntimeDefault
+{{/* A generated Secret, kept by `helm uninstall` so a reinstall adopts it (same release name and namespace). */}}
+{{- define "blog.generatedSecretObject" -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .name }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- if .component }}
+    {{- include "blog.componentLabels" (dict "ctx" .ctx "component" .component) | nindent 4 }}
+    {{- else }}
+    {{- include "blog.labels" .ctx | nindent 4 }}
+    {{- end }}
+  annotations:
+    helm.sh/resource-policy: keep
+type: Opaque
+data:
+  {{ .key }}: {{ include "blog.generatedSecret" . }}
+{{- end }}
+
+{{/*
+What checksum/secret hashes: the Secrets and keys the pods read and, for those the
+chart does not generate, their data when `lookup` sees them (a rotated existingSecret
+rolls the pods at the next upgrade). Generated values stay out: random offline and
+never changed once made, they must not roll pods on every render.
+*/}}
+{{- define "blog.secretChecksum" -}}
+{{- $refs := list (list (default (include "blog.fullname" .) .Values.secretKey.existingSecret) .Values.secretKey.existingSecretKey (and .Values.generateSecrets (not .Values.secretKey.existingSecret))) }}
+{{- if include "blog.database.secretName" . }}
+{{- $refs = append $refs (list (include "blog.database.secretName" .) (include "blog.database.secretKey" .) (and .Values.generateSecrets .Values.postgresql.enabled (not .Values.postgresql.auth.existingSecret))) }}
+{{- end }}
+{{- if and (include "blog.redis.enabled" .) (include "blog.redis.secretName" .) }}
+{{- $refs = append $refs (list (include "blog.redis.secretName" .) (include "blog.redis.secretKey" .) (and .Values.generateSecrets .Values.redis.enabled (not .Values.redis.auth.existingSecret))) }}
+{{- end }}
+{{- $parts := list }}
+{{- range $refs }}
+{{- $value := "" }}
+{{- if not (index . 2) }}
+{{- $found := lookup "v1" "Secret" $.Release.Namespace (index . 0) }}
+{{- $value = dig "data" (index . 1) "" $found }}
+{{- end }}
+{{- $parts = append $parts (printf "%s/%s=%s" (index . 0) (index . 1) $value) }}
+{{- end }}
+{{- join "\n" $parts | sha256sum }}
 {{- end }}
 
 {{/* Container-level security for every container of this chart. */}}
@@ -186,31 +255,44 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* The blog's environment: plain settings from the ConfigMap, secrets by reference. */}}
+{{/* The blog's environment: plain settings from the ConfigMap, secrets by reference, then the part's extras.
+Usage: blog.env (dict "ctx" $ "part" .Values.web) */}}
 {{- define "blog.env" -}}
+{{- $ctx := .ctx }}
 envFrom:
   - configMapRef:
-      name: {{ include "blog.fullname" . }}
+      name: {{ include "blog.fullname" $ctx }}
+  {{- with .part.extraEnvFrom }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 env:
   - name: SECRET_KEY
     valueFrom:
       secretKeyRef:
-        name: {{ default (include "blog.fullname" .) .Values.secretKey.existingSecret }}
-        key: {{ .Values.secretKey.existingSecretKey }}
-  {{- if include "blog.database.secretName" . }}
+        name: {{ default (include "blog.fullname" $ctx) $ctx.Values.secretKey.existingSecret }}
+        key: {{ $ctx.Values.secretKey.existingSecretKey }}
+  {{- if include "blog.database.secretName" $ctx }}
   - name: DATABASE_PASSWORD
     valueFrom:
       secretKeyRef:
-        name: {{ include "blog.database.secretName" . }}
-        key: {{ include "blog.database.secretKey" . }}
+        name: {{ include "blog.database.secretName" $ctx }}
+        key: {{ include "blog.database.secretKey" $ctx }}
   {{- end }}
-  {{- if and (include "blog.redis.enabled" .) (include "blog.redis.secretName" .) }}
+  {{- if and (include "blog.redis.enabled" $ctx) (include "blog.redis.secretName" $ctx) }}
   - name: REDIS_PASSWORD
     valueFrom:
       secretKeyRef:
-        name: {{ include "blog.redis.secretName" . }}
-        key: {{ include "blog.redis.secretKey" . }}
+        name: {{ include "blog.redis.secretName" $ctx }}
+        key: {{ include "blog.redis.secretKey" $ctx }}
   {{- end }}
+  {{- with .part.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/* The blog's own pods: its image's user (securityContext), the part's podSecurityContext over it. */}}
+{{- define "blog.podSecurityContext" -}}
+{{- include "blog.podSecurityContextFor" (dict "user" .ctx.Values.securityContext.runAsUser "group" .ctx.Values.securityContext.runAsGroup "part" .part) }}
 {{- end }}
 
 {{/* Where the blog and worker may connect: DNS, Postgres, Redis, the LLM. */}}
