@@ -3,7 +3,7 @@
 Each fault evicts ``count`` pods matching a label ``selector`` in the
 LoadTest's namespace ``afterSeconds`` after the run's master started. It is
 applied by the first reconcile pass after that moment, so its timing is as
-precise as the operator's reconcile interval (``LOADTEST_INTERVAL``, 5 s by
+precise as the operator's reconcile interval (``LOADTEST_RECONCILE_SECONDS``, 5 s by
 default); the moment it was really applied is recorded and judged.
 
 Through the Eviction API, never a plain DELETE: only eviction honours a

@@ -169,3 +169,18 @@ def test_the_summary_line_carries_a_bounded_timeline():
     assert max(p["non_ai_p95_ms"] for p in record["timeline"]) == 106.0  # merging keeps the worst p95
     assert len(line) < run_summary.MAX_SUMMARY_BYTES
     assert json.loads(line[len(run_summary.SUMMARY_PREFIX):])["timeline"][-1]["requests"] == 49990
+
+
+def test_the_fault_example_evicts_the_blog_charts_web_pods_and_nothing_else():
+    import re
+    import yaml
+    from tests.support.charts import BLOG_CHART, REPO, render
+    example = (REPO / "operators" / "examples" / "loadtest-fault.yaml").read_text()
+    selector = yaml.safe_load(example)["spec"]["faults"][0]["evictPods"]["selector"]
+    policy = json.loads(re.search(r"^# policy: (\{.*\})$", example, re.M).group(1))
+    rendered = render(BLOG_CHART, name="aiblog")
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+            for d in rendered.objects if d["kind"] in ("Deployment", "StatefulSet")}
+    chosen = [name for name, labels in pods.items() if all(labels.get(k) == v for k, v in selector.items())]
+    assert len(chosen) == 1 and "worker" not in chosen[0], (chosen, pods)
+    assert Policy.from_json(json.dumps(policy)).fault_selectors == (selector,)
