@@ -118,8 +118,9 @@ class Policy:
                         f"operator.policy.faultSelectors covers ({list(self.fault_selectors) or 'none: no faults'})")
         for value, ceiling, setting, what in (
                 (spec.workers, self.max_workers, "maxWorkers", "spec.workers"),
-                (spec.users, self.max_users, "maxUsers", "spec.users"),
-                (spec.duration, self.max_duration_seconds, "maxDurationSeconds", "spec.duration"),
+                (spec.users, self.max_users, "maxUsers", "spec.profile.endUsers" if spec.profile else "spec.users"),
+                (spec.duration, self.max_duration_seconds, "maxDurationSeconds",
+                 "spec.profile (its steps' seconds)" if spec.profile else "spec.duration"),
                 (spec.spawn_rate, self.max_spawn_rate, "maxSpawnRate", "spec.spawnRate"),
                 (spec.history_limit, self.max_history, "maxHistory", "spec.historyLimit")):
             if value > ceiling:

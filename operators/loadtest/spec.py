@@ -230,8 +230,10 @@ def parse(spec: dict | None, namespace: str) -> LoadTestSpec:
     if profile is None and ("users" not in spec or "duration" not in spec):
         raise SpecError("spec.users and spec.duration are required (or spec.profile)")
     if profile is not None:
-        spec = {**spec, "users": profile.steps.end,
-                "duration": math.ceil(profile.steps.total_seconds) + PROFILE_TAIL_S}
+        lasts = math.ceil(profile.steps.total_seconds) + PROFILE_TAIL_S
+        if lasts > MAX_DURATION_S:
+            raise SpecError(f"spec.profile's steps last {lasts} s, over a day ({MAX_DURATION_S} s)")
+        spec = {**spec, "users": profile.steps.end, "duration": lasts}
     scenario = spec.get("scenario") or {}
     think = scenario.get("thinkTime") or {}
     wait_min = _number(think, "min", 1.0, float, 0, 3600)

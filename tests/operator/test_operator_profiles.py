@@ -74,6 +74,9 @@ def test_a_runner_cannot_swell_the_result_with_steps(cluster):
     ({"profile": {**PROFILE, "endUsers": 5}}, "a profile goes from 1 or more users up to at least as many"),
     ({"profile": {**PROFILE, "stepUsers": 1, "endUsers": 200}}, "at most 100 steps"),
     ({"profile": {**PROFILE, "slo": {"maxErrorRate": 2}}}, "spec.maxErrorRate must be between 0 and 1"),
+    ({"profile": {**PROFILE, "stepSeconds": 3600, "endUsers": 500}}, "spec.profile's steps last 180005 s, over"),
+    ({"profile": {**PROFILE, "stepSeconds": 1000}}, "spec.profile (its steps' seconds) 5005 is over "
+                                                    "operator.policy.maxDurationSeconds (3600)"),
 ])
 def test_a_profile_that_cannot_run_is_rejected(cluster, change, problem):
     apply(cluster, {**_stepped("odd"), "spec": {**_stepped("odd")["spec"], **change}})
