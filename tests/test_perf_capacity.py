@@ -68,3 +68,13 @@ def test_a_capacity_below_its_threshold_fails_the_run_and_the_report_draws_the_c
 def test_a_profile_that_cannot_run_is_a_usage_error(perf_blog, options, problem, tmp_path):
     done = run_perf("locust", "--target", perf_blog.blog.url, "--out", str(tmp_path), *options, timeout=60)
     assert done.returncode == 2 and problem in done.stderr, explain(done)
+
+
+def test_a_stepped_run_with_workers_records_each_step_after_their_reports(narrow_blog, tmp_path):
+    """--processes 2: a master and a worker, so each step's figures arrive with the worker's reports."""
+    done = run_perf("locust", "--target", narrow_blog.url, "--out", str(tmp_path), "--steps", "2:4:2:4",
+                    "--processes", "2", *READERS, timeout=120)
+    assert done.returncode == 0, explain(done)
+    steps = load_results(tmp_path)["runs"]["locust"]["capacity"]["steps"]
+    assert [s["users"] for s in steps] == [2, 4] and all(s["requests"] > 0 for s in steps), steps
+    assert steps[0]["seconds"] >= 7 and 3.5 <= steps[1]["seconds"] <= 5, steps  # the first waits for the reports
