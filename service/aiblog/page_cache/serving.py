@@ -2,7 +2,8 @@
 
 Anonymous visitors get the whole rendered page from the cache (from the
 process's own memory on a hit, no database, no template; see
-``backends.py``). Logged-in users get the cached content fragment wrapped in
+``backends.py``), gzipped, with an ETag and caching a CDN may use
+(``http_cache.py``). Logged-in users get the cached content fragment wrapped in
 a freshly rendered layout, so their name, CSRF tokens and edit buttons are
 never shared with anyone else.
 
@@ -20,6 +21,8 @@ from flask import Flask, Response, g, has_request_context, render_template, requ
 from flask_login import current_user
 from markupsafe import Markup
 
+from ..security_headers import PERSONALISED_CACHE_CONTROL
+from . import http_cache
 from .read_through import cached, pages_invalidated
 
 FRESH_COOKIE = "aiblog_fresh"
@@ -52,11 +55,14 @@ def reader_wrote_recently() -> bool:
 
 def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_context) -> Response | str:
     fresh = reader_wrote_recently()
-    if not _personalized():
-        body = cached(scope, name + ":page", lambda: _render(build(), layout_context).encode(), fresh)
-        return Response(body, mimetype="text/html")
+    if not _personalized():  # the whole page, gzipped once, with its ETag (http_cache.py)
+        stored = cached(scope, name + ":page", lambda: http_cache.store(_render(build(), layout_context).encode()),
+                        fresh)
+        return http_cache.respond(stored, request, fresh)
     raw = cached(scope, name + ":frag", lambda: build().dumps(), fresh)
-    return _render(Fragment.loads(raw), layout_context)
+    # Theirs alone (their name, a flash): no browser history or shared cache keeps it.
+    return Response(_render(Fragment.loads(raw), layout_context), mimetype="text/html",
+                    headers={"Cache-Control": PERSONALISED_CACHE_CONTROL})
 
 
 def _render(fragment: Fragment, layout_context: dict) -> str:
