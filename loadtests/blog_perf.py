@@ -79,6 +79,7 @@ def run_suite(args: argparse.Namespace, progress: Progress, found_baseline: tupl
     runs = document["runs"]
     code = EXIT_OK
     refused = None  # the line saying the blog's rate limits refused a sign-up or login
+    compared: list[baseline.Row] = []  # the Locust run against found_baseline, figure by figure
     try:
         _run_parts(args, kind, out, runs, progress)
     except KeyboardInterrupt:
@@ -100,7 +101,9 @@ def run_suite(args: argparse.Namespace, progress: Progress, found_baseline: tupl
         document["thresholds"] = judging.evaluate(document, args.max_p95_ms, args.max_error_rate, args.min_rps,
                                                      args.max_p99_ms, getattr(args, "min_capacity_users", None))
         if found_baseline is not None and runs.get("locust", {}).get("summary"):
-            document["comparison"] = locust_baseline.judge(args, found_baseline, document)
+            figures, source = found_baseline
+            compared = locust_baseline.compare(args, figures, document)
+            document["comparison"] = baseline.record(source, compared)
         path = results_file.write(out, document)
         html = report.write(out, document)
         print(f"results: {path}\nreport:  {html}")
@@ -116,7 +119,7 @@ def run_suite(args: argparse.Namespace, progress: Progress, found_baseline: tupl
     for check in missed:
         print(f"threshold missed: {check['check']}: measured {check['measured']}, limit {check['limit']}",
               file=sys.stderr)
-    regressed = locust_baseline.regression_lines(document["comparison"]) if document.get("comparison") else []
+    regressed = baseline.reasons(compared)
     for line in regressed:
         print(line, file=sys.stderr)
     if code == EXIT_OK and (missed or regressed):

@@ -4,7 +4,8 @@ the rule the LoadTest operator's ``spec.compare`` uses (perfcontract.baseline).
 The baseline is an earlier run's results.json (``--baseline``), or its figures
 given directly (``--baseline-figures``: how the operator hands a run the median
 of its last Passed runs). A regression is recorded in results.json
-(``comparison``), drawn in the report, and exits 1 as a missed threshold does.
+(``comparison``), drawn in the report, said as the LoadTest says it
+(``baseline.reasons``), and exits 1 as a missed threshold does.
 """
 from __future__ import annotations
 
@@ -27,15 +28,7 @@ def given(args: argparse.Namespace) -> tuple[dict, dict] | None:
     return baseline.figures_of(summary), {"file": str(args.baseline), "startedAt": document.get("started_at")}
 
 
-def judge(args: argparse.Namespace, found: tuple[dict, dict], document: dict) -> dict:
-    """The comparison record of this run's Locust summary against ``found``."""
-    figures, source = found
+def compare(args: argparse.Namespace, figures: dict, document: dict) -> list[baseline.Row]:
+    """This run's Locust summary against the baseline's ``figures``, figure by figure."""
     summary = ((document.get("runs") or {}).get("locust") or {}).get("summary")
-    rows = baseline.compare(figures, baseline.figures_of(summary), args.baseline_tolerances)
-    return baseline.record(source, rows)
-
-
-def regression_lines(comparison: dict) -> list[str]:
-    """One line per regressed figure, as the LoadTest's reasons say it."""
-    return [f"regressed: {baseline.BY_KEY[f['figure']].label}: {f.get('baseline')} -> {f.get('value')} "
-            f"(allowed worsening {f.get('allowedWorsening')})" for f in comparison["figures"] if f["regressed"]]
+    return baseline.compare(figures, baseline.figures_of(summary), args.baseline_tolerances)

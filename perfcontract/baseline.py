@@ -16,6 +16,7 @@ the same build passes against the median of its last runs.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -63,6 +64,14 @@ DEFAULT_BY_UNIT = {"ms": DEFAULT_TOLERANCES["p95"], "rps": DEFAULT_TOLERANCES["r
 OTHER_UNITS = Tolerance(percent=10.0)
 
 
+def finite_number(value) -> float | None:
+    """``value`` when it is a finite number (not a bool), else None: how every figure read
+    from a summary, a result or a timeline is taken (they may come from a hostile runner)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
 def worse_by(baseline: float, value: float, lower_is_better: bool) -> float:
     """How much worse ``value`` is than ``baseline`` (negative: better)."""
     return value - baseline if lower_is_better else baseline - value
@@ -83,7 +92,7 @@ def figures_of(summary: dict | None) -> dict[str, float | None]:
         value = summary or {}
         for part in figure.path:
             value = value.get(part) if isinstance(value, dict) else None
-        out[figure.key] = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        out[figure.key] = finite_number(value)
     return out
 
 
@@ -134,6 +143,11 @@ def compare(baseline: dict[str, float | None], current: dict[str, float | None],
 
 def regressions(rows: list[Row]) -> list[Row]:
     return [row for row in rows if row.regressed]
+
+
+def reasons(rows: list[Row]) -> list[str]:
+    """One line per regressed figure: a LoadTest's reasons and blog-perf's stderr say it so."""
+    return [f"regressed: {describe(row)}" for row in regressions(rows)]
 
 
 def describe(row: Row) -> str:

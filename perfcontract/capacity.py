@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .baseline import DEFAULT_TOLERANCES
+from .baseline import DEFAULT_TOLERANCES, finite_number
 
 MAX_STEPS = 100  # steps a profile may have, and a result keeps
 KNEE_NOISE_MS = DEFAULT_TOLERANCES["p95"].absolute
@@ -94,11 +94,6 @@ class SLO:
         return {"p95_ms": self.p95_ms, "max_error_rate": self.max_error_rate}
 
 
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return value
-
 
 def steps_from(raw) -> list[dict]:
     """The steps of a summary, checked: dicts of numbers (others dropped), users ascending, at most MAX_STEPS."""
@@ -106,8 +101,8 @@ def steps_from(raw) -> list[dict]:
         return []
     steps = []
     for item in raw[:MAX_STEPS * 10]:
-        if isinstance(item, dict) and _number(item.get("users")) is not None:
-            steps.append({key: _number(item.get(key)) for key in STEP_FIELDS})
+        if isinstance(item, dict) and finite_number(item.get("users")) is not None:
+            steps.append({key: finite_number(item.get(key)) for key in STEP_FIELDS})
     steps.sort(key=lambda s: s["users"])
     return downsample(steps, MAX_STEPS)
 

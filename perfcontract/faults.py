@@ -25,18 +25,13 @@ from __future__ import annotations
 import math
 import statistics
 
-from .baseline import DEFAULT_TOLERANCES
+from .baseline import DEFAULT_TOLERANCES, finite_number
 
 MAX_POINTS = 600  # 20 minutes of 2 s points; a longer run's neighbours merge to fit
 BEFORE_S = 30.0
 SETTLED_POINTS = 3
 FIELDS = ("time", "users", "rps", "requests", "failures", "non_ai_p95_ms")
 
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return value
 
 
 def _merge(points: list[dict]) -> dict:
@@ -49,8 +44,8 @@ def _merge(points: list[dict]) -> dict:
 
 def timeline(history: list[dict]) -> list[dict]:
     """The runner's history as the summary carries it: its fields only, at most MAX_POINTS points."""
-    points = [{key: _number(line.get(key)) for key in FIELDS} for line in history
-              if isinstance(line, dict) and _number(line.get("time")) is not None]
+    points = [{key: finite_number(line.get(key)) for key in FIELDS} for line in history
+              if isinstance(line, dict) and finite_number(line.get("time")) is not None]
     if len(points) <= MAX_POINTS:
         return points
     size = math.ceil(len(points) / MAX_POINTS)

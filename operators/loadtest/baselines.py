@@ -9,7 +9,6 @@ from the API and treated like any other input: only numbers are taken from them.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from kubernetes.client.exceptions import ApiException
@@ -70,19 +69,15 @@ def parse_compare(raw, history_limit: int) -> CompareSpec | None:
     return CompareSpec(last, name, {**baseline.DEFAULT_TOLERANCES, **tolerances})
 
 
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
 
 def figures_of_result(result: dict) -> dict[str, float | None]:
     """The judged figures of a LoadTestResult (the names of results.result_spec)."""
     totals = (result.get("spec") or {}).get("totals")
     totals = totals if isinstance(totals, dict) else {}
     non_ai = totals.get("nonAiLatencyMs") if isinstance(totals.get("nonAiLatencyMs"), dict) else {}
-    return {"p95": _number(non_ai.get("p95")), "p99": _number(non_ai.get("p99")),
-            "rps": _number(totals.get("rps")), "errorRate": _number(totals.get("failureRate"))}
+    number = baseline.finite_number
+    return {"p95": number(non_ai.get("p95")), "p99": number(non_ai.get("p99")),
+            "rps": number(totals.get("rps")), "errorRate": number(totals.get("failureRate"))}
 
 
 def same_load(result: dict, parameters: dict, target: str) -> bool:

@@ -102,13 +102,10 @@ class Cluster:
         return [job for job in items if _matches(job, selector)]
 
     def pods(self, namespace: str, **labels: str) -> list[dict]:
-        selector = _labels(labels)
-        items = _dict(self.core.list_namespaced_pod(namespace, label_selector=_selector(selector),
-                                                    _preload_content=False)).get("items", [])
-        return [pod for pod in items if _matches(pod, selector)]
+        return self.pods_matching(namespace, _labels(labels))
 
     def pods_matching(self, namespace: str, selector: dict) -> list[dict]:
-        """Pods with all of ``selector``'s labels (a fault's target), listed as they are."""
+        """Pods with all of ``selector``'s labels (full label keys: a fault's target, or a run's)."""
         items = _dict(self.core.list_namespaced_pod(namespace, label_selector=_selector(selector),
                                                     _preload_content=False)).get("items", [])
         return [pod for pod in items if _matches(pod, selector)]

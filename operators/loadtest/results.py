@@ -106,7 +106,7 @@ def judge(summary: dict | None, spec: LoadTestSpec, found: Baseline | None = Non
     elif found is not None:
         rows = baseline.compare(found.figures, baseline.figures_of(summary), spec.compare.tolerances)
         comparison = baseline.record(found.source, rows)
-        regressed = [f"regressed: {baseline.describe(row)}" for row in baseline.regressions(rows)]
+        regressed = baseline.reasons(rows)
     verdict = FAILED if reasons else REGRESSED if regressed else PASSED
     return Verdict(verdict, reasons + regressed, checks, unreachable, comparison, analysis, fault_records)
 

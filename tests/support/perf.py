@@ -84,6 +84,15 @@ def run_perf(*args: str, timeout: float = 240, env: dict | None = None) -> subpr
                           env={**os.environ, **(env or {})})
 
 
+def refused_before_the_run(target: str, out: Path, *options: str) -> str:
+    """``blog-perf locust`` with options it must refuse as bad usage (exit 2) before
+    running anything (no results written); its stderr."""
+    done = run_perf("locust", "--target", target, "--out", str(out), *options, timeout=60)
+    assert done.returncode == 2, explain(done)
+    assert not (Path(out) / "results.json").exists()
+    return done.stderr
+
+
 def load_results(directory: Path) -> dict:
     return json.loads((Path(directory) / "results.json").read_text(encoding="utf-8"))
 
