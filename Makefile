@@ -8,7 +8,7 @@ RUN_PACKAGES := redis-server:redis-server
 # What `make image` and the container tests need (podman 4.3 runs with runc here).
 IMAGE_PACKAGES := podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap
 TEST_PACKAGES := redis-server:redis-server /usr/lib/postgresql:postgresql \
-  prometheus:prometheus promtool:prometheus chromium:chromium pgrep:procps objdump:binutils openssl:openssl \
+  prometheus:prometheus promtool:prometheus chromium:chromium pgrep:procps objdump:binutils openssl:openssl wrk:wrk \
   /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk \
   $(IMAGE_PACKAGES)
 # The lock (see `make lock`): every install below takes exact versions with hashes from it.
@@ -87,7 +87,7 @@ $(VENV)/.installed-load: pyproject.toml requirements/load.txt | $(VENV)/bin/pyth
 
 # Its own throwaway stack on free loopback ports; results folder printed at the end (BENCH_OUT=DIR to choose).
 bench: $(VENV)/.installed-load
-	@$(SYSPKG) redis-server:redis-server /usr/lib/postgresql:postgresql
+	@$(SYSPKG) redis-server:redis-server /usr/lib/postgresql:postgresql wrk:wrk
 	$(PY) -m loadtests.bench $(if $(BENCH_OUT),--out $(BENCH_OUT))
 
 monitor: $(VENV)/.installed-run

@@ -59,6 +59,9 @@ class BenchSettings:
     # on a shared machine (a bulk load's write-back, a neighbour) only ever
     # adds latency, and one such pause moves a 2 ms p95 by half.
     scale_repeats: int = 3
+    # wrk against the ceiling and the cached pages (issue 23): 32 connections, as the issue measured.
+    wrk_connections: int = 32
+    wrk_seconds: float = 10.0
     cold_renders: int = 40
     cache_titles: int = 5
     cache_repeats: int = 5
@@ -161,6 +164,7 @@ class Bench(BenchMeasurements):
             announcements.enter_context(
                 announced(BLOG_JOB, f"127.0.0.1:{self.stack.blog.metrics_port}", {"stack": "bench"}))
             self.phase("bare Flask ceiling", 40, self.measure_ceiling)
+            self.phase("wrk", 3 * (self.settings.wrk_seconds + 2) + 5, self.measure_wrk)
             self.phase("concurrency", 100, self.measure_concurrency)
             self.phase("cache", 45, self.measure_cache)
             self.phase("single flight", 20, self.measure_single_flight)

@@ -15,7 +15,7 @@ import aiohttp
 from devstack import free_port
 from perfcontract import capacity
 
-from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, live_metrics, locust_run, stats
+from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, live_metrics, locust_run, stats, wrk_run
 
 TIMED_LOG_FORMAT = "%(a)s|%(s)s|%(D)s"  # user agent | status | microseconds in the worker
 
@@ -35,6 +35,23 @@ class BenchMeasurements:
         tester = concurrency.ConcurrencyTester(self.stack.hello.url, self.settings.levels, self.settings.level_duration_s,
                                                30.0, self.settings.client_processes, self.progress)
         tester.run(tester.specs(["hello"]), runs["ceiling"])
+
+    def measure_wrk(self) -> None:
+        """wrk with ``wrk_connections`` connections: the bare hello, then the cached anonymous home
+        and post pages, each after a short warm-up (the first requests fill the page cache)."""
+        cfg = self.settings
+        post_id = asyncio.run(blog_client.post_ids(self.stack.blog.url, limit=1))[0]
+        targets = {"hello": self.stack.hello.url + "/", "home": self.stack.blog.url + blog_api.HOME,
+                   "post": self.stack.blog.url + blog_api.POST.format(id=post_id)}
+        record = self.bench["wrk"] = {"connections": cfg.wrk_connections, "seconds": cfg.wrk_seconds,
+                                      "headers": list(wrk_run.BROWSER_HEADERS), "runs": {}}
+        for name, url in targets.items():
+            wrk_run.run(url, cfg.wrk_connections, 1)
+            result = record["runs"][name] = wrk_run.run(url, cfg.wrk_connections, cfg.wrk_seconds)
+            if name != "hello":
+                result.update(wrk_run.compare(result, record["runs"]["hello"]))
+            self.progress.line(f"   {name}: {result['throughput_rps']:,.0f} req/s, p99 "
+                               f"{stats.fmt_ms(result['latency_ms'].get('p99'))}")
 
     def measure_concurrency(self) -> None:
         runs = self.document["runs"]

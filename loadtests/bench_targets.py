@@ -1,5 +1,5 @@
 """``make bench``'s targets: the goals set in issues 3 (AI caching and single
-flight) and 5 (speed), each judged by the one judging code
+flight), 5 (speed) and 23 (pages at the framework's ceiling), each judged by the one judging code
 (``perfcontract.judging``) on what the run measured.
 
 A target whose figure was not measured is recorded with ``passed: None``
@@ -15,6 +15,7 @@ from . import stats
 
 CACHING_ISSUE = "3"  # AI generation: the cache, single flight, reads while generating
 SPEED_ISSUE = "5"    # the blog's speed: throughput, latency, scale, memory, the bench itself
+CEILING_ISSUE = "23"  # anonymous pages at the framework's ceiling, its saturation tail
 # Which way is better, for compare: exactly-one LLM call is missed by making more.
 BETTER = {MAX: "lower", BELOW: "lower", EQUAL: "lower", MIN: "higher"}
 
@@ -93,6 +94,28 @@ def speed_targets(settings, runs: dict, bench: dict) -> list[Target]:
     return targets
 
 
+def ceiling_targets(settings, bench: dict) -> list[Target]:
+    """Issue 23: cached anonymous pages next to a bare hello under the same gevent workers, with wrk."""
+    wrk = bench.get("wrk") or {}
+    wrk_runs = wrk.get("runs") or {}
+    hello = wrk_runs.get("hello") or {}
+    how = f"wrk, {wrk.get('connections', settings.wrk_connections)} connections"
+    targets = []
+    for name, label in (("home", "Home page"), ("post", "Post page")):
+        run = wrk_runs.get(name) or {}
+        targets.append(_target(CEILING_ISSUE, f"{name}_wrk_ceiling_ratio",
+                               f"{label} throughput vs bare hello ({how}, cached, anonymous)", "≥ 90 % of the ceiling",
+                               run.get("ceiling_ratio"), 0.9, MIN, "ratio",
+                               f"{stats.fmt_number(run.get('throughput_rps'), 0)} req/s vs "
+                               f"{stats.fmt_number(hello.get('throughput_rps'), 0)} req/s"))
+    home = wrk_runs.get("home") or {}
+    targets.append(_target(CEILING_ISSUE, "home_wrk_p99_vs_ceiling", f"Home page p99 at saturation vs bare hello ({how})",
+                           "≤ 2× the hello's p99", home.get("p99_vs_ceiling"), 2.0, MAX, "x",
+                           f"{stats.fmt_ms((home.get('latency_ms') or {}).get('p99'))} vs "
+                           f"{stats.fmt_ms((hello.get('latency_ms') or {}).get('p99'))}"))
+    return targets
+
+
 def caching_targets(settings, runs: dict, bench: dict) -> list[Target]:
     """Issue 3: cached generation under load, single flight, reads while users generate."""
     def target(*args, **kwargs) -> Target:
@@ -134,6 +157,7 @@ def duration_target(settings, bench: dict) -> Target:
 
 def targets(settings, runs: dict, bench: dict) -> list[dict]:
     """Every target, in the order the report lists them (records for results.json)."""
-    ordered = [*speed_targets(settings, runs, bench), *caching_targets(settings, runs, bench),
+    ordered = [*speed_targets(settings, runs, bench), *ceiling_targets(settings, bench),
+               *caching_targets(settings, runs, bench),
                duration_target(settings, bench)]
     return [t.as_dict() for t in ordered]

@@ -62,6 +62,25 @@ def _flight_part(flight: dict) -> list[str]:
     ], numeric={1})]
 
 
+def _wrk_part(wrk: dict) -> list[str]:
+    runs = wrk.get("runs") or {}
+    names = [name for name in ("hello", "home", "post") if name in runs]
+    labels = {"hello": "bare hello (ceiling)", "home": "home page (cached)", "post": "post page (cached)"}
+    rows = [[labels[name], fmt_value(runs[name].get("throughput_rps"), "rps")]
+            + [fmt_value((runs[name].get("latency_ms") or {}).get(p), "ms") for p in ("p50", "p90", "p99")]
+            + [fmt_value(runs[name].get("ceiling_ratio"), "ratio"), fmt_value(runs[name].get("p99_vs_ceiling"), "x"),
+               fmt_value(runs[name].get("non_2xx_3xx", 0) + runs[name].get("socket_errors", 0), "count")]
+            for name in names]
+    return [f"<h3>wrk: {wrk.get('connections')} connections, {wrk.get('seconds'):g} s each</h3>",
+            '<div class="charts">' + svg.bar_chart("Throughput with wrk", "bench-wrk", [labels[n] for n in names],
+                                                   [("req/s", [runs[n].get("throughput_rps") for n in names])],
+                                                   "req/s") + "</div>",
+            html_table(["target", "throughput", "p50", "p90", "p99", "of the ceiling", "p99 vs ceiling", "errors"],
+                       rows, numeric={1, 2, 3, 4, 5, 6, 7}),
+            f'<p class="muted">Headers sent: {escape(", ".join(wrk.get("headers") or []))} (as browsers ask). '
+            "The same gunicorn config and gevent workers serve the hello app and the blog.</p>"]
+
+
 def _capacity_part(bench_capacity: dict) -> list[str]:
     return [capacity_part(bench_capacity).replace("<h3>Capacity</h3>", "<h3>Capacity of the seed's mix</h3>", 1),
             f"<p>{escape(capacity_line(bench_capacity))}</p>"]
@@ -90,7 +109,7 @@ def bench_section(bench: dict | None) -> str:
     if not bench:
         return ""
     parts = []
-    for key, part in (("scale", _scale_part), ("worker_rss_mb", _rss_part), ("single_flight", _flight_part),
+    for key, part in (("wrk", _wrk_part), ("scale", _scale_part), ("worker_rss_mb", _rss_part), ("single_flight", _flight_part),
                       ("reads_under_ai_load", _reads_under_ai_part), ("capacity", _capacity_part)):
         if bench.get(key):
             parts += part(bench[key])

@@ -18,7 +18,8 @@ MINI = bench_mod.BenchSettings(
     levels=(1, 5), level_duration_s=0.4, client_processes=2, answer_seconds=0.5, seed_posts=100, big_posts=400,
     scale_seconds=0.5, scale_clients=4, scale_rate_rps=100, scale_repeats=2, cold_renders=3, cache_titles=3, cache_repeats=2, cached_clients=5, cached_rate_rps=50,
     cached_seconds=1.0, flight_requests=20, readers=4, read_rate_rps=40, generators=5, read_seconds=1.0,
-    locust_users=4, locust_spawn_rate=4, locust_duration_s=5, locust_accounts=2, capacity_steps="2:4:2:3")
+    locust_users=4, locust_spawn_rate=4, locust_duration_s=5, locust_accounts=2, capacity_steps="2:4:2:3",
+    wrk_connections=4, wrk_seconds=1)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_bench_measures_every_target_and_cleans_up(mini_bench):
         "home_ceiling_ratio", "post_ceiling_ratio", "locust_failures", "locust_non_ai_p95_ms", "home_c500_errors",
         "scale_warm_p95_change", "scale_cold_p95_change", "worker_rss_mb", "cached_p50_ms", "cached_p99_ms",
         "single_flight_llm_calls", "single_flight_ok", "single_flight_p95_ms", "reads_under_ai_p95_change",
-        "bench_duration_s"}
+        "bench_duration_s", "home_wrk_ceiling_ratio", "post_wrk_ceiling_ratio", "home_wrk_p99_vs_ceiling"}
     # No level 500 in the miniature; every other target has a measured figure and a verdict.
     assert targets["home_c500_errors"]["measured"] is None and targets["home_c500_errors"]["passed"] is None
     for key, target in targets.items():
@@ -55,6 +56,16 @@ def test_bench_measures_every_target_and_cleans_up(mini_bench):
     for level in runs["concurrency"]["endpoints"][0]["levels"]:
         assert level["ceiling_ratio"] == pytest.approx(
             level["throughput_rps"] / runs["ceiling"]["endpoints"][0]["levels"][MINI.levels.index(level["level"])]["throughput_rps"])
+    # wrk (a C client) hit the ceiling and both cached pages; its figures are the ratios judged.
+    wrk = document["bench"]["wrk"]["runs"]
+    assert set(wrk) == {"hello", "home", "post"}
+    for name, run in wrk.items():
+        assert run["requests"] > 10 and run["non_2xx_3xx"] == 0 and run["socket_errors"] == 0, run
+        assert 0 < run["latency_ms"]["p50"] <= run["latency_ms"]["p99"]
+    assert targets["home_wrk_ceiling_ratio"]["measured"] == pytest.approx(
+        wrk["home"]["throughput_rps"] / wrk["hello"]["throughput_rps"])
+    assert targets["home_wrk_p99_vs_ceiling"]["measured"] == pytest.approx(
+        wrk["home"]["latency_ms"]["p99"] / wrk["hello"]["latency_ms"]["p99"])
     concurrent = runs["cache"]["concurrent"]
     assert concurrent["server_ms"]["count"] > 0  # server-side times from the timed instance's access log
     assert concurrent["server_ms"]["p50"] <= concurrent["latency_ms"]["p50"] * 1.5
@@ -119,7 +130,7 @@ def test_bench_report_and_comparison_draw_every_chart_offline(mini_bench, tmp_pa
             ids = chart_report(page, out / "report.html", outside, tmp_path)
             assert {"concurrency-p95", "concurrency-throughput", "concurrency-errors", "concurrency-ceiling",
                     "cache-titles", "cache-stats", "cache-concurrent", "locust-rps", "locust-latency", "locust-users",
-                    "bench-scale", "bench-rss", "bench-reads-under-ai", "capacity-latency", "capacity-rps"} <= set(ids)
+                    "bench-scale", "bench-rss", "bench-wrk", "bench-reads-under-ai", "capacity-latency", "capacity-rps"} <= set(ids)
             # CJK titles are HTML text, laid out with a real width.
             cjk = page.locator("td", has_text="缓存与一致性").first
             assert cjk.is_visible() and cjk.bounding_box()["width"] > 30

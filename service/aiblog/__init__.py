@@ -52,7 +52,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _add_features(app: Flask) -> None:
     """The blueprints, then what wraps every request: the AI service, the
-    page cache's writer cookie, security headers, error answers, metrics."""
+    page cache's writer cookie, security headers, error answers, metrics; and
+    in front of all of it, the fast path for cached anonymous pages."""
     from . import errors, security_headers
     from .admin import bp as admin_bp
     from .ai import bp as ai_bp
@@ -62,7 +63,7 @@ def _add_features(app: Flask) -> None:
     from .cli import register_commands
     from .health import bp as health_bp
     from .monitoring import instrumentation
-    from .page_cache import serving
+    from .page_cache import fast_path, serving
     from .posts import bp as posts_bp
 
     for blueprint in (health_bp, auth_bp, posts_bp, admin_bp, ai_bp, api_bp):
@@ -73,6 +74,7 @@ def _add_features(app: Flask) -> None:
     errors.init_app(app)
     instrumentation.init_app(app)
     register_commands(app)
+    fast_path.init_app(app)  # last: it needs the routes, the services and the metrics
 
 
 class DatabaseIdConverter(IntegerConverter):

@@ -73,6 +73,17 @@ class RequestMetrics(PrometheusMetrics):
                         registry=self.registry)
         children: dict[tuple[str, str, int], tuple] = {}
 
+        def observe(method: str, rule: str, status: int, seconds: float) -> None:
+            """One answered request (the page fast path records its answers here too)."""
+            if method not in KNOWN_METHODS:
+                method = OTHER_METHOD
+            key = (method, rule, status)
+            pair = children.get(key)
+            if pair is None:  # label sets are bounded by routes x methods x statuses
+                pair = children[key] = (duration.labels(*key), total.labels(method, status))
+            pair[0].observe(seconds)
+            pair[1].inc()
+
         def start_timer():
             request.environ[_STARTED] = perf_counter()
 
@@ -80,19 +91,11 @@ class RequestMetrics(PrometheusMetrics):
             started = request.environ.get(_STARTED)
             url_rule = request.url_rule
             rule = url_rule.rule if url_rule is not None else UNMATCHED
-            if started is None or rule in UNTRACKED_RULES:
-                return response
-            method = request.method
-            if method not in KNOWN_METHODS:
-                method = OTHER_METHOD
-            key = (method, rule, response.status_code)
-            pair = children.get(key)
-            if pair is None:  # label sets are bounded by routes x methods x statuses
-                pair = children[key] = (duration.labels(*key), total.labels(method, key[2]))
-            pair[0].observe(perf_counter() - started)
-            pair[1].inc()
+            if started is not None and rule not in UNTRACKED_RULES:
+                observe(request.method, rule, response.status_code, perf_counter() - started)
             return response
 
+        self.observe = observe
         # First of all before_request hooks: a request another hook rejects
         # (a rate limit's 429) is still timed and counted.
         app.before_request_funcs.setdefault(None, []).insert(0, start_timer)

@@ -38,6 +38,16 @@ def post_scope(post_id: int) -> str:
     return f"post:{post_id}"
 
 
+# The scope and name of each page the fast path (fast_path.py) serves too: one
+# spelling for the views and for it.
+def home_page(page: int) -> tuple[str, str]:
+    return LISTS, f"home:{page}"
+
+
+def post_page(post_id: int) -> tuple[str, str]:
+    return post_scope(post_id), f"post:{post_id}"
+
+
 _LOOKUP_LUA = """
 local e = redis.call('GET', KEYS[1]) or '0'
 local g = redis.call('GET', KEYS[2]) or '0'
@@ -110,6 +120,13 @@ class LocalPageCache:
             self.on_result(value is not None)
         return key, value
 
+    def peek(self, scope: str, name: str) -> bytes | None:
+        """The page if this process holds it, with no I/O (the fast path's lookup)."""
+        value = self.pages.get(f"{name}:{self.versions.get(scope)}")
+        if value is not None:
+            self.on_result(True)  # a miss is counted by the lookup that follows it
+        return value
+
     def set(self, key: str | None, value: bytes) -> None:
         if key is not None:
             self.pages.set(key, value)
@@ -166,6 +183,16 @@ class TieredPageCache:
         if record:
             self.on_result(value is not None)
         return (l1_key, l2_key), value
+
+    def peek(self, scope: str, name: str) -> bytes | None:
+        """The page if this process holds it and may trust its copy, with no I/O."""
+        self.ensure_listener()
+        if not self.subscribed:
+            return None
+        value = self.l1.peek(scope, name)
+        if value is not None:
+            self.on_result(True)
+        return value
 
     def set(self, key, value: bytes) -> None:
         if key is None:

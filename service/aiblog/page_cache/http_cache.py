@@ -28,8 +28,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from flask import Request, Response
+from werkzeug.http import parse_accept_header
 
 SHARED_MAX_AGE = 10
 STALE_WHILE_REVALIDATE = 30
@@ -57,20 +59,50 @@ class StoredPage:
         etag, _, gzipped = raw.partition(b"\n")
         return cls(etag.decode("ascii"), gzipped)
 
+    @cached_property
+    def html(self) -> bytes:
+        """The page as HTML, for the few clients that refuse gzip (decompressed once)."""
+        return gzip.decompress(self.gzipped)
+
+    def tag(self, gzipped: bool) -> str:
+        """The strong ETag (unquoted) of one representation: RFC 9110 gives each its own."""
+        return self.etag + "-gz" if gzipped else self.etag
+
 
 def store(html: bytes) -> bytes:
     """The bytes the page cache keeps for ``html``."""
     return StoredPage.of(html).pack()
 
 
+# A hit hands back the very bytes object the cache keeps, whose hash Python
+# caches: unpacking (and decompressing for a plain client) is paid once per
+# page version, not per request. A bytes object cannot be corrupted in place,
+# so a copy kept here can only be an old page, never another one.
+unpack = lru_cache(maxsize=128)(StoredPage.unpack)
+
+
+@lru_cache(maxsize=64)
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value takes gzip (q > 0), as Werkzeug reads it.
+    Cached: clients send a handful of distinct values."""
+    return parse_accept_header(accept_encoding)["gzip"] > 0
+
+
+def headers(page: StoredPage, gzipped: bool, wrote_recently: bool) -> list[tuple[str, str]]:
+    """The caching headers of an anonymous page's answer (both paths send exactly these)."""
+    sent = [("ETag", f'"{page.tag(gzipped)}"'), ("Cache-Control", WRITER if wrote_recently else PUBLIC), ("Vary", VARY)]
+    if gzipped:
+        sent.append(("Content-Encoding", "gzip"))
+    return sent
+
+
 def respond(raw: bytes, request: Request, wrote_recently: bool) -> Response:
     """The response to ``request`` for a stored anonymous page (304, gzipped or plain)."""
-    page = StoredPage.unpack(raw)
-    gzipped = request.accept_encodings["gzip"] > 0
-    response = Response(page.gzipped if gzipped else gzip.decompress(page.gzipped), mimetype="text/html")
-    if gzipped:
-        response.headers["Content-Encoding"] = "gzip"
-    response.set_etag(page.etag + ("-gz" if gzipped else ""))
-    response.headers["Cache-Control"] = WRITER if wrote_recently else PUBLIC
-    response.headers["Vary"] = VARY
-    return response.make_conditional(request)
+    page = unpack(raw)
+    gzipped = accepts_gzip(request.headers.get("Accept-Encoding"))
+    response = Response(page.gzipped if gzipped else page.html, mimetype="text/html",
+                        headers=headers(page, gzipped, wrote_recently))
+    response = response.make_conditional(request)
+    # make_conditional adds a Date; the server sends its own (gunicorn would send both).
+    del response.headers["Date"]
+    return response

@@ -44,6 +44,11 @@ class Fragment:
         return cls(title, html, owner_id)
 
 
+def anonymous_name(name: str) -> str:
+    """The cache name of the whole page anonymous readers get (``name`` is the page's)."""
+    return name + ":page"
+
+
 def _personalized() -> bool:
     return current_user.is_authenticated or bool(session.get("_flashes"))
 
@@ -56,7 +61,7 @@ def reader_wrote_recently() -> bool:
 def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_context) -> Response | str:
     fresh = reader_wrote_recently()
     if not _personalized():  # the whole page, gzipped once, with its ETag (http_cache.py)
-        stored = cached(scope, name + ":page", lambda: http_cache.store(_render(build(), layout_context).encode()),
+        stored = cached(scope, anonymous_name(name), lambda: http_cache.store(_render(build(), layout_context).encode()),
                         fresh)
         return http_cache.respond(stored, request, fresh)
     raw = cached(scope, name + ":frag", lambda: build().dumps(), fresh)

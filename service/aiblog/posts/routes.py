@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import User
-from ..page_cache.backends import LISTS, post_scope
+from ..page_cache.backends import LISTS, home_page, post_page
 from ..page_cache.serving import Fragment, reader_wrote_recently, serve_page
 from . import bp
 from .forms import DeleteForm, PostForm
@@ -34,7 +34,7 @@ def index():
         html = render_template("posts/_list.html", posts=posts, heading="Latest posts", endpoint="posts.index", endpoint_args={})
         return Fragment("Home" if page == 1 else f"Home – page {page}", html)
 
-    return serve_page(LISTS, f"home:{page}", build)
+    return serve_page(*home_page(page), build)
 
 
 @bp.route("/author/<username>")
@@ -67,7 +67,7 @@ def show(post_id: int):
             abort(404)
         return Fragment(post.title, render_template("posts/_post.html", post=post), owner_id=post.author_id)
 
-    return serve_page(post_scope(post_id), f"post:{post_id}", build,
+    return serve_page(*post_page(post_id), build,
                       post_id=post_id, delete_form=DeleteForm() if current_user.is_authenticated else None)
 
 
