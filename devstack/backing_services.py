@@ -83,6 +83,13 @@ class Postgres:
     def database_url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def pid(self) -> int | None:
+        """The postmaster's process id while the cluster runs (its backends are its children)."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def create_database(self, database: str) -> str:
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
         return self.database_url(database)

@@ -15,7 +15,7 @@ import aiohttp
 from devstack import free_port
 from perfcontract import capacity
 
-from . import blog_api, blog_client, cache_test, concurrency, concurrency_clients, live_metrics, locust_run, stats, wrk_run
+from . import blog_api, blog_client, cache_test, cpu_shares, concurrency, concurrency_clients, live_metrics, locust_run, stats, wrk_run
 
 TIMED_LOG_FORMAT = "%(a)s|%(s)s|%(D)s"  # user agent | status | microseconds in the worker
 
@@ -138,7 +138,9 @@ class BenchMeasurements:
         under = self.bench["reads_under_ai_load"] = {"readers": readers, "read_rate_rps": read_rate,
                                                      "seconds": seconds}
 
-        async def measure(with_generators: bool) -> tuple[dict, dict]:
+        async def measure(load: str) -> tuple[dict, dict]:
+            """Paced reads with ``load`` beside them: "none", "blog" (users generating through the
+            blog) or "simulator" (as many streams read straight from the LLM simulator, no blog)."""
             stop = asyncio.Event()
             counts = {"completed": 0, "rejected_429": 0, "kinds": []}
 
@@ -157,28 +159,54 @@ class BenchMeasurements:
                     else:
                         counts["kinds"].append(outcome["error"])
 
+            async def simulator_stream(index: int, session: aiohttp.ClientSession):
+                number = 0
+                while not stop.is_set():
+                    number += 1
+                    async with session.post(self.stack.llm.url + "/api/chat", json={
+                            "model": "bench", "stream": True,
+                            "messages": [{"role": "user", "content": f"Stream {index}-{number}"}]}) as response:
+                        await response.read()
+                        counts["completed" if response.status == 200 else "rejected_429"] += 1
+
+            user = {"none": None, "blog": generator_user, "simulator": simulator_stream}[load]
             async with blog_client.client_session(timeout=120) as session:
-                workers = [asyncio.create_task(generator_user(i, session)) for i in range(generators)] \
-                    if with_generators else []
+                workers = [asyncio.create_task(user(i, session)) for i in range(generators)] if user else []
                 if workers:
                     await asyncio.sleep(1.0)  # every generator has its LLM call open before reads are timed
-                result = await self._paced_reads(target, "GET / and /post/[id]", paths, readers, read_rate, seconds)
+                with cpu_shares.CpuShares(cpu_shares.stack_parts(self.stack)) as cpu:
+                    result = await self._paced_reads(target, "GET / and /post/[id]", paths, readers, read_rate,
+                                                     seconds)
+                result["cpu"] = cpu.result
                 stop.set()
                 for task in workers:
                     task.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
             return result, counts
 
-        under["baseline"], _ = asyncio.run(measure(False))
-        under["loaded"], counts = asyncio.run(measure(True))
+        under["baseline"], _ = asyncio.run(measure("none"))
+        under["loaded"], counts = asyncio.run(measure("blog"))
+        # The simulator's own share of the cores, without the blog relaying it (its streams
+        # then come straight to this process): what the LLM costs these 2 cores, not the blog.
+        under["simulator_only"], streamed = asyncio.run(measure("simulator"))
+        under["simulator_only"]["streams_completed"] = streamed["completed"]
         under["generators"] = {"users": generators, "completed": counts["completed"],
                                "rejected_429": counts["rejected_429"],
                                "error_kinds": stats.count_kinds(counts["kinds"])}
         self.progress.line(f"   read p95 normal {stats.fmt_ms(under['baseline']['latency_ms']['p95'])}, "
-                           f"while generating {stats.fmt_ms(under['loaded']['latency_ms']['p95'])}")
+                           f"while generating {stats.fmt_ms(under['loaded']['latency_ms']['p95'])}, "
+                           f"beside the simulator alone {stats.fmt_ms(under['simulator_only']['latency_ms']['p95'])}")
 
     def measure_locust(self) -> None:
         record = self.document["runs"]["locust"] = {}
+        parts = {**cpu_shares.stack_parts(self.stack), "Locust (load generator)": cpu_shares.waited_children_cpu_seconds}
+        with cpu_shares.CpuShares(parts) as cpu:
+            self._run_locust(record)
+        self.bench["locust_cpu"] = cpu.result
+        generator = cpu.result["parts"]["Locust (load generator)"]
+        self.progress.line(f"   Locust's own CPU: {generator['cpu_s']} s, {generator['share']:.0%} of the machine")
+
+    def _run_locust(self, record: dict) -> None:
         locust_run.run(self.stack.blog.url, self.out, users=self.settings.locust_users,
                        spawn_rate=self.settings.locust_spawn_rate, duration=self.settings.locust_duration_s,
                        processes=self.settings.locust_processes, wait_min=self.settings.locust_wait_min_s,

@@ -81,27 +81,48 @@ def _wrk_part(wrk: dict) -> list[str]:
             "The same gunicorn config and gevent workers serve the hello app and the blog.</p>"]
 
 
+def _locust_cpu_part(cpu: dict) -> list[str]:
+    parts = cpu.get("parts") or {}
+    return ["<h3>Who used the CPU during the Locust run</h3>" + html_table(
+        ["part", "CPU seconds", "share of the machine"],
+        [[escape(name), fmt_value(value.get("cpu_s"), "s"), fmt_value(value.get("share"), "ratio")]
+         for name, value in parts.items()] + [["idle", "", fmt_value(cpu.get("idle_share"), "ratio")]],
+        numeric={1, 2}),
+        f'<p class="muted">{cpu.get("wall_s")} s on {cpu.get("cores")} cores; a share of 100 % is every core '
+        "all the time.</p>"]
+
+
 def _capacity_part(bench_capacity: dict) -> list[str]:
     return [capacity_part(bench_capacity).replace("<h3>Capacity</h3>", "<h3>Capacity of the seed's mix</h3>", 1),
             f"<p>{escape(capacity_line(bench_capacity))}</p>"]
 
 
 def _reads_under_ai_part(under: dict) -> list[str]:
-    phases = (("normal", "baseline"), ("during generation", "loaded"))
+    phases = [(label, key) for label, key in (("normal", "baseline"), ("during generation", "loaded"),
+                                              ("beside the LLM simulator alone", "simulator_only")) if under.get(key)]
     parts = ["<h3>Read pages while users generate uncached posts</h3>", '<div class="charts">' + svg.bar_chart(
         "Read latency: normal vs while generating", "bench-reads-under-ai", [label for label, _ in phases],
-        [(p, [(under.get(k) or {}).get("latency_ms", {}).get(p) for k in ("baseline", "loaded")])
+        [(p, [(under.get(k) or {}).get("latency_ms", {}).get(p) for _, k in phases])
          for p in ("p50", "p95", "p99")], "ms") + "</div>"]
     parts.append(html_table(["phase", "requests", "p50", "p95", "p99", "error rate"], [
         [label, fmt_value((under.get(k) or {}).get("attempts"), "count")]
         + [fmt_value(((under.get(k) or {}).get("latency_ms") or {}).get(p), "ms") for p in ("p50", "p95", "p99")]
         + [fmt_value((under.get(k) or {}).get("error_rate"), "ratio")]
         for label, k in phases], numeric={1, 2, 3, 4, 5}))
+    names = list(dict.fromkeys(name for _, k in phases for name in (((under[k].get("cpu") or {}).get("parts")) or {})))
+    if names:
+        parts.append("<h4>Share of the machine's CPU (all cores) during each phase</h4>" + html_table(
+            ["phase", *names, "idle"],
+            [[label] + [fmt_value((((under[k].get("cpu") or {}).get("parts") or {}).get(n) or {}).get("share"), "ratio")
+                        for n in names] + [fmt_value((under[k].get("cpu") or {}).get("idle_share"), "ratio")]
+             for label, k in phases], numeric=set(range(1, len(names) + 2))))
     generators = under.get("generators") or {}
     if generators:
         parts.append(f'<p class="muted">Generators: {generators.get("users")} users, '
                      f'{generators.get("completed", 0)} generations completed, '
-                     f'{generators.get("rejected_429", 0)} answered 429, errors {escape(str(generators.get("error_kinds", {})))}.</p>')
+                     f'{generators.get("rejected_429", 0)} answered 429, errors {escape(str(generators.get("error_kinds", {})))}. '
+                     "Beside the simulator alone: as many streams read straight from the LLM simulator, "
+                     "no blog in between (what the stand-in for the LLM costs these cores).</p>")
     return parts
 
 
@@ -109,7 +130,7 @@ def bench_section(bench: dict | None) -> str:
     if not bench:
         return ""
     parts = []
-    for key, part in (("wrk", _wrk_part), ("scale", _scale_part), ("worker_rss_mb", _rss_part), ("single_flight", _flight_part),
+    for key, part in (("wrk", _wrk_part), ("scale", _scale_part), ("worker_rss_mb", _rss_part), ("single_flight", _flight_part), ("locust_cpu", _locust_cpu_part),
                       ("reads_under_ai_load", _reads_under_ai_part), ("capacity", _capacity_part)):
         if bench.get(key):
             parts += part(bench[key])

@@ -1,0 +1,71 @@
+"""Who used the machine's CPU during a measurement: the blog, the LLM
+simulator, the load generator, Redis, Postgres. On a 2-core machine they
+all share the cores, so a latency figure means little without this split
+(the performance issue asks for the simulator's and the generator's shares).
+
+Each part is a function giving its CPU seconds so far; a share is its CPU
+time over the wall time times the cores (1.0 = every core, all the time).
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Callable
+
+from devstack.processes import children_of, cpu_seconds
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time (the bench's own clients run here)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def waited_children_cpu_seconds() -> float:
+    """CPU time of this process's children that have exited and been waited for (a Locust run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_tree(pid: int) -> Callable[[], float]:
+    """A process and its children (Postgres's backends, gunicorn's workers)."""
+    return lambda: cpu_seconds(pid) + sum(cpu_seconds(child) for child in children_of(pid))
+
+
+def stack_parts(stack) -> dict[str, Callable[[], float]]:
+    """The parts of a ``bench_stack.Stack`` that are running, by name."""
+    parts = {"blog": stack.blog.cpu_seconds, "bench clients (this process)": own_cpu_seconds}
+    for name, service in (("LLM simulator", stack.llm), ("Redis", stack.redis), ("RQ worker", stack.worker)):
+        process = getattr(service, "process", None)
+        if process is not None:
+            parts[name] = process_tree(process.pid)
+    postmaster = stack.postgres.pid() if stack.postgres else None
+    if postmaster is not None:
+        parts["Postgres"] = process_tree(postmaster)
+    return parts
+
+
+class CpuShares:
+    """``with CpuShares(parts) as shares: ...``; then ``shares.result``."""
+
+    def __init__(self, parts: dict[str, Callable[[], float]], cores: int | None = None):
+        self.parts = parts
+        self.cores = cores or os.cpu_count() or 1
+        self.result: dict = {}
+
+    def __enter__(self) -> "CpuShares":
+        self._began = time.monotonic()
+        self._before = {name: read() for name, read in self.parts.items()}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.monotonic() - self._began
+        used = {name: max(0.0, read() - self._before[name]) for name, read in self.parts.items()}
+        capacity = wall * self.cores
+        self.result = {
+            "wall_s": round(wall, 2), "cores": self.cores,
+            "parts": {name: {"cpu_s": round(cpu, 2), "share": round(cpu / capacity, 4) if capacity else None}
+                      for name, cpu in used.items()},
+            "idle_share": round(max(0.0, 1 - sum(used.values()) / capacity), 4) if capacity else None,
+        }
