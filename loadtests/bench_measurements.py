@@ -6,13 +6,16 @@ figures into the run's document (``runs``) or the bench's record (``bench``).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import aiohttp
 
-from devstack import free_port
+from devstack import REPO, free_port
 from perfcontract import capacity
 
 from . import blog_api, blog_client, cache_test, cpu_shares, concurrency, concurrency_clients, live_metrics, locust_run, stats, wrk_run
@@ -128,71 +131,52 @@ class BenchMeasurements:
         return result
 
     def measure_reads_under_ai_load(self) -> None:
-        """Read p95 (home + posts, paced) alone, then while ``generators`` users generate uncached posts."""
+        """Read p95 (home + posts, paced) alone, while ``generators`` users generate uncached posts,
+        and beside as many streams read straight from the LLM simulator (its own cost, no blog).
+        The AI load runs in a process of its own (``ai_load.py``): its client work never delays
+        the reads' client."""
         readers, read_rate = self.settings.readers, self.settings.read_rate_rps
         generators, seconds = self.settings.generators, self.settings.read_seconds
         target = self.stack.blog.url
         ids = asyncio.run(blog_client.post_ids(target, limit=50))
         paths = [blog_api.HOME] + [blog_api.POST.format(id=i) for i in ids[:20]]
-        tokens = asyncio.run(_tokens(target, 5))  # a few accounts share the generators
         under = self.bench["reads_under_ai_load"] = {"readers": readers, "read_rate_rps": read_rate,
                                                      "seconds": seconds}
+        ramp_s = 1.5  # every AI client has its call open before reads are timed
 
-        async def measure(load: str) -> tuple[dict, dict]:
-            """Paced reads with ``load`` beside them: "none", "blog" (users generating through the
-            blog) or "simulator" (as many streams read straight from the LLM simulator, no blog)."""
-            stop = asyncio.Event()
-            counts = {"completed": 0, "rejected_429": 0, "kinds": []}
-
-            async def generator_user(index: int, session: aiohttp.ClientSession):
-                token = tokens[index % len(tokens)]
-                number = 0
-                while not stop.is_set():
-                    number += 1
-                    title = f"Uncached under load {blog_api.run_id()} {index}-{number}"
-                    outcome = await cache_test.timed_generation(session, target, token, title, 60)
-                    if outcome["ok"]:
-                        counts["completed"] += 1
-                    elif outcome.get("status") == 429:
-                        counts["rejected_429"] += 1
-                        await asyncio.sleep(2)  # as Retry-After asks
-                    else:
-                        counts["kinds"].append(outcome["error"])
-
-            async def simulator_stream(index: int, session: aiohttp.ClientSession):
-                number = 0
-                while not stop.is_set():
-                    number += 1
-                    async with session.post(self.stack.llm.url + "/api/chat", json={
-                            "model": "bench", "stream": True,
-                            "messages": [{"role": "user", "content": f"Stream {index}-{number}"}]}) as response:
-                        await response.read()
-                        counts["completed" if response.status == 200 else "rejected_429"] += 1
-
-            user = {"none": None, "blog": generator_user, "simulator": simulator_stream}[load]
-            async with blog_client.client_session(timeout=120) as session:
-                workers = [asyncio.create_task(user(i, session)) for i in range(generators)] if user else []
-                if workers:
-                    await asyncio.sleep(1.0)  # every generator has its LLM call open before reads are timed
-                with cpu_shares.CpuShares(cpu_shares.stack_parts(self.stack)) as cpu:
-                    result = await self._paced_reads(target, "GET / and /post/[id]", paths, readers, read_rate,
-                                                     seconds)
+        def measure(kind: str | None, load_target: str = "") -> tuple[dict, dict]:
+            load = None if kind is None else subprocess.Popen(
+                [sys.executable, "-m", "loadtests.ai_load", kind, load_target, "--users", str(generators),
+                 "--seconds", str(seconds + ramp_s)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+            try:
+                if load is not None:
+                    time.sleep(ramp_s)
+                parts = {**cpu_shares.stack_parts(self.stack),
+                         "AI load clients (own process)": cpu_shares.waited_children_cpu_seconds}
+                counts = {}
+                with cpu_shares.CpuShares(parts) as cpu:
+                    result = asyncio.run(self._paced_reads(target, "GET / and /post/[id]", paths, readers,
+                                                           read_rate, seconds))
+                    if load is not None:  # waited for inside: its CPU time is counted once it has exited
+                        output, _ = load.communicate(timeout=120)
+                        last = output.strip().splitlines()[-1] if output.strip() else "{}"
+                        counts = json.loads(last[:10_000])
                 result["cpu"] = cpu.result
-                stop.set()
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-            return result, counts
+                return result, counts
+            finally:
+                if load is not None and load.poll() is None:
+                    load.kill()
+                    load.wait()
 
-        under["baseline"], _ = asyncio.run(measure("none"))
-        under["loaded"], counts = asyncio.run(measure("blog"))
-        # The simulator's own share of the cores, without the blog relaying it (its streams
-        # then come straight to this process): what the LLM costs these 2 cores, not the blog.
-        under["simulator_only"], streamed = asyncio.run(measure("simulator"))
-        under["simulator_only"]["streams_completed"] = streamed["completed"]
-        under["generators"] = {"users": generators, "completed": counts["completed"],
-                               "rejected_429": counts["rejected_429"],
-                               "error_kinds": stats.count_kinds(counts["kinds"])}
+        # Untimed: every page read below is in the cache first (as it is while the blog serves).
+        asyncio.run(self._paced_reads(target, "warm-up", paths, readers, read_rate, 1.0))
+        under["baseline"], _ = measure(None)
+        under["loaded"], counts = measure("blog", target)
+        under["simulator_only"], streamed = measure("simulator", self.stack.llm.url)
+        under["simulator_only"]["streams_completed"] = streamed.get("completed")
+        under["generators"] = {"users": generators, "completed": counts.get("completed", 0),
+                               "rejected_429": counts.get("rejected_429", 0),
+                               "error_kinds": counts.get("error_kinds", {})}
         self.progress.line(f"   read p95 normal {stats.fmt_ms(under['baseline']['latency_ms']['p95'])}, "
                            f"while generating {stats.fmt_ms(under['loaded']['latency_ms']['p95'])}, "
                            f"beside the simulator alone {stats.fmt_ms(under['simulator_only']['latency_ms']['p95'])}")
@@ -270,10 +254,6 @@ class BenchMeasurements:
             self.progress.line(f"   {posts:,} posts: home p95 {stats.fmt_ms(warm['latency_ms']['p95'])} "
                                f"({cfg.scale_clients} clients, {cfg.scale_rate_rps:g} req/s; lowest of "
                                f"{len(warm_runs)}), uncached render p95 {stats.fmt_ms(cold['p95'])}")
-
-async def _tokens(target: str, count: int) -> list[str]:
-    return [(await blog_client.credentials(target)).token for _ in range(count)]
-
 
 def _p95_or_inf(summary: dict) -> float:
     value = summary.get("p95")

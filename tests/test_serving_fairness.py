@@ -1,4 +1,4 @@
-"""Keep-alive connections take turns in a gevent worker (gunicorn_conf.pre_request).
+"""Keep-alive connections take turns in a gevent worker (gunicorn_conf.post_request).
 
 A greenlet yields only when a read would block. A connection whose next
 requests are already in its socket would be served to the end before any
