@@ -66,6 +66,18 @@ def test_bench_measures_every_target_and_cleans_up(mini_bench):
         wrk["home"]["throughput_rps"] / wrk["hello"]["throughput_rps"])
     assert targets["home_wrk_p99_vs_ceiling"]["measured"] == pytest.approx(
         wrk["home"]["latency_ms"]["p99"] / wrk["hello"]["latency_ms"]["p99"])
+    # Reads were timed idle, while users generated, and beside the simulator alone; each phase says
+    # who used the CPU, and the AI load ran in its own process (its CPU is its own line).
+    under = document["bench"]["reads_under_ai_load"]
+    for phase in ("baseline", "loaded", "simulator_only"):
+        assert under[phase]["attempts"] > 0 and under[phase]["cpu"]["parts"]["blog"]["cpu_s"] > 0
+    assert under["generators"]["completed"] > 0 and under["simulator_only"]["streams_completed"] > 0
+    assert under["loaded"]["cpu"]["parts"]["AI load clients (own process)"]["cpu_s"] > 0
+    assert under["baseline"]["cpu"]["parts"]["AI load clients (own process)"]["cpu_s"] == 0
+    assert under["simulator_only"]["cpu"]["parts"]["LLM simulator"]["cpu_s"] > 0
+    # Locust's own CPU (its processes, waited for) is measured beside the blog's.
+    locust_cpu = document["bench"]["locust_cpu"]["parts"]
+    assert locust_cpu["Locust (load generator)"]["cpu_s"] > 0 and locust_cpu["blog"]["cpu_s"] > 0
     concurrent = runs["cache"]["concurrent"]
     assert concurrent["server_ms"]["count"] > 0  # server-side times from the timed instance's access log
     assert concurrent["server_ms"]["p50"] <= concurrent["latency_ms"]["p50"] * 1.5
