@@ -78,7 +78,7 @@ def store(html: bytes) -> bytes:
 # caches: unpacking (and decompressing for a plain client) is paid once per
 # page version, not per request. A bytes object cannot be corrupted in place,
 # so a copy kept here can only be an old page, never another one.
-unpack = lru_cache(maxsize=128)(StoredPage.unpack)
+unpack = lru_cache(maxsize=64)(StoredPage.unpack)
 
 
 @lru_cache(maxsize=64)
