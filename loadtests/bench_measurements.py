@@ -183,9 +183,10 @@ class BenchMeasurements:
 
     def measure_locust(self) -> None:
         record = self.document["runs"]["locust"] = {}
-        parts = {**cpu_shares.stack_parts(self.stack), "Locust (load generator)": cpu_shares.waited_children_cpu_seconds}
-        with cpu_shares.CpuShares(parts) as cpu:
+        with cpu_shares.CpuShares(cpu_shares.stack_parts(self.stack)) as cpu:
             self._run_locust(record)
+        # Locust's processes, sampled while they ran (locust_run): its own cost on these cores.
+        cpu.add("Locust (load generator)", record.get("generator_cpu_s"))
         self.bench["locust_cpu"] = cpu.result
         generator = cpu.result["parts"]["Locust (load generator)"]
         self.progress.line(f"   Locust's own CPU: {generator['cpu_s']} s, {generator['share']:.0%} of the machine")

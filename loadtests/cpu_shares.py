@@ -60,12 +60,20 @@ class CpuShares:
         return self
 
     def __exit__(self, *exc) -> None:
-        wall = time.monotonic() - self._began
-        used = {name: max(0.0, read() - self._before[name]) for name, read in self.parts.items()}
-        capacity = wall * self.cores
+        self._wall = time.monotonic() - self._began
+        self._used = {name: max(0.0, read() - self._before[name]) for name, read in self.parts.items()}
+        self._summarise()
+
+    def add(self, name: str, cpu_s: float | None) -> None:
+        """A part measured another way over the same time (a process that has exited since)."""
+        self._used[name] = max(0.0, cpu_s or 0.0)
+        self._summarise()
+
+    def _summarise(self) -> None:
+        capacity = self._wall * self.cores
         self.result = {
-            "wall_s": round(wall, 2), "cores": self.cores,
+            "wall_s": round(self._wall, 2), "cores": self.cores,
             "parts": {name: {"cpu_s": round(cpu, 2), "share": round(cpu / capacity, 4) if capacity else None}
-                      for name, cpu in used.items()},
-            "idle_share": round(max(0.0, 1 - sum(used.values()) / capacity), 4) if capacity else None,
+                      for name, cpu in self._used.items()},
+            "idle_share": round(max(0.0, 1 - sum(self._used.values()) / capacity), 4) if capacity else None,
         }

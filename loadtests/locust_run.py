@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.monitor_targets import LOAD_TEST_JOB, announced
+from devstack.processes import children_of, cpu_seconds
 from perfcontract.capacity import Profile
 from perfcontract.results_file import now_iso
 from perfcontract.runner import MASTER_PORT
@@ -263,8 +264,11 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
     with _announced(metrics), open(log_path, "wb") as log:
         child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         interrupted = False
+        generator_cpu: dict[int, float] = {}  # pid -> CPU seconds last seen: Locust's own cost
         try:
             while child.poll() is None:
+                for pid in (child.pid, *children_of(child.pid)):
+                    generator_cpu[pid] = max(generator_cpu.get(pid, 0.0), cpu_seconds(pid))
                 history = _read_history(work / "history.jsonl")
                 last = history[-1] if history else {}
                 progress.update(
@@ -284,5 +288,7 @@ def _run_locust(target: str, work: Path, users: int, spawn_rate: float, duration
                     os.killpg(child.pid, signal.SIGKILL)
                     child.wait(5)
             _record_outcome(record, child.returncode, interrupted, work, log_path, master, progress)
+            # Sampled every half second while it ran (its last half second is not in it).
+            record["generator_cpu_s"] = round(sum(generator_cpu.values()), 2)
     if interrupted:
         raise KeyboardInterrupt

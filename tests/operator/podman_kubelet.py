@@ -37,10 +37,16 @@ class PodmanKubelet:
     reported: dict = field(default_factory=dict)  # pod name -> phase last reported
     _checked: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # After stop_all no pod starts again: the emulator may still step the pods it
+    # holds (a replacement pod) until its own teardown, and a container started
+    # then was never removed (found running after a whole `make test`).
+    _closed: bool = False
 
     def step(self, name: str, pod: dict) -> tuple[dict | None, str | None]:
         """Start the pod if new, else read its state: (a status to report or None, its log or None)."""
         with self._lock:
+            if self._closed:
+                return None, None
             if name not in self.pods:
                 return self._start(name, pod), None
             if time.monotonic() - self._checked.get(name, 0) < STATE_EVERY_S:
@@ -107,5 +113,7 @@ class PodmanKubelet:
             running.stop()
 
     def stop_all(self) -> None:
+        with self._lock:
+            self._closed = True
         for name in list(self.pods):
             self.stop(name)
