@@ -12,12 +12,13 @@ verify; ``needs_rehash`` says when to replace one after a successful login.
 """
 from __future__ import annotations
 
-import sys
 from typing import Callable, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from werkzeug.security import check_password_hash
+
+from .cooperative import gevent_patched
 
 # One of OWASP's equivalent minimum settings for argon2id: 9 MiB of memory,
 # 4 passes, 1 lane (as strong as their 19 MiB / 2 passes). Measured here:
@@ -69,7 +70,7 @@ def _verify_argon2(stored_hash: str, password: str) -> bool:
 
 def off_event_loop(fn: Callable[..., T], *args) -> T:
     """``fn(*args)``, in a native thread when gevent runs this process."""
-    if _gevent_patched():
+    if gevent_patched():
         return _hash_pool().apply(fn, args)
     return fn(*args)
 
@@ -81,10 +82,3 @@ def _hash_pool():
 
         _pool = ThreadPool(HASH_THREADS)
     return _pool
-
-
-def _gevent_patched() -> bool:
-    # Only gevent's own monkey patching (gunicorn's gevent worker) means
-    # greenlets share this thread; merely importing gevent does not.
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("socket")

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from flask import Flask, current_app
 
 from ..expiring_lru import ExpiringLRU
+from ..cooperative import after_pending_requests
 from ..extensions import release_db_connection
 from ..models import clean_title
 from ..monitoring import metrics
@@ -170,6 +171,7 @@ class GenerationService:
 
     def _answer_miss(self, title: str, key: str, mode: str, wait_for_slot: bool) -> Answer:
         deadline = time.monotonic() + self.wait_limit
+        after_pending_requests()  # a new LLM call is set up when no page request waits
         while True:
             flight, token = self._lead(key)
             if token is None:
@@ -303,6 +305,7 @@ class GenerationService:
                     flight.publish(key, {"state": "free"})  # the client left: let a waiter lead
 
     def _finish(self, title: str, key: str, content: str, seconds: float, mode: str, flight) -> Generation:
+        after_pending_requests()  # rendering the answer's Markdown waits for pending page requests
         generation = Generation(title=title, content=content, model=self.client.model,
                                 prompt_version=PROMPT_VERSION, simulated=self.simulated,
                                 generation_seconds=round(seconds, 3))

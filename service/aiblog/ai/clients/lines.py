@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import httpx
 
+from ...cooperative import after_pending_requests
 from ..llm_errors import LLMError
 
 # A read that took longer than this waited on the network: the socket is
@@ -34,6 +35,7 @@ def lines(response: httpx.Response, pause: Callable[[], float]) -> Iterator[str]
             wait = pause()
             if wait > 0:
                 time.sleep(wait)  # cooperative under gevent
+                after_pending_requests()  # the batch is read when no page request waits
     if pending:
         yield pending.rstrip(b"\r").decode("utf-8", errors="replace")
 
