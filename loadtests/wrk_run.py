@@ -1,7 +1,7 @@
 """wrk (the Debian package): a C load generator, so a page's throughput and
 tail are the server's, not a Python client's. ``make bench`` runs it against
 the bare hello ceiling and the blog's cached anonymous pages with the same
-connections, as a browser asks for them (``Accept-Encoding: gzip``).
+connections, as a browser asks for them (``Accept-Encoding: gzip, deflate, br, zstd``).
 
 Its report is text; only the figures below are read from it, from at most
 ``MAX_OUTPUT`` bytes.

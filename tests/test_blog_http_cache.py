@@ -1,18 +1,20 @@
 """Anonymous pages as the best-run sites serve them (http_cache.py): a strong
-ETag and 304 on If-None-Match, a gzipped body stored once and chosen by
+ETag and 304 on If-None-Match, brotli and gzip bodies stored once and chosen by
 Accept-Encoding, and Cache-Control a CDN may use; and never any of it for a
 personalised page, a flash or a reader who just wrote."""
 from __future__ import annotations
 
 import gzip
 
+import brotli
 import pytest
 
 from aiblog.page_cache import http_cache
 from aiblog.page_cache.serving import FRESH_COOKIE
 from tests.conftest import AuthActions
 
-GZIP = {"Accept-Encoding": "gzip, deflate, br"}
+GZIP = {"Accept-Encoding": "gzip, deflate"}
+BROWSER = {"Accept-Encoding": "gzip, deflate, br"}  # what browsers send: brotli wins
 PAGES = ["/", "/post/1", "/author/alice"]
 
 
@@ -39,10 +41,32 @@ def test_an_anonymous_page_is_gzipped_tagged_and_cacheable_by_a_cdn(site, path):
     # The same page again: the same bytes and tag (stored once, not compressed per request).
     again = site.get(path, headers=GZIP)
     assert again.get_data() == first.get_data() and again.headers["ETag"] == etag
-    # A client without gzip gets the same HTML, plain, under another tag.
+    # A browser gets the brotli bytes of the same HTML, a client without
+    # compression the HTML itself: each under its own tag.
+    browser = site.get(path, headers=BROWSER)
+    assert browser.headers["Content-Encoding"] == "br" and brotli.decompress(browser.get_data()) == html
+    assert browser.headers["ETag"].endswith('-br"') and browser.headers["Cache-Control"] == http_cache.PUBLIC
+    assert site.get(path, headers={**BROWSER, "If-None-Match": browser.headers["ETag"]}).status_code == 304
     plain = site.get(path, headers={"Accept-Encoding": "identity"})
     assert "Content-Encoding" not in plain.headers and plain.get_data() == html
-    assert plain.headers["ETag"] != etag
+    assert len({plain.headers["ETag"], etag, browser.headers["ETag"]}) == 3
+
+
+@pytest.mark.parametrize(("accept_encoding", "chosen"), [
+    ("gzip, deflate, br, zstd", "br"),
+    ("br", "br"),
+    ("gzip", "gzip"),
+    ("br;q=0.5, gzip", "gzip"),  # the client's preference counts
+    ("br;q=0, gzip;q=0.1", "gzip"),
+    ("*", "br"),
+    ("gzip;q=0, br;q=0", None),
+    ("identity", None),
+    ("", None),
+    (None, None),
+    ("b\u00e4d;;q=x, ,", None),  # junk is no encoding, not an error
+])
+def test_the_encoding_is_the_one_the_client_prefers(accept_encoding, chosen):
+    assert http_cache.preferred_encoding(accept_encoding) == chosen
 
 
 def test_a_revalidation_with_the_etag_gets_304_without_a_body(site):
@@ -100,7 +124,8 @@ def test_a_flash_makes_the_page_personal(site):
 
 
 def test_stored_pages_keep_their_tag_through_packing():
-    stored = http_cache.StoredPage.of(b"<html>x</html>")
+    html = b"<html>x</html>\n" + bytes(range(256)) * 4  # newlines inside the compressed bytes too
+    stored = http_cache.StoredPage.of(html)
     assert http_cache.StoredPage.unpack(stored.pack()) == stored
-    assert gzip.decompress(stored.gzipped) == b"<html>x</html>"
+    assert gzip.decompress(stored.gzipped) == html and brotli.decompress(stored.brotli) == html
     assert http_cache.StoredPage.of(b"<html>y</html>").etag != stored.etag

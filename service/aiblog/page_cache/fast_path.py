@@ -70,14 +70,14 @@ class CachedPageFastPath:
             return self.wsgi_app(environ, start_response)
         raw, rule = found
         page = http_cache.unpack(raw)
-        gzipped = http_cache.accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
-        headers = http_cache.headers(page, gzipped, wrote_recently=False)
+        encoding = http_cache.preferred_encoding(environ.get("HTTP_ACCEPT_ENCODING"))
+        headers = http_cache.headers(page, encoding, wrote_recently=False)
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        if if_none_match and parse_etags(if_none_match).contains_weak(page.tag(gzipped)):
+        if if_none_match and parse_etags(if_none_match).contains_weak(page.tag(encoding)):
             status, body = 304, b""
             headers = [h for h in headers if h[0] != "Content-Encoding"]  # an entity header (Werkzeug drops it)
         else:
-            status, body = 200, page.gzipped if gzipped else page.html
+            status, body = 200, page.body(encoding)
             headers = [("Content-Type", _HTML), ("Content-Length", str(len(body))), *headers]
         start_response("200 OK" if status == 200 else "304 Not Modified", headers + self.security_headers)
         self.served += 1

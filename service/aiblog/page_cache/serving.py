@@ -2,7 +2,7 @@
 
 Anonymous visitors get the whole rendered page from the cache (from the
 process's own memory on a hit, no database, no template; see
-``backends.py``), gzipped, with an ETag and caching a CDN may use
+``backends.py``), compressed once (brotli and gzip), with an ETag and caching a CDN may use
 (``http_cache.py``). Logged-in users get the cached content fragment wrapped in
 a freshly rendered layout, so their name, CSRF tokens and edit buttons are
 never shared with anyone else.
@@ -46,7 +46,7 @@ class Fragment:
 
 def anonymous_name(name: str) -> str:
     """The cache name of the whole page anonymous readers get (``name`` is the page's)."""
-    return name + ":page"
+    return f"{name}:{http_cache.STORE_FORMAT}"
 
 
 def _personalized() -> bool:
@@ -60,7 +60,7 @@ def reader_wrote_recently() -> bool:
 
 def serve_page(scope: str, name: str, build: Callable[[], Fragment], **layout_context) -> Response | str:
     fresh = reader_wrote_recently()
-    if not _personalized():  # the whole page, gzipped once, with its ETag (http_cache.py)
+    if not _personalized():  # the whole page, compressed once, with its ETag (http_cache.py)
         stored = cached(scope, anonymous_name(name), lambda: http_cache.store(_render(build(), layout_context).encode()),
                         fresh)
         return http_cache.respond(stored, request, fresh)
