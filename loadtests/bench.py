@@ -27,11 +27,13 @@ from devstack.monitor_targets import BLOG_JOB, announced
 from perfcontract import results_file
 from perfcontract.capacity import Profile
 
-from . import bench_targets, report, report_html
+from . import bench_targets, cpu_shares, report, report_html
 from .report_capacity import capacity_line
 from .bench_measurements import BenchMeasurements
 from .bench_stack import Stack
 from .progress import Progress
+
+STEAL_WORTH_SAYING = 0.05  # a phase that lost this share of the cores to other guests says so
 
 # Tuning of the benchmark stack (recorded in results.json). The per-user AI
 # rate limit guards against abuse, not capacity, so it is lifted; 32 LLM slots
@@ -127,8 +129,10 @@ class Bench(BenchMeasurements):
             return
         self.progress.line(f"-- {name} ({self.budget.elapsed():.0f} s into the run)")
         began = time.monotonic()
+        machine = cpu_shares.CpuShares({})  # the hypervisor's steal during the phase
         try:
-            action()
+            with machine:
+                action()
             record["status"] = "done"
         except KeyboardInterrupt:
             record["status"] = "interrupted"
@@ -139,6 +143,12 @@ class Bench(BenchMeasurements):
             self.progress.line(f"   {name} failed: {type(exc).__name__}: {exc}")
         finally:
             record["seconds"] = round(time.monotonic() - began, 1)
+            stolen = machine.result.get("stolen_share")
+            if stolen is not None:
+                record["stolen_share"] = stolen
+                if stolen >= STEAL_WORTH_SAYING:
+                    self.progress.line(f"   the hypervisor took {stolen:.0%} of the cores during this phase "
+                                       "(steal time): its figures read slower than the code is")
 
     def run(self) -> int:
         code = 0

@@ -5,6 +5,9 @@ all share the cores, so a latency figure means little without this split
 
 Each part is a function giving its CPU seconds so far; a share is its CPU
 time over the wall time times the cores (1.0 = every core, all the time).
+On a virtual machine the hypervisor may also run other guests on our cores
+(steal time, ``/proc/stat``): that share is recorded too, since a phase that
+lost a fifth of its CPU to a neighbour reads slower for no fault of the code.
 """
 from __future__ import annotations
 
@@ -14,6 +17,20 @@ import time
 from typing import Callable
 
 from devstack.processes import children_of, cpu_seconds
+
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_STEAL_FIELD = 8  # cpu user nice system idle iowait irq softirq steal ... (proc(5))
+
+
+def stolen_seconds() -> float | None:
+    """CPU seconds the hypervisor gave other guests, summed over the cores; None where unknown."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = stat.readline(4096).split()
+        return int(fields[_STEAL_FIELD]) / _TICKS_PER_SECOND if fields[:1] == [b"cpu"] else None
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def own_cpu_seconds() -> float:
@@ -57,11 +74,15 @@ class CpuShares:
     def __enter__(self) -> "CpuShares":
         self._began = time.monotonic()
         self._before = {name: read() for name, read in self.parts.items()}
+        self._stolen_before = stolen_seconds()
         return self
 
     def __exit__(self, *exc) -> None:
         self._wall = time.monotonic() - self._began
         self._used = {name: max(0.0, read() - self._before[name]) for name, read in self.parts.items()}
+        stolen_after = stolen_seconds()
+        self._stolen = (None if stolen_after is None or self._stolen_before is None
+                        else max(0.0, stolen_after - self._stolen_before))
         self._summarise()
 
     def add(self, name: str, cpu_s: float | None) -> None:
@@ -75,5 +96,7 @@ class CpuShares:
             "wall_s": round(self._wall, 2), "cores": self.cores,
             "parts": {name: {"cpu_s": round(cpu, 2), "share": round(cpu / capacity, 4) if capacity else None}
                       for name, cpu in self._used.items()},
-            "idle_share": round(max(0.0, 1 - sum(self._used.values()) / capacity), 4) if capacity else None,
+            "stolen_share": round(self._stolen / capacity, 4) if capacity and self._stolen is not None else None,
+            "idle_share": round(max(0.0, 1 - (sum(self._used.values()) + (self._stolen or 0.0)) / capacity), 4)
+            if capacity else None,
         }

@@ -9,6 +9,9 @@ from . import svg
 from .report_capacity import capacity_line, capacity_part
 from .report_html import fmt_value, html_section, html_table, verdict
 
+# Steal time: the hypervisor ran other guests on these cores (cpu_shares.stolen_seconds).
+STOLEN = "stolen by the hypervisor"
+
 
 def targets_section(bench: dict | None) -> str:
     if not bench or not bench.get("targets"):
@@ -17,8 +20,15 @@ def targets_section(bench: dict | None) -> str:
     for t in bench["targets"]:
         rows.append([escape(t["issue"]), escape(t["name"]), escape(t["target"]), fmt_value(t.get("measured"), t.get("unit", "")),
                      escape(t.get("detail", "")), verdict(t.get("passed"))])
-    return html_section("targets", "Targets", html_table(["issue", "target", "goal", "measured", "detail", "verdict"], rows,
-                                                 numeric={3}))
+    body = html_table(["issue", "target", "goal", "measured", "detail", "verdict"], rows, numeric={3})
+    phases = bench.get("phases") or {}
+    if phases:
+        body += "<h3>Phases</h3>" + html_table(["phase", "status", "seconds", STOLEN], [
+            [escape(name), escape(str(p.get("status", ""))), fmt_value(p.get("seconds"), "s"),
+             fmt_value(p.get("stolen_share"), "ratio")] for name, p in phases.items()], numeric={2, 3}) + (
+            '<p class="muted">Steal time is CPU the hypervisor gave other guests on these cores: '
+            "a phase that lost much of it reads slower than the code is.</p>")
+    return html_section("targets", "Targets", body)
 
 
 def _side(side: dict | None, stat: str) -> str:
@@ -86,7 +96,8 @@ def _locust_cpu_part(cpu: dict) -> list[str]:
     return ["<h3>Who used the CPU during the Locust run</h3>" + html_table(
         ["part", "CPU seconds", "share of the machine"],
         [[escape(name), fmt_value(value.get("cpu_s"), "s"), fmt_value(value.get("share"), "ratio")]
-         for name, value in parts.items()] + [["idle", "", fmt_value(cpu.get("idle_share"), "ratio")]],
+         for name, value in parts.items()]
+        + [[STOLEN, "", fmt_value(cpu.get("stolen_share"), "ratio")], ["idle", "", fmt_value(cpu.get("idle_share"), "ratio")]],
         numeric={1, 2}),
         f'<p class="muted">{cpu.get("wall_s")} s on {cpu.get("cores")} cores; a share of 100 % is every core '
         "all the time.</p>"]
@@ -112,10 +123,11 @@ def _reads_under_ai_part(under: dict) -> list[str]:
     names = list(dict.fromkeys(name for _, k in phases for name in (((under[k].get("cpu") or {}).get("parts")) or {})))
     if names:
         parts.append("<h4>Share of the machine's CPU (all cores) during each phase</h4>" + html_table(
-            ["phase", *names, "idle"],
+            ["phase", *names, STOLEN, "idle"],
             [[label] + [fmt_value((((under[k].get("cpu") or {}).get("parts") or {}).get(n) or {}).get("share"), "ratio")
-                        for n in names] + [fmt_value((under[k].get("cpu") or {}).get("idle_share"), "ratio")]
-             for label, k in phases], numeric=set(range(1, len(names) + 2))))
+                        for n in names]
+             + [fmt_value((under[k].get("cpu") or {}).get(key), "ratio") for key in ("stolen_share", "idle_share")]
+             for label, k in phases], numeric=set(range(1, len(names) + 3))))
     generators = under.get("generators") or {}
     if generators:
         parts.append(f'<p class="muted">Generators: {generators.get("users")} users, '

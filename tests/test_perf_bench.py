@@ -36,6 +36,7 @@ def test_bench_measures_every_target_and_cleans_up(mini_bench):
     document = load_results(out)
     phases = document["bench"]["phases"]
     assert all(p["status"] == "done" for p in phases.values()), {k: p.get("error") for k, p in phases.items()}
+    assert all(0 <= p["stolen_share"] <= 1 for p in phases.values())  # steal time, phase by phase
     targets = {t["key"]: t for t in document["bench"]["targets"]}
     assert set(targets) == {
         "home_ceiling_ratio", "post_ceiling_ratio", "locust_failures", "locust_non_ai_p95_ms", "home_c500_errors",
@@ -78,6 +79,10 @@ def test_bench_measures_every_target_and_cleans_up(mini_bench):
     # Locust's own CPU (its processes, waited for) is measured beside the blog's.
     locust_cpu = document["bench"]["locust_cpu"]["parts"]
     assert locust_cpu["Locust (load generator)"]["cpu_s"] > 0 and locust_cpu["blog"]["cpu_s"] > 0
+    # The hypervisor's share is recorded (Linux has the field; 0 on bare metal), and the report shows it.
+    for cpu in (document["bench"]["locust_cpu"], under["loaded"]["cpu"]):
+        assert 0 <= cpu["stolen_share"] <= 1 and 0 <= cpu["idle_share"] <= 1
+    assert "stolen by the hypervisor" in (out / "report.html").read_text(encoding="utf-8")
     concurrent = runs["cache"]["concurrent"]
     assert concurrent["server_ms"]["count"] > 0  # server-side times from the timed instance's access log
     assert concurrent["server_ms"]["p50"] <= concurrent["latency_ms"]["p50"] * 1.5
