@@ -39,6 +39,7 @@ class Stack:
         self.worker: RQWorker | None = None
         self.env: dict = {}
         self.extra_blogs: list[Gunicorn] = []
+        self.ai_pool: Gunicorn | None = None
 
     def settings(self) -> dict:
         """The blog's settings for this stack (recorded in results.json; the secret is not)."""
@@ -137,8 +138,15 @@ class Stack:
         self.extra_blogs.append(blog)
         return blog
 
+    def start_ai_pool(self) -> Gunicorn:
+        """The blog's AI pool: the same app, database and Redis in a gunicorn of its own, to
+        which the chart's Ingress/HTTPRoute send the AI paths (``aiPool``): answers being
+        written never share a worker process with page reads."""
+        self.ai_pool = Gunicorn(self.workdir, self.env, name="blog-ai").start()
+        return self.ai_pool
+
     def stop(self) -> None:
-        for part in (*self.extra_blogs, self.hello, self.worker, self.blog, self.llm, self.redis):
+        for part in (*self.extra_blogs, self.ai_pool, self.hello, self.worker, self.blog, self.llm, self.redis):
             if part is not None:
                 part.stop()
         if self.postgres is not None:

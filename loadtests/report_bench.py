@@ -109,8 +109,10 @@ def _capacity_part(bench_capacity: dict) -> list[str]:
 
 
 def _reads_under_ai_part(under: dict) -> list[str]:
-    phases = [(label, key) for label, key in (("normal", "baseline"), ("during generation", "loaded"),
-                                              ("beside the LLM simulator alone", "simulator_only")) if under.get(key)]
+    phases = [(label, key) for label, key in (
+        ("normal", "baseline"), ("during generation on the AI pool", "loaded"),
+        ("during generation on the same gunicorn", "loaded_one_pool"),
+        ("beside the LLM simulator alone", "simulator_only")) if under.get(key)]
     parts = ["<h3>Read pages while users generate uncached posts</h3>", '<div class="charts">' + svg.bar_chart(
         "Read latency: normal vs while generating", "bench-reads-under-ai", [label for label, _ in phases],
         [(p, [(under.get(k) or {}).get("latency_ms", {}).get(p) for _, k in phases])
@@ -128,11 +130,17 @@ def _reads_under_ai_part(under: dict) -> list[str]:
                         for n in names]
              + [fmt_value((under[k].get("cpu") or {}).get(key), "ratio") for key in ("stolen_share", "idle_share")]
              for label, k in phases], numeric=set(range(1, len(names) + 3))))
-    generators = under.get("generators") or {}
-    if generators:
-        parts.append(f'<p class="muted">Generators: {generators.get("users")} users, '
-                     f'{generators.get("completed", 0)} generations completed, '
-                     f'{generators.get("rejected_429", 0)} answered 429, errors {escape(str(generators.get("error_kinds", {})))}. '
+    said = []
+    for where, key in (("on the AI pool", "generators"), ("on the same gunicorn", "generators_one_pool")):
+        generators = under.get(key) or {}
+        if generators:
+            said.append(f'{where}: {generators.get("users")} users, {generators.get("completed", 0)} generations '
+                        f'completed, {generators.get("rejected_429", 0)} answered 429, '
+                        f'errors {escape(str(generators.get("error_kinds", {})))}')
+    if said:
+        parts.append(f'<p class="muted">Generators {"; ".join(said)}. The AI pool is a gunicorn of its own '
+                     "serving the same blog, as the chart routes the AI paths (aiPool); the same gunicorn is "
+                     "the one serving the reads, as without an ingress. "
                      "Beside the simulator alone: as many streams read straight from the LLM simulator, "
                      "no blog in between (what the stand-in for the LLM costs these cores).</p>")
     return parts

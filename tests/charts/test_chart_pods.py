@@ -234,6 +234,30 @@ def test_extra_env_volumes_and_objects_reach_the_running_blog(aiblog_image, back
     assert shown == "from extraEnv|from extraEnvFrom|a bundle"
 
 
+def test_the_ai_pool_pod_runs_as_rendered_and_serves_ai_writing(aiblog_image, backing_services):
+    """The AI pool's Deployment (aiPool), run as the kubelet would: every probe passes, its own
+    worker count reaches gunicorn, and it answers the AI paths under its own Service's name."""
+    postgres, redis = backing_services
+    values = pod_values(aiblog_image.tag, postgres, redis,
+                        aiPool={"resources": {"limits": {"cpu": "1", "memory": "352Mi"}}})
+    objects = render(BLOG_CHART, values)
+    port = values["web"]["port"]
+    with Pod("aiblog-ai-0", pod_spec(objects.named("Deployment", "aiblog-ai")), cluster_for(objects),
+             namespace="blog") as pod:
+        pod.start()
+        probes = pod.wait_ready(timeout=120)
+        from tests.support.container import podman
+
+        workers = podman("exec", "aiblog-ai-0-blog", "sh", "-c", "echo $WEB_CONCURRENCY").stdout.strip()
+        service = {"Host": f"aiblog-ai.blog.svc:{port}"}  # the AI pool's Service is one of TRUSTED_HOSTS
+        form = httpx.get(f"http://127.0.0.1:{port}/generate-blog", headers=service, timeout=10)
+        api = httpx.post(f"http://127.0.0.1:{port}/api/v1/generate", headers=service, json={"title": "x"}, timeout=10)
+    assert [r.ok for r in probes["blog"]] == [True, True, True]
+    assert workers == "1"
+    assert form.status_code == 302 and "/login" in form.headers["location"]  # AI writing needs a login
+    assert api.status_code == 401 and api.headers["content-type"].startswith("application/json")
+
+
 def test_the_expand_contract_check_waits_for_a_second_migration():
     """Three migrations: tests/test_blog_migrations.py runs the previous head's app (its
     code from git, the commit before the newest migration: for the third, the app

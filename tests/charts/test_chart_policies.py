@@ -19,6 +19,12 @@ WORKER_RSS_MB = 138  # `make bench`: RSS per gunicorn worker (docs/performance.m
 GUNICORN_GRACEFUL_TIMEOUT = 20  # service/aiblog/gunicorn_conf.py: graceful_timeout
 
 
+def serving_pools(objects: Render) -> list[str]:
+    """The Deployments that serve HTTP: the blog's, and the AI pool's when aiPool is on."""
+    names = {d["metadata"]["name"] for d in objects.of_kind("Deployment")}
+    return [name for name in ("aiblog", "aiblog-ai") if name in names]
+
+
 def quantity_bytes(value: str) -> float:
     units = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "k": 1e3, "M": 1e6, "G": 1e9}
     for suffix, factor in units.items():
@@ -104,10 +110,10 @@ def test_every_workload_selector_matches_its_own_template_only(any_chart: Render
 def test_servicemonitor_selects_exactly_the_blog_service_and_its_metrics_port(blog: Render):
     for monitor in blog.of_kind("ServiceMonitor"):
         services = [s for s in blog.of_kind("Service") if matches(monitor["spec"]["selector"], s["metadata"]["labels"])]
-        assert [s["metadata"]["name"] for s in services] == ["aiblog"]
-        port_names = {p["name"] for p in services[0]["spec"]["ports"]}
+        # The Services of every serving pool (the AI pool's when it is on), no other.
+        assert [s["metadata"]["name"] for s in services] == serving_pools(blog)
         assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
-        assert "metrics" in port_names
+        assert all("metrics" in {p["name"] for p in s["spec"]["ports"]} for s in services)
         assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["blog"]}
 
 
@@ -120,13 +126,14 @@ def test_podmonitor_selects_exactly_the_worker_and_its_metrics_port(blog: Render
         assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= declared
 
 
-def test_hpa_and_pdb_target_the_blog_deployment_only(blog: Render):
+def test_hpa_and_pdb_target_a_serving_pool_each(blog: Render):
     for hpa in blog.of_kind("HorizontalPodAutoscaler"):
         target = hpa["spec"]["scaleTargetRef"]
-        assert blog.named(target["kind"], target["name"])["metadata"]["name"] == "aiblog"
-        assert "replicas" not in blog.named("Deployment", "aiblog")["spec"]  # the HPA owns the count
+        assert hpa["metadata"]["name"] == target["name"] in serving_pools(blog)
+        assert "replicas" not in blog.named(target["kind"], target["name"])["spec"]  # the HPA owns the count
     for pdb in blog.of_kind("PodDisruptionBudget"):
-        assert workloads_selected(blog, pdb["spec"]["selector"]) == ["aiblog"]
+        assert workloads_selected(blog, pdb["spec"]["selector"]) == [pdb["metadata"]["name"]]
+        assert pdb["metadata"]["name"] in serving_pools(blog)
 
 
 @pytest.mark.parametrize("value_set", list(BLOG_VALUE_SETS))
@@ -148,7 +155,8 @@ def test_network_policies_select_their_own_pods_and_name_real_ports(blog: Render
     for policy in blog.of_kind("NetworkPolicy"):
         name = policy["metadata"]["name"]
         selected = workloads_selected(blog, policy["spec"]["podSelector"])
-        assert selected == [name], (name, selected)
+        # The blog's policy covers every serving pool (the same pod); any other, its own workload.
+        assert selected == (serving_pools(blog) if name == "aiblog" else [name]), (name, selected)
         target = blog.named(next(w["kind"] for w in blog.workloads() if w["metadata"]["name"] == name), name)
         declared = {p["name"] for c in containers(target) for p in c.get("ports") or []}
         for rule in policy["spec"].get("ingress") or []:
@@ -178,7 +186,7 @@ def test_network_policy_admits_exactly_the_intended_peers():
     for database in ("aiblog-postgresql", "aiblog-redis", "aiblog-ollama"):
         spec = objects.named("NetworkPolicy", database)["spec"]
         admitted = sorted(n for peer in spec["ingress"][0]["from"] for n in workloads_selected(objects, peer["podSelector"]))
-        assert admitted == ["aiblog", "aiblog-worker"], database
+        assert admitted == ["aiblog", "aiblog-ai", "aiblog-worker"], database
     assert objects.named("NetworkPolicy", "aiblog-postgresql")["spec"]["egress"] == []
     egress_ports = sorted(str(p["port"]) for rule in web["egress"] for p in rule["ports"])
     assert egress_ports == ["53", "53", "ollama", "postgresql", "redis"]
@@ -197,11 +205,11 @@ def test_by_default_every_pod_has_a_policy_the_databases_are_closed_and_http_is_
     for database in ("aiblog-postgresql", "aiblog-redis", "aiblog-ollama"):
         (rule,) = objects.named("NetworkPolicy", database)["spec"]["ingress"]
         admitted = sorted(n for peer in rule["from"] for n in workloads_selected(objects, peer["podSelector"]))
-        assert admitted == ["aiblog", "aiblog-worker"], database
+        assert admitted == ["aiblog", "aiblog-ai", "aiblog-worker"], database
     test_pod = objects.named("NetworkPolicy", "aiblog-test-readyz")["spec"]
     assert test_pod["ingress"] == []
     (_dns, blog) = test_pod["egress"]
-    assert workloads_selected(objects, blog["to"][0]["podSelector"]) == ["aiblog"]
+    assert workloads_selected(objects, blog["to"][0]["podSelector"]) == ["aiblog", "aiblog-ai"]
     assert blog["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert render(BLOG_CHART, {"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy") == []
 

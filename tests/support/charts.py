@@ -54,6 +54,7 @@ BLOG_VALUE_SETS: dict[str, dict] = {
         "externalDatabase": {"host": "postgres.db.svc", "existingSecret": "blog-database"},
         "redis": {"enabled": False},
         "worker": {"enabled": False},
+        "aiPool": {"enabled": False},
         "ollama": {"enabled": False},
         "llm": {"mode": "sim"},
         "dashboards": {"enabled": False},

@@ -82,12 +82,15 @@ this label (their jobLabel), so it does not depend on the release name.
 {{- end }}
 
 {{/*
-TRUSTED_HOSTS: the Service's names (probes, `helm test`, LoadTests), the Ingress and
+TRUSTED_HOSTS: the Services' names (probes, `helm test`, LoadTests), the Ingress and
 HTTPRoute hostnames (a wildcard becomes Werkzeug's ".suffix") and web.trustedHosts.
 */}}
 {{- define "blog.trustedHosts" -}}
-{{- $service := include "blog.fullname" . }}
-{{- $hosts := list $service (printf "%s.%s" $service .Release.Namespace) (printf "%s.%s.svc" $service .Release.Namespace) (printf "%s.%s.svc.%s" $service .Release.Namespace .Values.clusterDomain) }}
+{{- $hosts := list }}
+{{- range $pool := include "blog.servingPools" . | fromYamlArray }}
+{{- $service := $pool.name }}
+{{- $hosts = concat $hosts (list $service (printf "%s.%s" $service $.Release.Namespace) (printf "%s.%s.svc" $service $.Release.Namespace) (printf "%s.%s.svc.%s" $service $.Release.Namespace $.Values.clusterDomain)) }}
+{{- end }}
 {{- if .Values.ingress.enabled }}
 {{- range .Values.ingress.hosts }}
 {{- $hosts = append $hosts (.host | replace "*." ".") }}
@@ -108,18 +111,59 @@ httpHeaders:
     value: {{ include "blog.fullname" . }}
 {{- end }}
 
-{{/* gunicorn workers: one per whole CPU of the limit (gevent: one core each), at least 1. */}}
+{{/* gunicorn workers of a pool's part (.Values.web, or the AI pool's): its webConcurrency, else one
+per whole CPU of its limit (gevent: one core each), at least 1. */}}
 {{- define "blog.webConcurrency" -}}
-{{- if .Values.web.webConcurrency }}
-{{- .Values.web.webConcurrency }}
+{{- if .webConcurrency }}
+{{- .webConcurrency }}
 {{- else }}
-{{- $cpu := toString .Values.web.resources.limits.cpu }}
+{{- $cpu := toString .resources.limits.cpu }}
 {{- if hasSuffix "m" $cpu }}
 {{- max 1 (div (trimSuffix "m" $cpu | atoi) 1000) }}
 {{- else }}
 {{- max 1 (float64 $cpu | floor | int) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The gunicorn pools that serve HTTP, as a YAML list: `web`, and with aiPool.enabled
+the AI pool, which the Ingress and HTTPRoute send aiPool.paths. Each has its
+component, name, replicaCount, autoscaling and part: web's values, and for the AI
+pool web's values with aiPool's resources and, when set, its nodeSelector,
+tolerations and affinity instead of web's (one ConfigMap of settings for both).
+*/}}
+{{- define "blog.servingPools" -}}
+- component: web
+  name: {{ include "blog.fullname" . }}
+  replicaCount: {{ .Values.replicaCount }}
+  autoscaling: {{ toJson .Values.autoscaling }}
+  part: {{ toJson .Values.web }}
+{{- if .Values.aiPool.enabled }}
+- component: ai
+  name: {{ include "blog.componentName" (dict "ctx" . "component" "ai") }}
+  replicaCount: {{ .Values.aiPool.replicaCount }}
+  autoscaling: {{ toJson .Values.aiPool.autoscaling }}
+  {{- $part := deepCopy .Values.web }}
+  {{- $_ := set $part "webConcurrency" 0 }}
+  {{- $_ = set $part "resources" .Values.aiPool.resources }}
+  {{- range $key := list "nodeSelector" "tolerations" "affinity" }}
+  {{- with index $.Values.aiPool $key }}
+  {{- $_ = set $part $key . }}
+  {{- end }}
+  {{- end }}
+  part: {{ toJson $part }}
+{{- end }}
+{{- end }}
+
+{{/* The pods of every serving pool (blog.servingPools), as a LabelSelector. */}}
+{{- define "blog.servingSelector" -}}
+matchLabels:
+  {{- include "blog.selectorLabels" . | nindent 2 }}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: In
+    values: {{ ternary (list "web" "ai") (list "web") .Values.aiPool.enabled | toJson }}
 {{- end }}
 
 {{/* --- Where the database, Redis and the LLM are ------------------------- */}}
