@@ -25,15 +25,17 @@ ACCESS_LOG_FORMAT = "%(p)s %(m)s %(U)s %(s)s"  # worker pid first, as <pid>
 
 
 def read_many(base_url: str, paths: list[str]) -> list[str]:
-    """GET every path at once, each on a new connection (so any worker may answer)."""
-    with httpx.Client(base_url=base_url, timeout=15, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-        def fetch(path: str) -> str:
+    """GET every path at once, each on a new connection (so any worker may answer). One client
+    per request: threads sharing a pool that closes each connection after its response once
+    read from a socket another thread had just closed (EBADF, a client-side failure)."""
+    def fetch(path: str) -> str:
+        with httpx.Client(base_url=base_url, timeout=15) as client:
             response = client.get(path)
-            assert response.status_code == 200, (path, response.status_code)
-            return response.text
+        assert response.status_code == 200, (path, response.status_code)
+        return response.text
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(fetch, paths))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(fetch, paths))
 
 
 def page_cache_counts(metrics_url: str) -> dict[str, float]:

@@ -14,7 +14,7 @@ from tests.support.checkov import Finding, Scan, scan
 
 pytestmark = [pytest.mark.charts, pytest.mark.slow]
 
-BLOG_PROCESSES = {"aiblog", "aiblog-worker"}  # the blog's own code; the helm test pod runs its image too
+BLOG_PROCESSES = {"aiblog", "aiblog-ai", "aiblog-worker"}  # the blog's own code (both serving pools); the helm test pod runs its image too
 THIRD_PARTY = {"aiblog-postgresql", "aiblog-redis", "aiblog-ollama"}  # official images
 OPERATOR = "monitoring-loadtest-operator"
 
