@@ -129,6 +129,14 @@ def test_the_ai_pool_scales_on_its_own():
     assert sorted(h["metadata"]["name"] for h in both.of_kind("HorizontalPodAutoscaler")) == ["aiblog", "aiblog-ai"]
 
 
+def test_the_notes_say_where_ai_writing_goes():
+    routed = render(BLOG_CHART, ROUTED).notes
+    assert "AI writing (/generate-blog, /api/v1/generate, /api/v1/jobs) is served by deploy/aiblog-ai." in routed
+    unrouted = render().notes
+    assert "the AI pool (deploy/aiblog-ai) gets no traffic; aiPool.enabled=false saves its pod" in unrouted
+    assert "aiblog-ai" not in render(BLOG_CHART, {"aiPool": {"enabled": False}}).notes
+
+
 def test_turned_off_nothing_of_it_is_left():
     values = copy.deepcopy(ROUTED)
     values["aiPool"] = {"enabled": False}
