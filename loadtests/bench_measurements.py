@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -190,12 +191,10 @@ class BenchMeasurements:
         under["simulator_only"]["streams_completed"] = sum(c.get("completed", 0) for _, c in rounds["simulator_only"])
         for key, phase in (("generators", "loaded"), ("generators_one_pool", "loaded_one_pool")):
             outcomes = [counts for _, counts in rounds[phase]]
-            kinds: dict[str, int] = {}
-            for outcome in outcomes:
-                for kind, count in (outcome.get("error_kinds") or {}).items():
-                    kinds[kind] = kinds.get(kind, 0) + count
+            kinds = sum((Counter(o.get("error_kinds") or {}) for o in outcomes), Counter())
             under[key] = {"users": generators, "completed": sum(o.get("completed", 0) for o in outcomes),
-                          "rejected_429": sum(o.get("rejected_429", 0) for o in outcomes), "error_kinds": kinds}
+                          "rejected_429": sum(o.get("rejected_429", 0) for o in outcomes),
+                          "error_kinds": dict(sorted(kinds.items()))}
         self.progress.line(f"   read p95 (median of {self.settings.read_rounds}) normal "
                            f"{stats.fmt_ms(under['baseline']['latency_ms']['p95'])}, "
                            f"while generating on the AI pool {stats.fmt_ms(under['loaded']['latency_ms']['p95'])}, "

@@ -53,7 +53,7 @@ def process_tree(pid: int) -> Callable[[], float]:
 def stack_parts(stack) -> dict[str, Callable[[], float]]:
     """The parts of a ``bench_stack.Stack`` that are running, by name."""
     parts = {"blog": stack.blog.cpu_seconds, "bench clients (this process)": own_cpu_seconds}
-    if getattr(stack, "ai_pool", None) is not None:
+    if stack.ai_pool is not None:
         parts["blog AI pool"] = stack.ai_pool.cpu_seconds
     for name, service in (("LLM simulator", stack.llm), ("Redis", stack.redis), ("RQ worker", stack.worker)):
         process = getattr(service, "process", None)

@@ -52,7 +52,7 @@ def fmt_value(value, unit: str) -> str:
     if unit == "x":
         return stats.fmt_number(value, 1, "×")
     if unit == "change":  # a relative change, e.g. +0.12 -> "+12.0 %"
-        return "—" if value is None else f"{value * 100:+.1f} %"
+        return stats.fmt_change(value)
     if unit == "s":
         return stats.fmt_number(value, 1, " s")
     if unit == "MB":

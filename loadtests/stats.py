@@ -106,6 +106,11 @@ def fmt_number(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return f"{value:,.{digits}f}{suffix}"
 
 
+def fmt_change(value: float | None) -> str:
+    """A relative change for people: +0.12 -> '+12.0 %', or '—' when not measured."""
+    return "—" if value is None else f"{value * 100:+.1f} %"
+
+
 def fmt_pct(value: float | None, digits: int = 2) -> str:
     """A ratio (0..1) as a percentage."""
     if value is None:

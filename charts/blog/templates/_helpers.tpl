@@ -129,9 +129,11 @@ per whole CPU of its limit (gevent: one core each), at least 1. */}}
 {{/*
 The gunicorn pools that serve HTTP, as a YAML list: `web`, and with aiPool.enabled
 the AI pool, which the Ingress and HTTPRoute send aiPool.paths. Each has its
-component, name, replicaCount, autoscaling and part: web's values, and for the AI
+component, name, replicaCount, autoscaling, part (web's values, and for the AI
 pool web's values with aiPool's resources and, when set, its nodeSelector,
-tolerations and affinity instead of web's (one ConfigMap of settings for both).
+tolerations and affinity instead of web's) and env: what its server container
+sets over the ConfigMap, which holds web's settings (the AI pool's own gunicorn
+worker count, one per whole CPU of its limit).
 */}}
 {{- define "blog.servingPools" -}}
 - component: web
@@ -139,6 +141,7 @@ tolerations and affinity instead of web's (one ConfigMap of settings for both).
   replicaCount: {{ .Values.replicaCount }}
   autoscaling: {{ toJson .Values.autoscaling }}
   part: {{ toJson .Values.web }}
+  env: []
 {{- if .Values.aiPool.enabled }}
 - component: ai
   name: {{ include "blog.componentName" (dict "ctx" . "component" "ai") }}
@@ -153,6 +156,7 @@ tolerations and affinity instead of web's (one ConfigMap of settings for both).
   {{- end }}
   {{- end }}
   part: {{ toJson $part }}
+  env: [{name: WEB_CONCURRENCY, value: {{ include "blog.webConcurrency" $part | quote }}}]
 {{- end }}
 {{- end }}
 
@@ -299,8 +303,9 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* The blog's environment: plain settings from the ConfigMap, secrets by reference, then the part's extras.
-Usage: blog.env (dict "ctx" $ "part" .Values.web) */}}
+{{/* The blog's environment: plain settings from the ConfigMap, secrets by reference, the part's extras,
+then .own (a pod's own settings over the ConfigMap's, e.g. the AI pool's WEB_CONCURRENCY).
+Usage: blog.env (dict "ctx" $ "part" .Values.web ["own" list]) */}}
 {{- define "blog.env" -}}
 {{- $ctx := .ctx }}
 envFrom:
@@ -330,6 +335,9 @@ env:
         key: {{ include "blog.redis.secretKey" $ctx }}
   {{- end }}
   {{- with .part.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with .own }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end }}
